@@ -1,0 +1,63 @@
+"""The `a2e` command: a thin dispatcher over subcommands that live beside the code they run.
+
+Each module in `_SUBCOMMAND_MODULES` defines `register(subparsers)`, adding one or more subcommands whose
+parsers set `func(args) -> int | None`. Those modules import heavy libraries (JAX, librosa) inside the
+functions, so `a2e --help` stays fast.
+"""
+
+import argparse
+import importlib
+import importlib.util
+import sys
+
+from a2e_jax import __version__
+from a2e_jax.errors import UserError
+
+_SUBCOMMAND_MODULES = (
+  "a2e_jax.face.cli",  # models, export
+  "a2e_jax.render.cli",  # render
+  "a2e_jax.data.cli",  # data
+  "a2e_jax.train.cli",  # train
+  "a2e_jax.infer.cli",  # generate, demo
+  "a2e_jax.eval.cli",  # eval
+  "a2e_jax.bench_cli",  # bench
+)
+
+
+class _Parser(argparse.ArgumentParser):
+  """argparse that raises UserError instead of exiting, so every user error looks the same."""
+
+  def error(self, message):
+    raise UserError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = _Parser(prog="a2e", description=__doc__.splitlines()[0])
+  parser.add_argument("--version", action="version", version=f"a2e_jax {__version__}")
+  subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+  subparsers.required = True
+  for name in _SUBCOMMAND_MODULES:
+    if importlib.util.find_spec(name) is not None:
+      importlib.import_module(name).register(subparsers)
+  return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+  argv = sys.argv[1:] if argv is None else argv
+  try:
+    args, extra = build_parser().parse_known_args(argv)
+    if extra and not getattr(args, "accepts_config_overrides", False):
+      raise UserError(f"a2e {args.command}: unrecognized arguments: {' '.join(extra)}")
+    args.config_overrides = extra
+    status = args.func(args)
+  except UserError as e:
+    print(f"a2e: error: {e}", file=sys.stderr)
+    return 2
+  except KeyboardInterrupt:
+    print("a2e: interrupted", file=sys.stderr)
+    return 130
+  return int(status or 0)
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,28 @@
+"""Gives JAX 8 fake CPU devices before it is imported, so sharding code runs as on a real mesh."""
+
+import os
+import pathlib
+
+import pytest
+
+os.environ["XLA_FLAGS"] = (
+  os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+).strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture
+def shared_dir():
+  """`../shared` (real face models and audio); tests that need a file skip when it is absent."""
+  return SHARED
+
+
+def require_shared(relative: str) -> pathlib.Path:
+  """Path under ../shared, or skip the test with the reason."""
+  path = SHARED / relative
+  if not path.exists():
+    pytest.skip(f"optional test data {path} is absent (see ../shared/*/README.md)")
+  return path
