@@ -20,6 +20,14 @@ A **clip** (one record of a dataset; variable length T frames) holds:
   phones       [P]      int32 phoneme ids (built-in corpus only; else empty) for alignment scoring
   phone_start  [P]      float32 phoneme start times in seconds
 
+On disk, a corpus (the built-in one, or real data prepared by tools/prepare_mead.py) is a folder with
+`manifest.jsonl`, one JSON object per clip:
+  {"clip_id", "audio": path, "coeffs": path, "fps": float, "speaker", "sentence", "emotion": name or "",
+   "intensity": int (0 unknown), "split"}
+Paths are relative to the manifest's folder. `coeffs` is any format `a2e_jax.face` can import; the built-in
+corpus writes our `.npz` (face/sequence.py: coeffs, channel_names, fps, model, pose, eye, beta0, and the
+extras phones, phone_start).
+
 A training **batch** is a dict of four time-aligned clip views for cross-reconstruction, each a dict of
   mel [B,T,16,80], coeffs [B,T,K], beta0 [B,K], eye [B,T,EYE], emotion [B], intensity [B], mask [B,T]:
   "a"  = x(i,m)  content i, emotion m        "b"  = x(j,n)  content j, emotion n

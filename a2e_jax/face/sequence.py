@@ -32,3 +32,49 @@ class CoeffSequence:
   @property
   def num_frames(self) -> int:
     return int(self.coeffs.shape[0])
+
+
+NPZ_FORMAT = "a2e_coeff_sequence"
+NPZ_VERSION = 1
+_OPTIONAL = ("pose", "eye", "beta0", "id_coeffs")
+
+
+def save_npz(path: str, seq: CoeffSequence, **extras: np.ndarray) -> None:
+  """Writes our lossless `.npz`.
+
+  Keys: format, version, coeffs, channel_names, fps, model, the optional arrays that are set (pose, eye,
+  beta0, id_coeffs), and any `extras` (e.g. phones, phone_start) under their own names.
+  """
+  arrays = {
+    "format": np.array(NPZ_FORMAT),
+    "version": np.array(NPZ_VERSION),
+    "coeffs": np.asarray(seq.coeffs, np.float32),
+    "channel_names": np.array(seq.channel_names, dtype=np.str_),
+    "fps": np.array(seq.fps, np.float64),
+    "model": np.array(seq.model),
+  }
+  for key in _OPTIONAL:
+    if getattr(seq, key) is not None:
+      arrays[key] = np.asarray(getattr(seq, key), np.float32)
+  arrays.update({k: np.asarray(v) for k, v in extras.items()})
+  with open(path, "wb") as f:
+    np.savez_compressed(f, **arrays)
+
+
+def load_npz(path: str) -> tuple[CoeffSequence, dict]:
+  """Reads `save_npz`'s file: (the sequence, a dict of the extra arrays). Raises ValueError if malformed."""
+  with np.load(path, allow_pickle=False) as data:
+    arrays = {k: data[k] for k in data.files}
+  if str(arrays.pop("format", "")) != NPZ_FORMAT:
+    raise ValueError(f"{path}: not an a2e coefficient .npz (no format={NPZ_FORMAT!r})")
+  arrays.pop("version")
+  seq = CoeffSequence(
+    coeffs=arrays.pop("coeffs"),
+    channel_names=tuple(str(n) for n in arrays.pop("channel_names")),
+    fps=float(arrays.pop("fps")),
+    model=str(arrays.pop("model")),
+    **{k: arrays.pop(k, None) for k in _OPTIONAL},
+  )
+  if seq.coeffs.ndim != 2 or seq.coeffs.shape[1] != len(seq.channel_names):
+    raise ValueError(f"{path}: coeffs shape {seq.coeffs.shape} does not match {len(seq.channel_names)} names")
+  return seq, arrays
