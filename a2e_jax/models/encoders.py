@@ -1,0 +1,61 @@
+"""Audio encoders: content (what is said) and emotion (how it is said), both over mel windows [B,T,16,80].
+
+Each has its own per-frame `MelStem`, because content and emotion cues live in different parts of the
+spectrum (formant movement vs. pitch, energy and voice quality); the cross-reconstruction losses are what
+push each encoder towards its factor.
+"""
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from a2e_jax.models import layers
+
+
+class ContentEncoder(nn.Module):
+  """mel [B,T,16,80], mask [B,T] -> content latents [B,T,D] (a Transformer encoder over time)."""
+
+  dim: int
+  stem_channels: int
+  num_layers: int
+  num_heads: int
+  mlp_dim: int
+  dropout: float = 0.0
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, mel_btfw, mask_bt, train: bool = False):
+    x_btd = layers.MelStem(self.dim, self.stem_channels, self.dtype, name="stem")(mel_btfw)
+    x_btd = x_btd + layers.sinusoid(x_btd.shape[1], self.dim).astype(self.dtype)
+    x_btd = nn.Dropout(self.dropout, deterministic=not train)(x_btd)
+    return layers.Transformer(self.num_layers, self.num_heads, self.mlp_dim, self.dropout, dtype=self.dtype,
+                              name="transformer")(x_btd, mask_bt, train=train)
+
+
+class EmotionEncoder(nn.Module):
+  """mel [B,T,16,80], mask [B,T] -> (emotion_btd, emotion_bd pooled, logits_be, intensity_b).
+
+  The pooled latent is the masked mean over the clip; the class logits and the intensity (a regression
+  onto MEAD's 1..3 levels) are read from it, so the latent the decoders see is the one that is classified.
+  """
+
+  dim: int
+  stem_channels: int
+  num_layers: int
+  num_heads: int
+  mlp_dim: int
+  num_emotions: int
+  dropout: float = 0.0
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, mel_btfw, mask_bt, train: bool = False):
+    x_btd = layers.MelStem(self.dim, self.stem_channels, self.dtype, name="stem")(mel_btfw)
+    x_btd = x_btd + layers.sinusoid(x_btd.shape[1], self.dim).astype(self.dtype)
+    x_btd = nn.Dropout(self.dropout, deterministic=not train)(x_btd)
+    emotion_btd = layers.Transformer(self.num_layers, self.num_heads, self.mlp_dim, self.dropout,
+                                     dtype=self.dtype, name="transformer")(x_btd, mask_bt, train=train)
+    emotion_bd = layers.masked_mean(emotion_btd.astype(jnp.float32), mask_bt)
+    logits_be = layers.dense(self.num_emotions, ("embed", "vocab"), jnp.float32,
+                             name="classifier")(emotion_bd)
+    intensity_b = layers.dense(1, ("embed", "scalar"), jnp.float32, name="intensity")(emotion_bd)[:, 0] + 2.0
+    return emotion_btd, emotion_bd, logits_be, intensity_b
