@@ -18,6 +18,8 @@ class CoeffSequence:
     beta0: [K] float32 reference (resting) expression of the identity, or None.
     id_coeffs: [Ki] float32 identity coefficients of the face model, or None.
     model: id of the face model the coefficients belong to ("builtin", "bfm", "ict", ...), or "".
+    crop: [T,3] float32 Deep3DFaceRecon image-crop parameters (scale, centre x, centre y) that PIRenderer
+      files carry, or None (face/coeffs.py).
   """
 
   coeffs: np.ndarray
@@ -28,6 +30,7 @@ class CoeffSequence:
   beta0: np.ndarray | None = None
   id_coeffs: np.ndarray | None = None
   model: str = ""
+  crop: np.ndarray | None = None
 
   @property
   def num_frames(self) -> int:
@@ -36,14 +39,14 @@ class CoeffSequence:
 
 NPZ_FORMAT = "a2e_coeff_sequence"
 NPZ_VERSION = 1
-_OPTIONAL = ("pose", "eye", "beta0", "id_coeffs")
+_OPTIONAL = ("pose", "eye", "beta0", "id_coeffs", "crop")
 
 
 def save_npz(path: str, seq: CoeffSequence, **extras: np.ndarray) -> None:
   """Writes our lossless `.npz`.
 
   Keys: format, version, coeffs, channel_names, fps, model, the optional arrays that are set (pose, eye,
-  beta0, id_coeffs), and any `extras` (e.g. phones, phone_start) under their own names.
+  beta0, id_coeffs, crop), and any `extras` (e.g. phones, phone_start) under their own names.
   """
   arrays = {
     "format": np.array(NPZ_FORMAT),
