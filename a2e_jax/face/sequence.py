@@ -1,6 +1,7 @@
 """`CoeffSequence`: one clip of per-frame face coefficients, the unit every importer and exporter handles."""
 
 import dataclasses
+import zipfile
 
 import numpy as np
 
@@ -43,7 +44,7 @@ _OPTIONAL = ("pose", "eye", "beta0", "id_coeffs", "crop")
 
 
 def save_npz(path: str, seq: CoeffSequence, **extras: np.ndarray) -> None:
-  """Writes our lossless `.npz`.
+  """Writes our lossless `.npz` (byte-identical for identical data).
 
   Keys: format, version, coeffs, channel_names, fps, model, the optional arrays that are set (pose, eye,
   beta0, id_coeffs, crop), and any `extras` (e.g. phones, phone_start) under their own names.
@@ -60,8 +61,13 @@ def save_npz(path: str, seq: CoeffSequence, **extras: np.ndarray) -> None:
     if getattr(seq, key) is not None:
       arrays[key] = np.asarray(getattr(seq, key), np.float32)
   arrays.update({k: np.asarray(v) for k, v in extras.items()})
-  with open(path, "wb") as f:
-    np.savez_compressed(f, **arrays)
+  # numpy's savez stamps each entry with the current time; a fixed stamp makes equal data equal bytes.
+  with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    for key, value in arrays.items():
+      entry = zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+      entry.compress_type = zipfile.ZIP_DEFLATED
+      with archive.open(entry, "w", force_zip64=True) as f:
+        np.lib.format.write_array(f, value, allow_pickle=False)
 
 
 def load_npz(path: str) -> tuple[CoeffSequence, dict]:
