@@ -181,3 +181,25 @@ def test_registry_resolves_paths_env_and_cache(tmp_path, monkeypatch):
     registry.resolve_model("bfm")
   with pytest.raises(UserError, match="not found"):
     registry.resolve_model(str(tmp_path / "missing.npz"))
+
+
+def test_ict_retargets_onto_a_moved_copy_of_its_face_as_identity(ict_model):
+  """The full head vs. its narrow face, scaled, rotated and moved: the fitted map is the identity."""
+  from scipy.spatial.transform import Rotation
+
+  from a2e_jax.face.model import MorphableModel
+  from a2e_jax.face.retarget import fit_retarget
+
+  m = ict_model.to_numpy()
+  keep = np.arange(6_706)
+  triangles = m.triangles[np.all(m.triangles < len(keep), axis=1)]
+  rotation = Rotation.from_euler("xyz", [0.3, 0.2, -0.1]).as_matrix()
+  face = MorphableModel(
+    mean=(0.8 * m.mean[keep] @ rotation.T + [0.1, 0.2, 0.3]).astype(np.float32),
+    id_basis=np.zeros((len(keep), 3, 0), np.float32),
+    exp_basis=(0.8 * np.einsum("ed,ndk->nek", rotation, m.exp_basis[keep])).astype(np.float32),
+    triangles=triangles, landmarks=m.landmarks, regions={}, channel_names=m.channel_names, name="face",
+  )
+  matrix = fit_retarget(ict_model, face)
+  assert np.abs(np.diag(matrix) - 1).max() < 0.03
+  assert np.abs(matrix - np.diag(np.diag(matrix))).max() < 0.02

@@ -8,8 +8,9 @@ model reproduces the source model's expression displacements:
      the target's;
   2. every target face vertex is matched to the closest point of the aligned source surface (barycentric
      on the nearest triangle), and pairs farther apart than `max_distance` are dropped;
-  3. ridge regression: M = argmin ||B_t M - D_s||^2 + lam ||M||^2, with B_t [3V,Kt] the target's basis at
-     the matched vertices and D_s [3V,Ks] the source's (rotated and scaled) basis interpolated there.
+  3. ridge regression: M = argmin ||B_t M - D_s||^2 + reg ||diag(|B_t|) M||^2, with B_t [3V,Kt] the target's
+     basis at the matched vertices, |B_t| its column norms and D_s [3V,Ks] the source's (rotated and
+     scaled) basis interpolated there.
 
 `channel_map` is what exporters call: a permutation or the ICT<->ARKit matrices when only names differ,
 `fit_retarget` when the spaces differ.
@@ -23,13 +24,13 @@ from a2e_jax.errors import UserError
 from a2e_jax.face import channels
 
 
-def fit_retarget(source_model, target_model, reg: float = 1e-3, max_distance: float | None = None):
+def fit_retarget(source_model, target_model, reg: float = 1e-4, max_distance: float | None = None):
   """[Kt, Ks] float32 matrix M with target coefficients = M @ source coefficients.
 
   Args:
     source_model, target_model: MorphableModels with 68 landmarks and a "face" region (all vertices when
       the region is missing or empty).
-    reg: ridge weight relative to the mean squared norm of the target's basis columns.
+    reg: ridge weight on the target's basis columns scaled to unit norm (over the matched vertices).
     max_distance: drop target vertices farther than this from the aligned source surface (model units);
       default 10% of the target's jaw width (landmarks 0-16).
   """
@@ -54,9 +55,13 @@ def fit_retarget(source_model, target_model, reg: float = 1e-3, max_distance: fl
   src_basis = scale * np.einsum("ed,vdk->vek", rotation, src_basis)
   a = tgt.exp_basis[tgt_vertices].astype(np.float64).reshape(-1, tgt.num_exp)
   y = src_basis.reshape(-1, src.num_exp)
-  gram = a.T @ a
-  lam = reg * np.trace(gram) / tgt.num_exp
-  return np.linalg.solve(gram + lam * np.eye(tgt.num_exp), a.T @ y).astype(np.float32)
+  # Ridge on unit-norm columns, so that channels with a small footprint (eye gaze) shrink no more than
+  # large ones; channels that do not move the matched vertices at all get zero rows.
+  norms = np.linalg.norm(a, axis=0)
+  norms = np.where(norms > 1e-12 * max(norms.max(), 1e-30), norms, np.inf)
+  unit = a / norms
+  solution = np.linalg.solve(unit.T @ unit + reg * np.eye(tgt.num_exp), unit.T @ y)
+  return (solution / norms[:, None]).astype(np.float32)
 
 
 def channel_map(source_names, target_names, source_model=None, target_model=None, purpose="this export"):
