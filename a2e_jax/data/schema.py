@@ -29,7 +29,9 @@ corpus writes our `.npz` (face/sequence.py: coeffs, channel_names, fps, model, p
 extras phones, phone_start).
 
 A training **batch** is a dict of four time-aligned clip views for cross-reconstruction, each a dict of
-  mel [B,T,16,80], coeffs [B,T,K], beta0 [B,K], eye [B,T,EYE], emotion [B], intensity [B], mask [B,T]:
+  mel [B,T,16,80], coeffs [B,T,K], beta0 [B,K], eye [B,T,EYE], emotion [B], intensity [B], mask [B,T]
+  (1 on real frames; 0 past a clip's end, and on "ab"/"ba" when a clip has no partner and the fallback
+  masks them), clip [B] (index of the clip in its split; data/pipeline.py):
   "a"  = x(i,m)  content i, emotion m        "b"  = x(j,n)  content j, emotion n
   "ab" = x(i,n)  content of a, emotion of b  "ba" = x(j,m)  content of b, emotion of a
 where "ab" is DTW-warped onto a's timeline and "ba" onto b's, so frame t of "a" and "ab" say the same phone.

@@ -1,0 +1,176 @@
+"""SadTalker-compatible log-mel features, their per-video-frame windows, and MFCC for alignment.
+
+The formula (SadTalker's `src/utils/audio.py` with Wav2Lip's hparams, librosa >= 0.9 whose centred STFT
+pads with zeros):
+  y      = x[n] - 0.97 x[n-1]                                   (pre-emphasis, x[-1] = 0)
+  S      = |STFT(y)|, Hann window 800, n_fft 800, hop 200, centred (400 zeros each side)
+  S_db   = 20 log10(max(1e-5, mel_basis @ S)) - 20             (80 Slaney mels, 55..7600 Hz)
+  mel    = clip(8 (S_db + 100) / 100 - 4, -4, 4)
+giving [1 + N // 200, 80] frames at 80 per second. `LogMelStream` computes the same frames from audio
+arriving in blocks with memory bounded by the block size, so an hour of speech never sits in memory.
+"""
+
+import functools
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+
+from a2e_jax.data import schema
+
+N_FFT = 800
+WIN = 800
+HOP = schema.HOP
+N_MELS = schema.MEL_BANDS
+FMIN, FMAX = 55.0, 7600.0
+PREEMPHASIS = 0.97
+REF_LEVEL_DB = 20.0
+MIN_LEVEL_DB = -100.0
+MAX_ABS = 4.0
+N_MFCC = 13
+
+_PAD = N_FFT // 2
+
+
+@functools.cache
+def mel_basis() -> np.ndarray:
+  """[80, 401] float32 Slaney mel filterbank (librosa's default normalisation, as SadTalker uses)."""
+  import librosa
+
+  return librosa.filters.mel(sr=schema.SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=FMIN, fmax=FMAX).astype(
+    np.float32
+  )
+
+
+def num_mel_frames(num_samples: int) -> int:
+  """Mel frames of a centred STFT over `num_samples` samples."""
+  return 1 + num_samples // HOP
+
+
+def _preemphasis(x: np.ndarray, previous: float) -> np.ndarray:
+  """y[n] = x[n] - k x[n-1] with x[-1] = `previous` (the last sample of the preceding block)."""
+  y = np.array(x, dtype=np.float32)
+  y[1:] -= PREEMPHASIS * x[:-1]
+  if y.size:
+    y[0] -= PREEMPHASIS * previous
+  return y
+
+
+def _spectrum_to_log_mel(magnitude_ft: np.ndarray) -> np.ndarray:
+  """[401, M] STFT magnitudes -> [M, 80] normalised log-mel."""
+  mel = mel_basis() @ magnitude_ft
+  s_db = 20.0 * np.log10(np.maximum(np.float32(1e-5), mel)) - REF_LEVEL_DB
+  scaled = (2 * MAX_ABS) * (s_db - MIN_LEVEL_DB) / (-MIN_LEVEL_DB) - MAX_ABS
+  return np.clip(scaled, -MAX_ABS, MAX_ABS).T.astype(np.float32)
+
+
+def _frames_log_mel(y_padded: np.ndarray) -> np.ndarray:
+  """Log-mel of every full 800-sample frame (hop 200) of already padded, pre-emphasised samples."""
+  import librosa
+
+  spec = librosa.stft(y_padded, n_fft=N_FFT, hop_length=HOP, win_length=WIN, center=False)
+  return _spectrum_to_log_mel(np.abs(spec))
+
+
+def log_mel(wav: np.ndarray) -> np.ndarray:
+  """[N] float 16 kHz audio -> [1 + N // 200, 80] float32 normalised log-mel (one shot)."""
+  wav = np.asarray(wav, np.float32)
+  if wav.ndim != 1:
+    raise ValueError(f"log_mel expects mono [N] audio, got shape {wav.shape}")
+  y = np.pad(_preemphasis(wav, 0.0), _PAD)
+  return _frames_log_mel(y)
+
+
+class LogMelStream:
+  """Log-mel of audio that arrives in blocks; the concatenated output equals `log_mel` of the whole.
+
+  Holds at most one block plus 800 samples: the pre-emphasis filter carries its last input sample across
+  blocks, and frames are emitted once their 800-sample support (centred, zero-padded at both ends of the
+  signal) has arrived.
+  """
+
+  def __init__(self):
+    self._previous = 0.0
+    self._buffer = np.zeros(_PAD, np.float32)  # pre-emphasised samples from global index _start on
+    self._start = -_PAD
+    self._next_frame = 0
+    self._num_samples = 0
+
+  def push(self, block: np.ndarray) -> np.ndarray:
+    """Adds [n] samples; returns the [m, 80] frames now complete (m may be 0)."""
+    block = np.asarray(block, np.float32)
+    if block.size:
+      self._buffer = np.concatenate([self._buffer, _preemphasis(block, self._previous)])
+      self._previous = float(block[-1])
+      self._num_samples += block.size
+    end = self._start + self._buffer.size
+    last = (end - _PAD) // HOP  # last frame whose support ends within the buffer
+    return self._emit(last)
+
+  def finish(self) -> np.ndarray:
+    """Pads the end with zeros and returns the remaining frames, up to frame N // 200."""
+    last = self._num_samples // HOP
+    needed = last * HOP + _PAD - (self._start + self._buffer.size)
+    self._buffer = np.concatenate([self._buffer, np.zeros(max(needed, 0), np.float32)])
+    return self._emit(last)
+
+  def _emit(self, last: int) -> np.ndarray:
+    if last < self._next_frame:
+      return np.zeros((0, N_MELS), np.float32)
+    begin = self._next_frame * HOP - _PAD - self._start
+    end = last * HOP + _PAD - self._start
+    frames = _frames_log_mel(self._buffer[begin:end])
+    self._next_frame = last + 1
+    keep_from = self._next_frame * HOP - _PAD - self._start
+    self._buffer = self._buffer[keep_from:]
+    self._start += keep_from
+    return frames
+
+
+def log_mel_chunked(blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+  """Yields [m, 80] pieces of the log-mel of the concatenated `blocks` (see `LogMelStream`)."""
+  stream = LogMelStream()
+  for block in blocks:
+    frames = stream.push(block)
+    if len(frames):
+      yield frames
+  frames = stream.finish()
+  if len(frames):
+    yield frames
+
+
+def crop_or_pad(wav: np.ndarray, num_frames: int) -> np.ndarray:
+  """Audio cut or zero-padded to exactly `num_frames` video frames (640 samples each), as SadTalker does."""
+  length = num_frames * schema.SAMPLES_PER_FRAME
+  wav = np.asarray(wav, np.float32)[:length]
+  return np.pad(wav, (0, length - wav.size))
+
+
+def video_frames(num_samples: int) -> int:
+  """Whole 25 fps video frames in `num_samples` samples (SadTalker's `int(len / 640)`)."""
+  return num_samples // schema.SAMPLES_PER_FRAME
+
+
+def mel_windows(mel_mf: np.ndarray, frames: np.ndarray | int) -> np.ndarray:
+  """[M, 80] log-mel -> [T, 16, 80] windows of the video frames `frames` (an int T means 0..T-1).
+
+  Frame t sees the 16 mel frames starting at int(80 (t - 2) / 25), clamped to the clip
+  (`schema.mel_window_indices`).
+  """
+  frames = np.arange(frames) if np.isscalar(frames) else np.asarray(frames)
+  if frames.size == 0:
+    return np.zeros((0, schema.MEL_WINDOW, mel_mf.shape[1]), mel_mf.dtype)
+  index_tw = schema.mel_window_indices(int(frames.max()) + 1, mel_mf.shape[0])[frames]
+  return mel_mf[index_tw]
+
+
+def mfcc_from_log_mel(mel_mf: np.ndarray, n_mfcc: int = N_MFCC) -> np.ndarray:
+  """[M, 80] normalised log-mel -> [M, n_mfcc] MFCC (DCT-II of the dB mel spectrum, c0 included)."""
+  import librosa
+
+  s_db = (np.asarray(mel_mf, np.float32) + MAX_ABS) * (-MIN_LEVEL_DB / (2 * MAX_ABS)) + MIN_LEVEL_DB
+  return librosa.feature.mfcc(S=s_db.T, n_mfcc=n_mfcc).T.astype(np.float32)
+
+
+def mfcc(wav: np.ndarray, n_mfcc: int = N_MFCC) -> np.ndarray:
+  """[N] 16 kHz audio -> [1 + N // 200, n_mfcc] MFCC at 80 frames per second, for DTW alignment."""
+  return mfcc_from_log_mel(log_mel(wav), n_mfcc)

@@ -1,0 +1,433 @@
+"""The grain input pipeline: clip records -> windows -> cross-reconstruction pairs -> sharded global batches.
+
+Training example e (counting over all steps: e = step * global_batch + row) is a pure function of
+(seed, e): its anchor clip is position e mod N of the epoch's permutation of the anchors, and its partners,
+windows and augmentation come from a generator seeded with (seed, e). Each grain record is one process's
+rows of one global batch, so process p (grain `ShardOptions` from the mesh: normally
+jax.process_index() of jax.process_count()) reads only the clips of its own rows, any number of processes
+or workers yields the same global batches, and the grain iterator's state resumes exactly.
+
+Batch layout (data/schema.py): {"a", "b", "ab", "ba"}, each a dict of
+  mel [B,T,16,80] float32, coeffs [B,T,K] float32, beta0 [B,K] float32, eye [B,T,EYE] float32,
+  emotion [B] int32, intensity [B] int32, mask [B,T] float32 (1 on real frames), clip [B] int32 (source index)
+as `jax.Array`s with the batch dimension sharded over the mesh's data axes. "ab" (content of a, emotion
+of b) is gathered through the DTW warp a -> ab, so its frame t says what a says at frame t; likewise "ba".
+When a clip has no rendition in another emotion, `pairs.fallback` decides: "same_emotion" takes b in a's
+emotion (then ab = a and ba = b are true targets), "mask" takes any b and zeroes the masks of ab and ba,
+"skip" never uses such clips as anchors.
+"""
+
+import dataclasses
+import functools
+from collections.abc import Sequence
+
+import ml_collections
+import numpy as np
+
+from a2e_jax.audio import features
+from a2e_jax.data import align
+from a2e_jax.errors import UserError
+
+VIEWS = ("a", "b", "ab", "ba")
+FALLBACKS = ("same_emotion", "mask", "skip")
+_HUGE = 1 << 62  # records of the endless training stream
+
+
+def data_config() -> ml_collections.ConfigDict:
+  """Defaults of the `data` section of a training config."""
+  return ml_collections.ConfigDict(
+    {
+      "dataset": "a2e_synthetic/default",  # TFDS name/config[:version] under data_dir
+      "data_dir": "data/tfds",
+      "train_split": "train",
+      "eval_splits": ("val_speaker", "val_sentence"),
+      "window_frames": 32,  # T, frames of 25 fps per training window
+      "eval_pad_frames": 25,  # eval clips are padded to a multiple of this (fewer distinct shapes to compile)
+      "pairs": {
+        "same_speaker": True,  # b from a's speaker (keeps beta0 and voice; EVP pairs within a speaker)
+        "fallback": "same_emotion",  # one of FALLBACKS
+        "match_intensity": True,  # ab takes b's intensity and ba a's where such a rendition exists
+      },
+      "workers": 0,  # grain worker processes (0: threads of the main process)
+      "worker_buffer_size": 2,
+      "read_threads": 2,  # threads building local batches in each process or worker
+      "prefetch": 4,  # local batches built ahead by each process or worker
+      "augment": {
+        "gain_db": 0.0,  # uniform level change of each view's log-mel in +-gain_db
+        "mel_noise": 0.0,  # std of Gaussian noise on the normalised log-mel
+      },
+    }
+  )
+
+
+# ----------------------------------------------------------------------------------------------- pairing
+
+
+class PairSampler:
+  """Draws (a, b, ab, ba) clip indices for an anchor a from a `PairIndex`."""
+
+  def __init__(
+    self,
+    index: align.PairIndex,
+    same_speaker: bool = True,
+    fallback: str = "same_emotion",
+    match_intensity: bool = True,
+  ):
+    if fallback not in FALLBACKS:
+      raise UserError(f"data.pairs.fallback={fallback!r}; choose one of {', '.join(FALLBACKS)}")
+    self.index, self.fallback, self.match_intensity = index, fallback, match_intensity
+    spk = index.speaker if same_speaker else np.full(len(index), "")
+    self._spk = spk
+    self._by_group_emotion: dict[tuple[int, int], list[int]] = {}
+    for i, (g, m) in enumerate(zip(index.group.tolist(), index.emotion.tolist())):
+      self._by_group_emotion.setdefault((g, m), []).append(i)
+    emotions_of: dict[int, set[int]] = {}
+    for g, m in self._by_group_emotion:
+      emotions_of.setdefault(g, set()).add(m)
+    self._emotions_of = {g: sorted(ms) for g, ms in emotions_of.items()}
+    group_speaker = {int(g): s for g, s in zip(index.group, spk)}
+    with_both: dict[tuple[str, int, int], list[int]] = {}
+    for g, ms in self._emotions_of.items():
+      for m in ms:
+        for n in ms:
+          if m != n:
+            with_both.setdefault((group_speaker[g], m, n), []).append(g)
+    self._with_both = {k: np.array(v) for k, v in with_both.items()}
+    by_speaker_emotion: dict[tuple[str, int], list[int]] = {}
+    by_speaker: dict[str, list[int]] = {}
+    for i, (s, m) in enumerate(zip(spk.tolist(), index.emotion.tolist())):
+      by_speaker_emotion.setdefault((s, m), []).append(i)
+      by_speaker.setdefault(s, []).append(i)
+    self._by_speaker_emotion = {k: np.array(v) for k, v in by_speaker_emotion.items()}
+    self._by_speaker = {k: np.array(v) for k, v in by_speaker.items()}
+    has_partner = np.array(
+      [
+        len(self._emotions_of[int(g)]) > 1 and self._partner_groups(i).size > 0
+        for i, g in enumerate(index.group)
+      ],
+      bool,
+    )
+    self.anchors = np.flatnonzero(has_partner) if fallback == "skip" else np.arange(len(index))
+    if self.anchors.size == 0:
+      raise UserError(
+        "no clip has a rendition of its sentence in another emotion, so data.pairs.fallback='skip' "
+        "leaves nothing to train on; use 'same_emotion' or 'mask'"
+      )
+
+  def _partner_groups(self, a: int, n: int | None = None) -> np.ndarray:
+    g, m = int(self.index.group[a]), int(self.index.emotion[a])
+    ns = [n] if n is not None else [x for x in self._emotions_of[g] if x != m]
+    found = [self._with_both.get((self._spk[a], m, x), np.zeros(0, int)) for x in ns]
+    groups = np.concatenate(found) if found else np.zeros(0, int)
+    return groups[groups != g]
+
+  def _closest_intensity(self, candidates: list[int], intensity: int, rng: np.random.Generator) -> int:
+    if self.match_intensity:
+      gaps = np.abs(self.index.intensity[candidates] - intensity)
+      candidates = [c for c, gap in zip(candidates, gaps) if gap == gaps.min()]
+    return int(candidates[rng.integers(len(candidates))])
+
+  def sample(self, a: int, rng: np.random.Generator) -> tuple[int, int, int, int, bool]:
+    """(a, b, ab, ba, paired): ab = (a's group, b's emotion), ba = (b's group, a's emotion)."""
+    ix = self.index
+    g, m = int(ix.group[a]), int(ix.emotion[a])
+    others = [n for n in self._emotions_of[g] if n != m]
+    for n in rng.permutation(others) if others else ():
+      groups = self._partner_groups(a, int(n))
+      if groups.size == 0:
+        continue
+      gj = int(groups[rng.integers(groups.size)])
+      b = int(rng.choice(self._by_group_emotion[(gj, int(n))]))
+      ab = self._closest_intensity(self._by_group_emotion[(g, int(n))], int(ix.intensity[b]), rng)
+      ba = self._closest_intensity(self._by_group_emotion[(gj, m)], int(ix.intensity[a]), rng)
+      return a, b, ab, ba, True
+    if self.fallback == "same_emotion":
+      pool = self._by_speaker_emotion[(self._spk[a], m)]
+    else:
+      pool = self._by_speaker[self._spk[a]]
+    other = pool[ix.group[pool] != g]
+    b = int(rng.choice(other)) if other.size else a
+    return a, b, a, b, self.fallback == "same_emotion"
+
+
+# ------------------------------------------------------------------------------------------- examples
+
+
+def _view(record: dict, frames_t: np.ndarray, valid_t: np.ndarray, clip: int, augment=None, rng=None) -> dict:
+  """One clip's frames `frames_t` (clamped to the clip) as a view: mel windows, targets, mask."""
+  coeffs = np.asarray(record["coeffs"], np.float32)
+  frames = np.clip(frames_t, 0, coeffs.shape[0] - 1)
+  mel = features.mel_windows(np.asarray(record["mel"], np.float32), frames)
+  if augment is None:
+    pass
+  elif augment.gain_db:
+    # A level change of g dB shifts the normalised log-mel by 8 g / 100 (before its clip to [-4, 4]).
+    shift = rng.uniform(-augment.gain_db, augment.gain_db) * 2 * features.MAX_ABS / -features.MIN_LEVEL_DB
+    mel = np.clip(mel + np.float32(shift), -features.MAX_ABS, features.MAX_ABS)
+  if augment is not None and augment.mel_noise:
+    mel = mel + rng.normal(0.0, augment.mel_noise, mel.shape).astype(np.float32)
+  return {
+    "mel": mel.astype(np.float32),
+    "coeffs": coeffs[frames] * valid_t[:, None],
+    "beta0": np.asarray(record["beta0"], np.float32),
+    "eye": np.asarray(record["eye"], np.float32)[frames] * valid_t[:, None],
+    "emotion": np.int32(record["emotion"]),
+    "intensity": np.int32(record["intensity"]),
+    "mask": valid_t.astype(np.float32),
+    "clip": np.int32(clip),
+  }
+
+
+def _stack(views: list[dict]) -> dict:
+  return {k: np.stack([v[k] for v in views]) for k in views[0]}
+
+
+@dataclasses.dataclass
+class _Setup:
+  """What every process and worker needs to build examples (picklable)."""
+
+  source: Sequence[dict]
+  index: align.PairIndex
+  pairs: ml_collections.ConfigDict
+  augment: ml_collections.ConfigDict
+  window_frames: int
+  seed: int
+  global_batch: int
+
+  @functools.cached_property
+  def sampler(self) -> PairSampler:
+    return PairSampler(self.index, **self.pairs)
+
+  def permutation(self, epoch: int) -> np.ndarray:
+    """The anchors in epoch `epoch`'s order (the last one is cached: epochs are visited in order)."""
+    cached = self.__dict__.get("_permutation")
+    if cached is None or cached[0] != epoch:
+      anchors = self.sampler.anchors
+      cached = (epoch, anchors[np.random.default_rng([self.seed, epoch, 1]).permutation(anchors.size)])
+      self.__dict__["_permutation"] = cached
+    return cached[1]
+
+  def training_example(self, example: int) -> dict:
+    """The four views of global example `example` (a pure function of (seed, example))."""
+    anchors = self.sampler.anchors
+    a = int(self.permutation(example // anchors.size)[example % anchors.size])
+    rng = np.random.default_rng([self.seed, example, 0])
+    a, b, ab, ba, paired = self.sampler.sample(a, rng)
+    records = {i: self.source[i] for i in {a, b, ab, ba}}
+    out = {}
+    for first, second, names in ((a, ab, ("a", "ab")), (b, ba, ("b", "ba"))):
+      length = int(self.index.num_frames[first])
+      start = int(rng.integers(0, max(length - self.window_frames, 0) + 1))
+      frames = start + np.arange(self.window_frames)
+      valid = (frames < length).astype(np.float32)
+      out[names[0]] = _view(records[first], frames, valid, first, self.augment, rng)
+      warp = self.index.warp(first, second)
+      out[names[1]] = _view(
+        records[second], warp[np.minimum(frames, length - 1)], valid * paired, second, self.augment, rng
+      )
+    return out
+
+
+class _TrainBatches:
+  """grain data source: record q = (step q // shards, shard q % shards) -> that shard's rows of the batch."""
+
+  def __init__(self, setup: _Setup, shards: int):
+    self.setup, self.shards = setup, shards
+    self.rows = setup.global_batch // shards
+
+  def __len__(self) -> int:
+    return _HUGE
+
+  def __getitem__(self, record: int) -> dict:
+    step, shard = divmod(int(record), self.shards)
+    first = step * self.setup.global_batch + shard * self.rows
+    examples = [self.setup.training_example(first + r) for r in range(self.rows)]
+    return {view: _stack([e[view] for e in examples]) for view in VIEWS}
+
+  def __repr__(self) -> str:
+    s = self.setup
+    return (
+      f"_TrainBatches(clips={len(s.index)}, seed={s.seed}, global_batch={s.global_batch}, "
+      f"shards={self.shards}, window={s.window_frames}, pairs={s.pairs.to_dict()}, "
+      f"augment={s.augment.to_dict()})"
+    )
+
+
+class _EvalBatches:
+  """grain data source over whole clips, longest first, padded to the batch's longest clip."""
+
+  def __init__(self, source, index: align.PairIndex, global_batch: int, shards: int, pad_frames: int):
+    self.source, self.index, self.shards = source, index, shards
+    self.global_batch, self.rows, self.pad_frames = global_batch, global_batch // shards, pad_frames
+    self.order = np.lexsort((np.arange(len(index)), -index.num_frames))
+    self.num_batches = -(-len(index) // global_batch)
+
+  def __len__(self) -> int:
+    return self.num_batches * self.shards
+
+  def frames(self, step: int) -> int:
+    batch = self.order[step * self.global_batch : (step + 1) * self.global_batch]
+    longest = int(self.index.num_frames[batch].max())
+    return -(-longest // self.pad_frames) * self.pad_frames
+
+  def __getitem__(self, record: int) -> dict:
+    step, shard = divmod(int(record), self.shards)
+    length = self.frames(step)
+    frames = np.arange(length)
+    first = step * self.global_batch + shard * self.rows
+    views, empty = [], None
+    for position in range(first, first + self.rows):
+      if position < len(self.order):
+        clip = int(self.order[position])
+        views.append(
+          _view(self.source[clip], frames, (frames < self.index.num_frames[clip]).astype(np.float32), clip)
+        )
+      else:
+        if empty is None:  # rows past the last clip: zeros shaped like any clip's view
+          clip = int(self.order[0])
+          empty = {
+            k: np.zeros_like(v) for k, v in _view(self.source[clip], frames, frames * 0.0, clip).items()
+          }
+          empty["clip"] = np.int32(-1)
+        views.append(empty)
+    return _stack(views)
+
+  def __repr__(self) -> str:
+    return f"_EvalBatches(clips={len(self.index)}, global_batch={self.global_batch}, shards={self.shards})"
+
+
+# ------------------------------------------------------------------------------------ global jax arrays
+
+
+def _shard_of(mesh, data_axes: Sequence[str], global_batch: int):
+  """(sharding of the batch dimension, this process's shard index, shard count) from the mesh."""
+  import jax
+  from jax.sharding import NamedSharding, PartitionSpec
+
+  missing = [a for a in data_axes if a not in mesh.axis_names]
+  if missing:
+    raise UserError(f"data axes {missing} are not axes of the mesh {tuple(mesh.axis_names)}")
+  ways = int(np.prod([mesh.shape[a] for a in data_axes]))
+  if global_batch % ways:
+    raise UserError(
+      f"global batch size {global_batch} is not divisible by the {ways} devices of the mesh's "
+      f"data axes {tuple(data_axes)}; choose a multiple of {ways}"
+    )
+  sharding = NamedSharding(mesh, PartitionSpec(tuple(data_axes)))
+  rows = sorted(
+    {
+      (s[0].start or 0, global_batch if s[0].stop is None else s[0].stop)
+      for s in sharding.addressable_devices_indices_map((global_batch,)).values()
+    }
+  )
+  start, stop = rows[0][0], rows[-1][1]
+  if sum(b - a for a, b in rows) != stop - start or global_batch % (stop - start) or start % (stop - start):
+    raise ValueError(f"process {jax.process_index()} holds batch rows {rows}, not one equal contiguous block")
+  return sharding, start // (stop - start), global_batch // (stop - start)
+
+
+def _to_global(local: dict, sharding, global_batch: int) -> dict:
+  import jax
+  from jax.sharding import NamedSharding, PartitionSpec
+
+  def put(x):
+    spec = PartitionSpec(*sharding.spec, *([None] * (x.ndim - 1)))
+    return jax.make_array_from_process_local_data(
+      NamedSharding(sharding.mesh, spec), x, (global_batch, *x.shape[1:])
+    )
+
+  return jax.tree.map(put, local)
+
+
+class BatchIterator:
+  """Global batches as `jax.Array`s; `get_state()`/`set_state()` checkpoint the position exactly."""
+
+  def __init__(self, loader, sharding, global_batch: int):
+    self.grain_iterator = iter(loader)  # a grain DataLoaderIterator (Orbax can save it too)
+    self._sharding, self._global_batch = sharding, global_batch
+
+  def __iter__(self):
+    return self
+
+  def __next__(self) -> dict:
+    return _to_global(next(self.grain_iterator), self._sharding, self._global_batch)
+
+  def get_state(self) -> bytes:
+    return self.grain_iterator.get_state()
+
+  def set_state(self, state: bytes) -> None:
+    self.grain_iterator.set_state(state)
+
+
+def _loader(source, shard_index: int, shard_count: int, data_cfg, num_records: int, num_epochs: int | None):
+  import grain
+
+  sampler = grain.samplers.IndexSampler(num_records=num_records, shuffle=False, num_epochs=num_epochs)
+  return grain.DataLoader(
+    data_source=source,
+    sampler=sampler,
+    worker_count=data_cfg.workers,
+    worker_buffer_size=data_cfg.worker_buffer_size,
+    read_options=grain.ReadOptions(num_threads=data_cfg.read_threads, prefetch_buffer_size=data_cfg.prefetch),
+    shard_options=grain.sharding.ShardOptions(shard_index=shard_index, shard_count=shard_count),
+  )
+
+
+def open_split(data_cfg, split: str):
+  """(random-access record source, PairIndex) of a split of the built dataset named by `data_cfg`."""
+  from a2e_jax.data import builders
+
+  return builders.open_split(data_cfg.data_dir, data_cfg.dataset, split)
+
+
+def make_batch_iterator(
+  data_cfg,
+  split: str,
+  global_batch_size: int,
+  mesh,
+  data_axes=("data", "fsdp"),
+  seed: int = 0,
+  source: Sequence[dict] | None = None,
+  index: align.PairIndex | None = None,
+) -> BatchIterator:
+  """Endless training batches (module docstring) of `split`, sharded over `data_axes` of `mesh`.
+
+  `source`/`index` replace the built dataset (any random-access sequence of clip dicts; the index is
+  built from it, with DTW warps, when not given).
+  """
+  if source is None:
+    source, index = open_split(data_cfg, split)
+  elif index is None:
+    index = align.build_pair_index(source)
+  if not index.has_warps:
+    raise UserError(f"the pair index of split {split!r} has no DTW warps; run `a2e data align`")
+  sharding, shard, shards = _shard_of(mesh, data_axes, global_batch_size)
+  setup = _Setup(
+    source, index, data_cfg.pairs, data_cfg.augment, data_cfg.window_frames, seed, global_batch_size
+  )
+  setup.sampler  # noqa: B018 - builds the pair tables now, so a bad pairs setting fails here
+  loader = _loader(_TrainBatches(setup, shards), shard, shards, data_cfg, _HUGE, None)
+  return BatchIterator(loader, sharding, global_batch_size)
+
+
+def make_eval_iterator(
+  data_cfg,
+  split: str,
+  global_batch_size: int,
+  mesh,
+  data_axes=("data", "fsdp"),
+  source: Sequence[dict] | None = None,
+  index: align.PairIndex | None = None,
+):
+  """One pass over the whole clips of `split`: batches of one view (mel, coeffs, beta0, eye, emotion,
+  intensity, mask, clip), [B,T,...] with T the batch's longest clip rounded up to `eval_pad_frames`;
+  rows past the last clip have clip = -1 and mask 0. Clip ids: `index.clip_id[clip]`.
+  """
+  if source is None:
+    source, index = open_split(data_cfg, split)
+  elif index is None:
+    index = align.build_pair_index(source, with_warps=False)
+  sharding, shard, shards = _shard_of(mesh, data_axes, global_batch_size)
+  batches = _EvalBatches(source, index, global_batch_size, shards, data_cfg.eval_pad_frames)
+  loader = _loader(batches, shard, shards, data_cfg, len(batches), 1)
+  return BatchIterator(loader, sharding, global_batch_size)

@@ -1,0 +1,180 @@
+"""The grain pipeline on 8 fake devices: layout, pairing, warps, determinism, resumption, shard layouts."""
+
+import fake_clips
+import jax
+import numpy as np
+import pytest
+
+from a2e_jax.data import align, pipeline
+from a2e_jax.errors import UserError
+
+
+def _mesh(shape=(4, 2, 1)):
+  explicit = (jax.sharding.AxisType.Explicit,) * 3
+  return jax.make_mesh(
+    shape, ("data", "fsdp", "model"), axis_types=explicit, devices=jax.devices()[: np.prod(shape)]
+  )
+
+
+@pytest.fixture(scope="module")
+def clips():
+  return fake_clips.make_clips()
+
+
+@pytest.fixture(scope="module")
+def index(clips):
+  return align.build_pair_index(clips)
+
+
+def _host(batch):
+  return jax.tree.map(np.asarray, batch)
+
+
+def _take(iterator, n):
+  return [_host(next(iterator)) for _ in range(n)]
+
+
+def _equal(x, y):
+  return all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(x), jax.tree.leaves(y)))
+
+
+def test_layout_and_sharding(clips, index):
+  cfg = pipeline.data_config()
+  batch = next(pipeline.make_batch_iterator(cfg, "train", 16, _mesh(), source=clips, index=index))
+  assert set(batch) == set(pipeline.VIEWS)
+  view = batch["ab"]
+  assert view["mel"].shape == (16, cfg.window_frames, 16, 80) and view["mel"].dtype == np.float32
+  assert view["coeffs"].shape == (16, cfg.window_frames, fake_clips.K)
+  assert view["eye"].shape == (16, cfg.window_frames, 4) and view["beta0"].shape == (16, fake_clips.K)
+  assert view["mask"].shape == (16, cfg.window_frames) and view["emotion"].shape == (16,)
+  assert view["mel"].sharding.spec[0] == ("data", "fsdp")
+  assert len(view["mel"].addressable_shards) == 8 and view["mel"].addressable_shards[0].data.shape[0] == 2
+
+
+def test_pairs_cross_emotions_and_warps_align_phones(clips, index):
+  batch = _host(
+    next(
+      pipeline.make_batch_iterator(
+        pipeline.data_config(), "train", 32, _mesh(), seed=1, source=clips, index=index
+      )
+    )
+  )
+  a, b, ab, ba = (batch[v] for v in pipeline.VIEWS)
+  assert np.all(a["emotion"] != b["emotion"])
+  assert np.array_equal(ab["emotion"], b["emotion"]) and np.array_equal(ba["emotion"], a["emotion"])
+  assert np.array_equal(index.group[ab["clip"]], index.group[a["clip"]])
+  assert np.array_equal(index.group[ba["clip"]], index.group[b["clip"]])
+  assert np.array_equal(index.speaker[b["clip"]], index.speaker[a["clip"]])
+  assert np.array_equal(ab["mask"], a["mask"])
+  # Channel 0 of the fake coefficients is the phone being said: the warp must keep the phones in step.
+  for x, y in ((a, ab), (b, ba)):
+    agree = ((x["coeffs"][..., 0] == y["coeffs"][..., 0]) * x["mask"]).sum() / x["mask"].sum()
+    assert agree > 0.85
+
+
+def test_mel_windows_match_the_schema(clips, index):
+  batch = _host(
+    next(pipeline.make_batch_iterator(pipeline.data_config(), "train", 8, _mesh(), source=clips, index=index))
+  )
+  clip = clips[batch["a"]["clip"][0]]
+  mel = np.asarray(clip["mel"])
+  t0 = int(np.flatnonzero(np.all(batch["a"]["coeffs"][0] == clip["coeffs"][:, None], axis=-1).any(0))[0])
+  starts = [int(80 * (t - 2) / 25) for t in range(len(clip["coeffs"]))]
+  expect = mel[np.clip(np.array(starts)[:, None] + np.arange(16), 0, len(mel) - 1)]
+  frames = int(batch["a"]["mask"][0].sum())
+  np.testing.assert_array_equal(batch["a"]["mel"][0, :frames], expect[t0 : t0 + frames])
+
+
+def test_deterministic_and_resumes_exactly(clips, index):
+  cfg, mesh = pipeline.data_config(), _mesh()
+  run = pipeline.make_batch_iterator(cfg, "train", 8, mesh, seed=5, source=clips, index=index)
+  first = _take(run, 2)
+  state = run.get_state()
+  rest = _take(run, 3)
+  resumed = pipeline.make_batch_iterator(cfg, "train", 8, mesh, seed=5, source=clips, index=index)
+  resumed.set_state(state)
+  assert _equal(_take(resumed, 3), rest)
+  again = pipeline.make_batch_iterator(cfg, "train", 8, mesh, seed=5, source=clips, index=index)
+  assert _equal(_take(again, 2), first)
+  other = pipeline.make_batch_iterator(cfg, "train", 8, mesh, seed=6, source=clips, index=index)
+  assert not _equal(_take(other, 2), first)
+
+
+def test_same_global_batches_for_any_mesh_and_shard_count(clips, index):
+  cfg = pipeline.data_config()
+  reference = _take(
+    pipeline.make_batch_iterator(cfg, "train", 8, _mesh(), seed=2, source=clips, index=index), 2
+  )
+  single = pipeline.make_batch_iterator(cfg, "train", 8, _mesh((1, 1, 1)), seed=2, source=clips, index=index)
+  assert _equal(_take(single, 2), reference)
+  setup = pipeline._Setup(clips, index, cfg.pairs, cfg.augment, cfg.window_frames, 2, 8)
+  for shards in (2, 4):
+    source = pipeline._TrainBatches(setup, shards)
+    for step in range(2):
+      parts = [source[step * shards + s] for s in range(shards)]
+      joined = jax.tree.map(lambda *xs: np.concatenate(xs), *parts)
+      assert _equal(joined, reference[step])
+
+
+def test_batch_must_divide_over_data_axes(clips, index):
+  with pytest.raises(UserError, match="divisible"):
+    pipeline.make_batch_iterator(pipeline.data_config(), "train", 12, _mesh(), source=clips, index=index)
+
+
+@pytest.mark.parametrize("fallback", ["same_emotion", "mask", "skip"])
+def test_fallback_without_partners(clips, fallback):
+  lonely = [c for c in clips if c["emotion"] == 0]  # one emotion: no cross-emotion partner anywhere
+  cfg = pipeline.data_config()
+  cfg.pairs.fallback = fallback
+  if fallback == "skip":
+    with pytest.raises(UserError, match="fallback"):
+      pipeline.make_batch_iterator(cfg, "train", 8, _mesh(), source=lonely)
+    return
+  batch = _host(next(pipeline.make_batch_iterator(cfg, "train", 8, _mesh(), source=lonely)))
+  np.testing.assert_array_equal(batch["ab"]["clip"], batch["a"]["clip"])
+  np.testing.assert_array_equal(batch["ba"]["clip"], batch["b"]["clip"])
+  if fallback == "same_emotion":
+    np.testing.assert_array_equal(batch["ab"]["mel"], batch["a"]["mel"])
+    assert np.array_equal(batch["ab"]["mask"], batch["a"]["mask"]) and batch["a"]["mask"].sum() > 0
+  else:
+    assert batch["ab"]["mask"].sum() == 0 and batch["ba"]["mask"].sum() == 0
+
+
+def test_mixed_partners_only_masks_the_lonely(clips):
+  mixed = [c for c in clips if c["emotion"] == 0 or c["sentence"] != "s2" or c["speaker"] != "spk1"]
+  cfg = pipeline.data_config()
+  cfg.pairs.fallback = "mask"
+  index = align.build_pair_index(mixed)
+  batch = _host(next(pipeline.make_batch_iterator(cfg, "train", 32, _mesh(), source=mixed, index=index)))
+  paired = np.array([not index.clip_id[c].startswith("spk1/s2/") for c in batch["a"]["clip"]])
+  assert paired.any() and not paired.all()
+  assert np.all(batch["ab"]["mask"][paired].sum(1) > 0) and np.all(batch["ab"]["mask"][~paired] == 0)
+
+
+def test_eval_iterator_covers_every_clip_once(clips, index):
+  cfg = pipeline.data_config()
+  batches = [
+    _host(b) for b in pipeline.make_eval_iterator(cfg, "test", 8, _mesh(), source=clips, index=index)
+  ]
+  assert len(batches) == -(-len(clips) // 8)
+  ids = np.concatenate([b["clip"] for b in batches])
+  assert sorted(ids[ids >= 0].tolist()) == list(range(len(clips))) and np.sum(ids < 0) == 8 * len(
+    batches
+  ) - len(clips)
+  for b in batches:
+    assert b["mel"].shape[1] % cfg.eval_pad_frames == 0
+    for row, clip in enumerate(b["clip"]):
+      frames = len(clips[clip]["coeffs"]) if clip >= 0 else 0
+      assert b["mask"][row].sum() == frames
+      if clip >= 0:
+        np.testing.assert_array_equal(b["coeffs"][row, :frames], clips[clip]["coeffs"])
+
+
+def test_augment_changes_only_mel(clips, index):
+  cfg = pipeline.data_config()
+  plain = _host(next(pipeline.make_batch_iterator(cfg, "train", 8, _mesh(), source=clips, index=index)))
+  cfg.augment.gain_db = 6.0
+  louder = _host(next(pipeline.make_batch_iterator(cfg, "train", 8, _mesh(), source=clips, index=index)))
+  np.testing.assert_array_equal(plain["a"]["coeffs"], louder["a"]["coeffs"])
+  assert not np.array_equal(plain["a"]["mel"], louder["a"]["mel"])
+  assert np.abs(plain["a"]["mel"] - louder["a"]["mel"]).max() <= 6.0 * 8 / 100 + 1e-5
