@@ -3,7 +3,9 @@
 Header (61 values, the app's order): `Timecode,BlendShapeCount,EyeBlinkLeft,...,TongueOut,HeadYaw,HeadPitch,
 HeadRoll,LeftEyeYaw,LeftEyePitch,LeftEyeRoll,RightEyeYaw,RightEyePitch,RightEyeRoll`. Timecode is
 `HH:MM:SS:FF.fff`, FF counting frames at the recording rate (60 by default in the app) and .fff a fraction
-of a frame; BlendShapeCount is 61. Rotations are written in radians.
+of a frame; BlendShapeCount is 61. Rotations are written in radians. A file's frame rate is the smallest
+common rate above its largest frame number (a take shorter than a second: 25 if its frame numbers stay
+below 25, else the app's default 60), unless given.
 
 We write the 53 ICT channels folded into ARKit's 52 (`channels.ict_to_arkit_matrix`: the split browInnerUp
 and cheekPuff halves averaged; tongueOut zero), head pitch/yaw/roll from the pose angles (x, y, z; head
@@ -131,10 +133,12 @@ def _times(path: str, codes: list[str], fps: float | None) -> tuple[np.ndarray, 
   whole = np.array([p[0] for p in parsed], np.float64)
   frames = np.array([p[1] for p in parsed], np.float64)
   if fps is None:
-    # Frame numbers restart every second, so the largest one seen bounds the rate; without a full
-    # second in the file, assume the app's default.
-    spans_a_second = whole.max() > whole.min()
-    fps = next((r for r in _RATES if r > frames.max()), None) if spans_a_second else _APP_DEFAULT_FPS
+    # Frame numbers restart every second, so the largest one seen gives the rate. A file shorter than a
+    # second says little: frame numbers below 25 are read as our 25 fps, larger ones as the app's default.
+    if whole.max() > whole.min():
+      fps = next((r for r in _RATES if r > frames.max()), None)
+    else:
+      fps = 25 if frames.max() < 25 else _APP_DEFAULT_FPS
     if fps is None or frames.max() >= fps:
       raise UserError(f"{path}: frame numbers up to {frames.max():g} do not match a known frame rate; "
                       "give the rate explicitly (fps=... / the manifest's 'fps')")
