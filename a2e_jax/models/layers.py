@@ -26,6 +26,9 @@ LOGICAL_AXES = (
   "vocab",  # emotion classes
   "scalar",  # a size-1 output (the intensity head)
 )
+# Activations are constrained to ("batch", "time", "embed") between blocks; under the trainer's rules the
+# batch is split over the data axes. Without a rules context the constraints do nothing.
+ACTIVATION_AXES = ("batch", "time", "embed")
 
 Dtype = jnp.dtype
 
@@ -158,6 +161,7 @@ class Transformer(nn.Module):
   @nn.compact
   def __call__(self, x_btd, mask_bt, memory_bsd=None, memory_mask_bs=None, train: bool = False):
     for i in range(self.num_layers):
+      x_btd = nn.with_logical_constraint(x_btd, ACTIVATION_AXES)
       block = TransformerBlock(self.num_heads, self.mlp_dim, self.dropout, self.cross, self.dtype,
                                name=f"block{i}")
       x_btd = block(x_btd, mask_bt, memory_bsd, memory_mask_bs, train)

@@ -85,7 +85,7 @@ def compute_losses(module, params, batch, rng, loss_cfg, face_model=None, train:
   """Total loss and per-term metrics for one batch of the four views.
 
   Args:
-    module: an `A2ENet`; params: its variables ({"params": ...}, boxed or not).
+    module: an `A2ENet`; params: its parameter tree, or the variables {"params": tree}; boxed or not.
     batch: {"a","b","ab","ba"} -> view dicts of data/schema.py (mel [B,T,16,80], coeffs [B,T,K],
       beta0 [B,K], eye [B,T,EYE], emotion [B], intensity [B], mask [B,T]).
     rng: PRNG key for dropout and the emotion override; loss_cfg: `loss_config()`.
@@ -101,8 +101,10 @@ def compute_losses(module, params, batch, rng, loss_cfg, face_model=None, train:
   labels = _stack(batch, "emotion", VIEWS).astype(jnp.int32)
   intensity = _stack(batch, "intensity", VIEWS).astype(jnp.float32)
 
+  variables = params if "params" in params else {"params": params}
+
   def apply(method, key, *args, **kwargs):
-    return module.apply(params, *args, method=method, rngs={"dropout": key}, **kwargs)
+    return module.apply(variables, *args, method=method, rngs={"dropout": key}, **kwargs)
 
   content = apply("encode_content", k_content, mel, mask, train=train)
   _, emotion, logits, intensity_pred = apply("encode_emotion", k_emotion, mel, mask, train=train)
@@ -127,7 +129,7 @@ def compute_losses(module, params, batch, rng, loss_cfg, face_model=None, train:
   emotion_dec = emotion_p
   if cfg.use_emotion:
     label_p, intensity_p = _take(labels, VIEWS, emotion_src), _take(intensity, VIEWS, emotion_src)
-    embedded = module.apply(params, label_p, intensity_p, method="emotion_embedding")
+    embedded = module.apply(variables, label_p, intensity_p, method="emotion_embedding")
     rate = cfg.emotion_override_rate if train else 0.0
     override = (jax.random.uniform(k_override, label_p.shape) < rate) & (intensity_p > 0)
     emotion_dec = jnp.where(override[:, None], embedded, emotion_p)
@@ -161,7 +163,7 @@ def compute_losses(module, params, batch, rng, loss_cfg, face_model=None, train:
     metrics["emotion_acc"] = (logits.argmax(-1) == labels).astype(jnp.float32).mean()
     known = (intensity > 0).astype(jnp.float32)
     metrics["intensity"] = (known * (intensity_pred - intensity) ** 2).sum() / jnp.maximum(known.sum(), 1.0)
-    label_emb = module.apply(params, labels, intensity, method="emotion_embedding")
+    label_emb = module.apply(variables, labels, intensity, method="emotion_embedding")
     align = jnp.mean((label_emb - jax.lax.stop_gradient(emotion)) ** 2, axis=-1)
     metrics["embed_align"] = (known * align).sum() / jnp.maximum(known.sum(), 1.0)
 
