@@ -1,4 +1,4 @@
-"""A small stand-in model and loss with logical axis names, for trainer tests that must not depend on A2ENet."""
+"""A small stand-in model and loss with logical axis names: trainer tests that need not compile A2ENet."""
 
 import flax.linen as nn
 import jax
@@ -38,13 +38,75 @@ def init_variables(module, batch):
 def loss_fn(module):
   """Masked MSE on views "a" and "ab", like the cross-reconstruction terms of the real loss."""
 
-  def fn(params, batch, rng, train):
+  def fn(params, batch, rng, train, constants):
+    del constants
     losses = {}
     for i, view in enumerate(("a", "ab")):
-      pred = module.apply({"params": params}, batch[view], train, rngs={"dropout": jax.random.fold_in(rng, i)})
+      rngs = {"dropout": jax.random.fold_in(rng, i)}
+      pred = module.apply({"params": params}, batch[view], train, rngs=rngs)
       err = jnp.mean((pred - batch[view]["coeffs"]) ** 2, -1)
       mask = batch[view]["mask"]
       losses[f"mse_{view}"] = jnp.sum(err * mask) / jnp.maximum(jnp.sum(mask), 1)
     return losses["mse_a"] + losses["mse_ab"], losses
 
   return fn
+
+
+def task(config):
+  """The stand-in on random batches as a trainer `Task`; `config.standin.nan_at_step` poisons one batch."""
+  import numpy as np
+
+  from a2e_jax.train.random_batches import RandomBatches
+  from a2e_jax.train.task import Task
+
+  module = StandIn()
+  batch = config.train.batch_size
+  nan_at = config.standin.nan_at_step
+
+  class Batches(RandomBatches):
+    def __next__(self):
+      step = self.get_state()["step"]
+      out = super().__next__()
+      if step + 1 == nan_at:  # the batch of update `nan_at`
+        out["a"]["coeffs"] = out["a"]["coeffs"] * np.nan
+      return out
+
+  def eval_batches(mesh, split):
+    iterator = RandomBatches(batch, FRAMES, COEFFS, mesh, seed=99)
+    return (next(iterator) for _ in range(config.eval.batches))
+
+  def init(rng):
+    return module.init({"params": rng}, example_view(2))
+
+  return Task(init_variables=init, loss_fn=loss_fn(module),
+              train_batches=lambda mesh, seed: Batches(batch, FRAMES, COEFFS, mesh, seed=seed),
+              eval_batches=eval_batches, eval_splits=("val",),
+              predict=lambda params, view: module.apply({"params": params}, view))
+
+
+def example_view(batch):
+  return jax.tree.map(lambda x: jnp.zeros((batch, *x.shape), x.dtype), _view_spec())
+
+
+def _view_spec():
+  import numpy as np
+
+  from a2e_jax.train.random_batches import random_clip_view
+
+  return random_clip_view(np.random.default_rng(0), FRAMES, COEFFS)
+
+
+def get_config(arg=None):
+  """The trainer's config around the stand-in (used as a config file: --config tests/train_standin.py)."""
+  from a2e_jax.train.defaults import base_config
+
+  config = base_config("tiny")
+  config.task = "train_standin:task"
+  config.input = "random"
+  config.standin = {"nan_at_step": -1}
+  config.train.update(steps=8, batch_size=8, log_every=2)
+  config.optim.warmup_steps = 2
+  config.eval.update(every=4, batches=1)
+  config.checkpoint.update(every=2, keep=2)
+  config.summary.update(tensorboard=True, plots=False, progress_bar=False)
+  return config.lock()

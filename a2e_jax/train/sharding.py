@@ -10,7 +10,6 @@ axes in priority order. A dimension whose size does not divide by its mesh axes 
 every mesh shape accepts every model size (tiny models on 8 devices included).
 """
 
-import contextlib
 import math
 from collections.abc import Sequence
 
@@ -68,13 +67,6 @@ def make_mesh(mesh_cfg, devices: Sequence[jax.Device] | None = None) -> Mesh:
   devices = list(jax.devices() if devices is None else devices)
   shape = mesh_shape(mesh_cfg, len(devices))
   return jax.make_mesh(shape, MESH_AXES, axis_types=(AxisType.Auto,) * len(MESH_AXES), devices=devices)
-
-
-@contextlib.contextmanager
-def mesh_context(mesh: Mesh, rules=LOGICAL_RULES):
-  """Traces under `mesh` and the logical rules, so the model's `nn.with_logical_constraint`s take effect."""
-  with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
-    yield
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
@@ -140,7 +132,8 @@ def with_shardings(abstract_tree, shardings):
 def describe(mesh: Mesh) -> str:
   """'data=2 fsdp=2 model=2 over 8 devices (2 processes)'."""
   axes = " ".join(f"{name}={size}" for name, size in mesh.shape.items())
-  return f"{axes} over {mesh.devices.size} devices ({jax.process_count()} processes)"
+  processes = jax.process_count()
+  return f"{axes} over {mesh.devices.size} devices ({processes} process{'es' if processes > 1 else ''})"
 
 
 def host_local_slice(global_batch: int, mesh: Mesh) -> slice:

@@ -73,22 +73,19 @@ def abstract_boxed_state(init_variables: Callable, tx: optax.GradientTransformat
   return jax.eval_shape(init, rng)
 
 
-def create_state(init_variables: Callable, tx: optax.GradientTransformation, rng: jax.Array, mesh,
-                 rules=sharding.LOGICAL_RULES) -> tuple[TrainState, TrainState]:
-  """Initialises the state sharded over `mesh`; returns (state, its shardings).
+def create_state(init_variables: Callable, tx: optax.GradientTransformation, rng: jax.Array,
+                 shardings: TrainState, mesh) -> TrainState:
+  """A freshly initialised state, each array created directly with its sharding (`state_shardings`).
 
   `init_variables(rng)` returns the model's variables ({"params": ...}, leaves possibly boxed with
   logical axis names), e.g. `lambda rng: module.init(rng, *example_inputs)`; it is only traced.
   """
-  shardings = state_shardings(init_variables, tx, rng, mesh, rules)
 
   def init(rng):
     params = sharding.unbox(init_variables(rng)["params"])
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
 
-  with sharding.mesh_context(mesh, rules):
-    state = jax.jit(init, in_shardings=sharding.replicated(mesh), out_shardings=shardings)(rng)
-  return state, shardings
+  return jax.jit(init, in_shardings=sharding.replicated(mesh), out_shardings=shardings)(rng)
 
 
 def state_shardings(init_variables: Callable, tx: optax.GradientTransformation, rng: jax.Array, mesh,

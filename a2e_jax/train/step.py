@@ -1,8 +1,14 @@
 """The jitted train and eval steps: one pure function each, explicit shardings, donated state.
 
-A loss function has the signature `loss_fn(params, batch, rng, train) -> (loss [], metrics {name: []})`.
+A loss function has the signature `loss_fn(params, batch, rng, train, constants) -> (loss [], metrics)`,
+metrics a dict of scalars; `constants` is a pytree (e.g. the face model) passed in replicated.
 The per-step key is `fold_in(key, state.step)`, so a step's randomness depends only on the run's seed and
 the step number — a resumed run draws exactly what an uninterrupted one would.
+
+Shardings are fixed at the jit boundary (state by the logical-axis rules, batch over data×fsdp) and XLA
+propagates them inside. The steps are not traced under a mesh context, so the model's activation
+constraints are inactive: with a mesh in context Flax re-runs each parameter's boxed initialiser for its
+shape check, and multi-dimensional `DenseGeneral` kernels then fail (google/flax#3676).
 """
 
 from collections.abc import Callable
@@ -14,7 +20,7 @@ import optax
 from a2e_jax.train import sharding
 from a2e_jax.train.state import TrainState
 
-LossFn = Callable  # (params, batch, rng, train: bool) -> (loss, metrics)
+LossFn = Callable  # (params, batch, rng, train: bool, constants) -> (loss, metrics)
 
 
 def _split_microbatches(x: jax.Array, num: int) -> jax.Array:
@@ -23,9 +29,9 @@ def _split_microbatches(x: jax.Array, num: int) -> jax.Array:
   return jnp.swapaxes(x.reshape(rows, num, *x.shape[1:]), 0, 1)
 
 
-def _grads(loss_fn: LossFn, params, batch, rng, accum_steps: int):
+def _grads(loss_fn: LossFn, params, batch, rng, constants, accum_steps: int):
   """(loss, metrics, grads) averaged over `accum_steps` microbatches of `batch`."""
-  grad_fn = jax.value_and_grad(lambda p, b, r: loss_fn(p, b, r, True), has_aux=True)
+  grad_fn = jax.value_and_grad(lambda p, b, r: loss_fn(p, b, r, True, constants), has_aux=True)
   if accum_steps == 1:
     (loss, metrics), grads = grad_fn(params, batch, rng)
     return loss, metrics, grads
@@ -45,15 +51,15 @@ def _grads(loss_fn: LossFn, params, batch, rng, accum_steps: int):
 
 def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, schedule: optax.Schedule,
                     state_shardings: TrainState, mesh, grad_accum_steps: int = 1):
-  """`step(state, batch, key) -> (state, metrics)`, jitted; `state` is donated.
+  """`step(state, batch, key, constants) -> (state, metrics)`, jitted; `state` is donated.
 
   `batch` leaves are global arrays sharded on their leading dimension over data×fsdp; `key` is the run's
-  replicated base key. Metrics: the loss function's, plus `loss`, `grad_norm` and `learning_rate`.
+  base key. Metrics: the loss function's, plus `loss`, `grad_norm` and `learning_rate`.
   """
 
-  def step(state: TrainState, batch, key):
+  def step(state: TrainState, batch, key, constants):
     rng = jax.random.fold_in(key, state.step)
-    loss, metrics, grads = _grads(loss_fn, state.params, batch, rng, grad_accum_steps)
+    loss, metrics, grads = _grads(loss_fn, state.params, batch, rng, constants, grad_accum_steps)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = {**metrics, "loss": loss, "grad_norm": optax.global_norm(grads),
@@ -61,29 +67,18 @@ def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, schedule:
     return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
   replicated = sharding.replicated(mesh)
-  jitted = jax.jit(step, in_shardings=(state_shardings, sharding.batch_sharding(mesh), replicated),
-                   out_shardings=(state_shardings, replicated), donate_argnums=0)
-  return _in_mesh_context(jitted, mesh)
+  return jax.jit(step, in_shardings=(state_shardings, sharding.batch_sharding(mesh), replicated, replicated),
+                 out_shardings=(state_shardings, replicated), donate_argnums=0)
 
 
 def make_eval_step(loss_fn: LossFn, param_shardings, mesh):
-  """`eval_step(params, batch, key) -> metrics` (the loss function's metrics and `loss`, train=False)."""
+  """`eval_step(params, batch, key, constants) -> metrics` (the loss's metrics and `loss`, train=False)."""
 
-  def eval_step(params, batch, key):
-    loss, metrics = loss_fn(params, batch, key, False)
+  def eval_step(params, batch, key, constants):
+    loss, metrics = loss_fn(params, batch, key, False, constants)
     return {**metrics, "loss": loss}
 
   replicated = sharding.replicated(mesh)
-  jitted = jax.jit(eval_step, in_shardings=(param_shardings, sharding.batch_sharding(mesh), replicated),
-                   out_shardings=replicated)
-  return _in_mesh_context(jitted, mesh)
-
-
-def _in_mesh_context(jitted, mesh):
-  """Calls `jitted` under the mesh and logical rules, which its first call traces with."""
-
-  def call(*args):
-    with sharding.mesh_context(mesh):
-      return jitted(*args)
-
-  return call
+  return jax.jit(eval_step,
+                 in_shardings=(param_shardings, sharding.batch_sharding(mesh), replicated, replicated),
+                 out_shardings=replicated)

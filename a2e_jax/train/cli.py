@@ -1,0 +1,58 @@
+"""`a2e train`: train A2ENet from a config file, or resume the run in --workdir."""
+
+import logging
+
+EPILOG = """Any config value can be overridden: --config.KEY=VALUE (repeatable).
+
+examples:
+  a2e train --config configs/synthetic.py --workdir runs/synthetic
+  a2e train --config configs/synthetic.py:tiny --workdir /tmp/tiny --config.train.steps=20
+Rerunning the same command resumes from the latest checkpoint. Several processes: launch/ (docs/training.md).
+"""
+
+
+def register(subparsers) -> None:
+  import argparse
+
+  parser = subparsers.add_parser(
+    "train", help="train A2ENet (resumes the run in --workdir)",
+    description="Train A2ENet from a config file, or resume the run in --workdir.",
+    epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--config", required=True, metavar="FILE.py[:VARIANT]",
+                      help="config file and variant, e.g. configs/synthetic.py:tiny")
+  parser.add_argument("--workdir", required=True, metavar="DIR",
+                      help="run folder: checkpoints, metrics.jsonl, tensorboard/ (resumed when present)")
+  parser.set_defaults(func=run, accepts_config_overrides=True)
+
+
+def run(args) -> int:
+  from a2e_jax.config import load_config
+
+  config = load_config(args.config, args.config_overrides)
+  return train_main(config, args.workdir)
+
+
+def train_main(config, workdir) -> int:
+  """Joins a multi-process run if one is configured, trains, prints where the results are."""
+  from a2e_jax.train import distributed
+
+  quiet_libraries()
+  distributed.initialize()
+  from a2e_jax.train.trainer import train_and_evaluate
+
+  result = train_and_evaluate(config, workdir)
+  import jax
+
+  if jax.process_index() == 0:
+    if result["preempted"]:
+      print(f"a2e train: stopped at step {result['step']} (SIGTERM); rerun the command to resume")
+    else:
+      last = result["eval"].get("eval/loss", result["train"].get("loss"))
+      print(f"a2e train: done at step {result['step']} (loss {last:.4g}); run folder {workdir} "
+            f"(tensorboard --logdir {workdir}/tensorboard)")
+  return 0
+
+
+def quiet_libraries() -> None:
+  """Orbax and absl log every save at INFO/WARNING; keep the console for the progress bar and errors."""
+  logging.getLogger("absl").setLevel(logging.ERROR)

@@ -1,0 +1,127 @@
+"""What the trainer trains: a `Task` bundles a model's initialiser and loss with its batches and eval hooks.
+
+`config.task` names the function that builds it ("module:function"); the default, `a2enet_task`, is
+A2ENet with the cross-reconstruction losses of `train/losses.py` on the built dataset of `config.data`
+(or on random batches of the same shapes with `config.input = "random"`). The trainer itself knows
+nothing of A2ENet, so other models, and the small stand-ins of the tests, train the same way.
+"""
+
+import dataclasses
+import importlib
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import jax
+
+from a2e_jax.errors import UserError
+
+INPUTS = ("dataset", "random")
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+  """A model, its objective and its data, as the trainer consumes them.
+
+  Attributes:
+    init_variables: rng -> the model's variables {"params": ...} (leaves may carry logical axis names);
+      only traced, under `jax.eval_shape` and `jax.jit`.
+    loss_fn: (params, batch, rng, train, constants) -> (loss [], metrics {name: []}).
+    train_batches: (mesh, seed) -> endless iterator of global batches with `get_state()/set_state()`.
+    eval_batches: (mesh, split) -> a fresh finite iterable of batches shaped like training batches.
+    eval_splits: the splits `eval_batches` accepts.
+    constants: a pytree every loss call receives (e.g. the face model), passed to the jitted step as a
+      replicated argument rather than baked into the program.
+    predict: (params, view) -> coefficients [B,T,K] of one batch view, for the curve plots; optional.
+    channel_names: names of the K coefficient channels, for the plots.
+    evaluate: (params, mesh) -> {name: float}, further eval metrics (e.g. lip vertex error); optional.
+  """
+
+  init_variables: Callable[[jax.Array], dict]
+  loss_fn: Callable
+  train_batches: Callable[[Any, int], Iterator]
+  eval_batches: Callable[[Any, str], Iterable] | None = None
+  eval_splits: tuple[str, ...] = ()
+  constants: Any = None
+  predict: Callable | None = None
+  channel_names: tuple[str, ...] = ()
+  evaluate: Callable | None = None
+
+
+def build_task(config) -> Task:
+  """Imports and calls `config.task` ("package.module:function", taking the config)."""
+  spec = config.task
+  module_name, _, function_name = spec.partition(":")
+  try:
+    builder = getattr(importlib.import_module(module_name), function_name)
+  except (ImportError, AttributeError, ValueError) as e:
+    raise UserError(f"config task={spec!r} cannot be imported ({e}); "
+                    "give 'package.module:function'") from None
+  return builder(config)
+
+
+def load_face_model(name: str):
+  """The face model for the vertex losses: "" (none), "builtin", or a model .npz path."""
+  if not name:
+    return None
+  from a2e_jax.face import model as face_model
+
+  if name == "builtin":
+    from a2e_jax.face import builtin
+
+    return builtin.builtin_model()
+  return face_model.load_model(name)
+
+
+def a2enet_task(config) -> Task:
+  """A2ENet (`config.model`) with `compute_losses` (`config.loss`) on `config.data` (`config.input`)."""
+  from a2e_jax.face.channels import ICT_CHANNELS
+  from a2e_jax.models import a2enet
+  from a2e_jax.train import losses
+
+  if config.input not in INPUTS:
+    raise UserError(f"config input={config.input!r}; choose one of {', '.join(INPUTS)}")
+  module = a2enet.A2ENet(config.model)
+  batch_size = config.train.batch_size
+  eval_batches = config.eval.batches
+
+  def init_variables(rng):
+    return module.init({"params": rng, "dropout": rng}, a2enet.example_view(config.model))
+
+  def loss_fn(params, batch, rng, train, face):
+    return losses.compute_losses(module, params, batch, rng, config.loss, face_model=face, train=train)
+
+  def predict(params, view):
+    return module.apply({"params": params}, view)["coeffs"]
+
+  if config.input == "random":
+    from a2e_jax.train.random_batches import RandomBatches
+
+    frames, coeffs = config.data.window_frames, config.model.num_coeffs
+
+    def train_batches(mesh, seed):
+      return RandomBatches(batch_size, frames, coeffs, mesh, seed=seed)
+
+    def eval_batches_fn(mesh, split):
+      iterator = RandomBatches(batch_size, frames, coeffs, mesh, seed=zlib.crc32(split.encode()))
+      return (next(iterator) for _ in range(eval_batches))
+
+    splits = ("random",)
+  else:
+    from a2e_jax.data import pipeline
+
+    def train_batches(mesh, seed):
+      return pipeline.make_batch_iterator(config.data, config.data.train_split, batch_size, mesh, seed=seed)
+
+    def eval_batches_fn(mesh, split):
+      # Windows of the held-out split, paired as in training, from a fixed seed: the same batches at
+      # every evaluation, so eval losses are comparable across steps and runs.
+      iterator = pipeline.make_batch_iterator(config.data, split, batch_size, mesh, seed=config.eval.seed)
+      return (next(iterator) for _ in range(eval_batches))
+
+    splits = tuple(config.data.eval_splits)
+
+  names = ICT_CHANNELS if config.model.num_coeffs == len(ICT_CHANNELS) else ()
+  return Task(init_variables=init_variables, loss_fn=loss_fn, train_batches=train_batches,
+              eval_batches=eval_batches_fn, eval_splits=splits,
+              constants=load_face_model(config.face_model), predict=predict, channel_names=tuple(names))
