@@ -1,0 +1,32 @@
+"""`a2e data synth`: builds the built-in emotional speech corpus (registered by a2e_jax/data/cli.py)."""
+
+import json
+
+
+def add_synth_parser(data_subparsers):
+  """Adds the `synth` subcommand to the `a2e data` subparsers; returns its parser."""
+  parser = data_subparsers.add_parser(
+    "synth", help="build the built-in emotional speech corpus (espeak-ng speech + ground-truth faces)",
+    description="Renders every (speaker, sentence) in MEAD's 8 emotions x 3 intensities with time-aligned "
+                "ARKit/ICT expression coefficients, eye control and head pose (docs/corpus.md).")
+  parser.add_argument("--out", required=True, help="output folder (manifest.jsonl, corpus.json, wav + npz)")
+  parser.add_argument("--preset", default="default", choices=("tiny", "default", "large"),
+                      help="corpus size: tiny (seconds, tests), default (minutes), large (serious training)")
+  parser.add_argument("--seed", type=int, default=0, help="the corpus is a function of this seed")
+  parser.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
+  parser.add_argument("--overwrite", action="store_true", help="replace a corpus already in --out")
+  parser.add_argument("--quiet", action="store_true", help="no progress bar")
+  parser.set_defaults(func=_run_synth)
+  return parser
+
+
+def _run_synth(args) -> int:
+  from a2e_jax.data.synth.corpus import build_corpus
+  from a2e_jax.errors import UserError
+
+  if args.workers is not None and args.workers < 1:
+    raise UserError(f"--workers {args.workers}: give a positive number of processes")
+  summary = build_corpus(args.out, preset=args.preset, seed=args.seed, workers=args.workers,
+                         overwrite=args.overwrite, progress=not args.quiet)
+  print(json.dumps(summary, indent=1))
+  return 0

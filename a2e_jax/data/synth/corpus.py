@@ -1,0 +1,181 @@
+"""Building the built-in corpus: speakers x sentences x emotions, split, rendered in parallel, on disk.
+
+Every (speaker, sentence) group is rendered in all MEAD styles — neutral at intensity 1 only (as MEAD
+records it) and the other 7 emotions at intensities 1, 2, 3: 22 clips — so cross-reconstruction partners
+(same speaker and sentence, another emotion) always exist. Speakers and sentences are each split into
+seen and held-out sets; a group's split is
+
+  train        seen speaker,     seen sentence
+  val_speaker  held-out speaker, seen sentence
+  val_sentence seen speaker,     held-out sentence
+  test         held-out speaker, held-out sentence
+
+The held-out sentences (20 % of the pool, chosen by the seed) are never spoken in `train`. Each speaker
+takes its sentences round-robin from the two pools, so sentences are spread evenly over speakers.
+Everything is a function of the seed: each clip draws from its own generator seeded with (seed, speaker,
+sentence, emotion, intensity), so the bytes do not depend on worker count or scheduling.
+
+On disk (format in data/schema.py): `manifest.jsonl`, `corpus.json` (build settings, speakers, sentence
+texts, phoneme inventory, augmentation channels) and `<speaker>/<sentence>/<emotion>_<k>.{wav,npz}`.
+"""
+
+import concurrent.futures
+import dataclasses
+import json
+import multiprocessing
+import os
+import time
+
+import numpy as np
+import soundfile
+
+from a2e_jax.data import schema
+from a2e_jax.data.synth import augment, phonemes, voices
+from a2e_jax.data.synth.sentences import SENTENCES, sentence_id
+from a2e_jax.data.synth.utterance import synthesize_utterance
+from a2e_jax.errors import UserError
+from a2e_jax.face.sequence import save_npz
+
+CORPUS_FORMAT = "a2e_synth_corpus"
+CORPUS_VERSION = 1
+HELDOUT_SENTENCE_FRACTION = 0.2
+# (emotion, intensity) of the clips of one group: MEAD's 1 + 7 x 3 = 22.
+STYLES = (("neutral", 1),) + tuple((e, k) for e in schema.EMOTIONS[1:] for k in schema.INTENSITIES)
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+  """Corpus size: speakers (of which `heldout_speakers` unseen) and sentences per speaker."""
+
+  speakers: int
+  heldout_speakers: int
+  seen_sentences: int  # per speaker, from the training pool
+  heldout_sentences: int  # per speaker, from the held-out pool
+  augmentation: augment.AugmentConfig | None = augment.AugmentConfig()
+
+
+PRESETS = {
+  "tiny": Preset(speakers=3, heldout_speakers=1, seen_sentences=2, heldout_sentences=1),
+  "default": Preset(speakers=12, heldout_speakers=2, seen_sentences=16, heldout_sentences=4),
+  "large": Preset(speakers=48, heldout_speakers=6, seen_sentences=50, heldout_sentences=10),
+}
+
+
+def clip_id(speaker: str, sentence: str, emotion: str, intensity: int) -> str:
+  return f"{speaker}/{sentence}/{emotion}_{intensity}"
+
+
+def plan(preset: Preset, seed: int):
+  """[(speaker index, sentence index, split)] of every group, in a fixed order."""
+  rng = np.random.default_rng([seed, 0x5B117])
+  order = rng.permutation(len(SENTENCES))
+  num_heldout = int(round(HELDOUT_SENTENCE_FRACTION * len(SENTENCES)))
+  heldout_pool, seen_pool = np.sort(order[:num_heldout]), np.sort(order[num_heldout:])
+  heldout_speakers = set(rng.permutation(preset.speakers)[: preset.heldout_speakers].tolist())
+  groups = []
+  for k in range(preset.speakers):
+    held_speaker = k in heldout_speakers
+    for pool, count, held_sentence in ((seen_pool, preset.seen_sentences, False),
+                                       (heldout_pool, preset.heldout_sentences, True)):
+      for i in range(count):
+        split = schema.SPLITS[2 * held_sentence + held_speaker]
+        groups.append((k, int(pool[(k * count + i) % len(pool)]), split))
+  return groups
+
+
+def _render_group(task):
+  """Renders and writes the 22 clips of one group; returns (manifest records, augmentation channel)."""
+  out_dir, seed, speaker_index, sentence_index, split, augment_config = task
+  speaker = voices.speaker_id(speaker_index)
+  sentence = sentence_id(sentence_index)
+  group_rng = np.random.default_rng([seed, speaker_index, sentence_index, 0xA06])
+  channel = None
+  if augment_config is not None and split == "train" and group_rng.random() < augment_config.probability:
+    channel = augment.sample_channel(group_rng, augment_config)
+  os.makedirs(os.path.join(out_dir, speaker, sentence), exist_ok=True)
+  records = []
+  for emotion, intensity in STYLES:
+    clip_seed = [seed, speaker_index, sentence_index, schema.EMOTIONS.index(emotion), intensity]
+    wav, phones, seq = synthesize_utterance(SENTENCES[sentence_index], speaker_index, emotion, intensity,
+                                            clip_seed)
+    if channel is not None:
+      wav = augment.apply_channel(wav, schema.SAMPLE_RATE, channel, np.random.default_rng(clip_seed + [1]))
+    name = clip_id(speaker, sentence, emotion, intensity)
+    soundfile.write(os.path.join(out_dir, name + ".wav"), wav.astype(np.float32), schema.SAMPLE_RATE,
+                    subtype="PCM_16")
+    save_npz(os.path.join(out_dir, name + ".npz"), seq, phones=phones.ids, phone_start=phones.start_s)
+    records.append({"clip_id": name, "audio": name + ".wav", "coeffs": name + ".npz",
+                    "fps": float(schema.FPS), "speaker": speaker, "sentence": sentence, "emotion": emotion,
+                    "intensity": intensity, "split": split, "_seconds": wav.shape[0] / schema.SAMPLE_RATE})
+  return records, channel
+
+
+def _run(tasks, workers: int, progress: bool):
+  """Yields _render_group results in task order, in `workers` spawned processes (inline for 1)."""
+  bar = None
+  if progress:
+    import tqdm
+
+    bar = tqdm.tqdm(total=len(tasks) * len(STYLES), unit="clip", desc="a2e data synth")
+  if workers <= 1:
+    results = map(_render_group, tasks)
+    pool = None
+  else:
+    # spawn, not fork: the parent may hold JAX or espeak state that must not be copied mid-flight.
+    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    results = pool.map(_render_group, tasks, chunksize=max(1, len(tasks) // (8 * workers)))
+  try:
+    for result in results:
+      if bar is not None:
+        bar.update(len(STYLES))
+      yield result
+  finally:
+    if pool is not None:
+      pool.shutdown(cancel_futures=True)
+    if bar is not None:
+      bar.close()
+
+
+def build_corpus(out_dir: str, preset: str = "default", seed: int = 0, workers: int | None = None,
+                 overwrite: bool = False, progress: bool = False) -> dict:
+  """Writes the corpus of `preset` ("tiny", "default", "large") to `out_dir`; returns a summary dict.
+
+  workers: processes (default: all CPUs). Raises UserError for an unknown preset or an existing corpus in
+  `out_dir` without `overwrite`.
+  """
+  if preset not in PRESETS:
+    raise UserError(f"unknown corpus preset {preset!r}; choose one of {', '.join(PRESETS)}")
+  manifest_path = os.path.join(out_dir, "manifest.jsonl")
+  if os.path.exists(manifest_path) and not overwrite:
+    raise UserError(f"{out_dir} already holds a corpus (manifest.jsonl); pass --overwrite or another --out")
+  config = PRESETS[preset]
+  workers = workers or os.cpu_count() or 1
+  os.makedirs(out_dir, exist_ok=True)
+  start = time.perf_counter()
+  groups = plan(config, seed)
+  tasks = [(out_dir, seed, k, s, split, config.augmentation) for k, s, split in groups]
+  records, channels = [], {}
+  for group_records, channel in _run(tasks, workers, progress):
+    records += group_records
+    if channel is not None:
+      channels[group_records[0]["clip_id"].rsplit("/", 1)[0]] = channel
+  seconds = sum(r.pop("_seconds") for r in records)
+  with open(manifest_path, "w") as f:
+    for record in sorted(records, key=lambda r: r["clip_id"]):
+      f.write(json.dumps(record) + "\n")
+  counts = {split: sum(r["split"] == split for r in records) for split in schema.SPLITS}
+  used_speakers = sorted({k for k, _, _ in groups})
+  info = {
+    "format": CORPUS_FORMAT, "version": CORPUS_VERSION, "preset": preset, "seed": seed,
+    "preset_settings": dataclasses.asdict(config), "clips": len(records), "audio_hours": seconds / 3600,
+    "splits": counts, "styles": [list(s) for s in STYLES],
+    "speakers": {voices.speaker_id(k): {"voice": voices.make_speaker(k).voice} for k in used_speakers},
+    "sentences": {sentence_id(s): SENTENCES[s] for s in sorted({s for _, s, _ in groups})},
+    "phonemes": list(phonemes.PHONEMES), "augmented_groups": channels,
+  }  # fmt: skip
+  with open(os.path.join(out_dir, "corpus.json"), "w") as f:
+    json.dump(info, f, indent=1, sort_keys=True)
+  return {"out_dir": out_dir, "preset": preset, "seed": seed, "clips": len(records),
+          "audio_hours": seconds / 3600, "splits": counts, "speakers": len(used_speakers),
+          "sentences": len(info["sentences"]), "augmented_groups": len(channels), "workers": workers,
+          "build_seconds": time.perf_counter() - start}

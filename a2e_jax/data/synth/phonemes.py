@@ -1,0 +1,83 @@
+"""The phoneme inventory: espeak-ng's English phoneme mnemonics, their stable ids and their viseme classes.
+
+espeak-ng names phonemes in its own ASCII mnemonics (Kirshenbaum-like: "tS" for /tʃ/, "@" for schwa,
+"aI" for /aɪ/), prefixed with "'" (primary) or "," (secondary stress). A clip's `phones` array holds ids
+into `PHONEMES` with stress stripped; the tuple is append-only, so ids stay stable across versions. The
+entries are what espeak-ng 1.52 produces for its English voices (en, en-us, en-gb-x-rp, en-gb-scotland,
+en-029, en-us-nyc, en-gb-x-gbclan, en-gb-x-gbcwmd) over the corpus's sentences, plus a few rarer ones;
+anything else maps to `UNKNOWN` and gets a viseme class from its first letter.
+
+Viseme classes follow the usual 15-class split of speech mouth shapes (as in the Oculus/Meta lip-sync
+set: sil, PP, FF, TH, DD, kk, CH, SS, nn, RR, aa, E, ih, oh, ou), with w, j and h separated because their
+lip and jaw behaviour differs, a schwa class, and /l/ and /n/ folded into DD. Diphthongs are two classes
+in sequence (the glide takes the second part).
+"""
+
+PAUSE = 0
+UNKNOWN = 1
+
+PHONEMES = (
+  "_", "<unk>", "_:", "_!", "_|", "?",
+  "p", "b", "m", "f", "v", "T", "D", "t", "d", "n", "l", "t#", "t2", "t[", "n-", "d#", "l/",
+  "k", "g", "N", "x", "tS", "dZ", "S", "Z", "s", "z", "z#", "r", "r-", "w", "w#", "j", ";", "h",
+  "a", "aa", "a#", "A:", "A@", "0", "V", "VR", "O:", "O@", "O2", "o@", "E", "e@", "e",
+  "i:", "i", "I", "I2", "I#", "IR", "i@", "i@3", "u:", "U", "U@",
+  "@", "@2", "@5", "@L", "3", "3:",
+  "aI", "aI@", "aI2", "aI3", "aU", "eI", "oU", "OI",
+)  # fmt: skip
+
+PHONEME_IDS = {name: i for i, name in enumerate(PHONEMES)}
+
+# Viseme class of each mnemonic; diphthongs list their two parts.
+_CLASSES = {
+  "sil": ("_", "_:", "_!", "_|"),
+  "PP": ("p", "b", "m"),
+  "FF": ("f", "v"),
+  "TH": ("T", "D"),
+  "DD": ("t", "d", "n", "l", "t#", "t2", "t[", "n-", "d#", "l/"),
+  "kk": ("k", "g", "N", "x", "?"),
+  "CH": ("tS", "dZ", "S", "Z"),
+  "SS": ("s", "z", "z#"),
+  "RR": ("r", "r-"),
+  "ww": ("w", "w#"),
+  "yy": ("j", ";"),
+  "hh": ("h",),
+  "aa": ("aa", "A:", "A@", "0", "V", "VR"),
+  "ae": ("a",),
+  "E": ("E", "e@", "e"),
+  "ih": ("i:", "i", "I", "I2", "I#", "IR"),
+  "oh": ("O:", "O@", "O2", "o@"),
+  "ou": ("u:", "U", "U@"),
+  "@": ("@", "@2", "@5", "@L", "3", "3:", "a#"),
+}
+_DIPHTHONGS = {
+  "aI": ("aa", "ih"), "aI@": ("aa", "ih"), "aI2": ("aa", "ih"), "aI3": ("aa", "ih"), "aU": ("aa", "ou"),
+  "eI": ("E", "ih"), "oU": ("oh", "ou"), "OI": ("oh", "ih"), "i@": ("ih", "@"), "i@3": ("ih", "@"),
+}  # fmt: skip
+_CLASS_OF = {name: cls for cls, names in _CLASSES.items() for name in names}
+VOWEL_CLASSES = ("aa", "ae", "E", "ih", "oh", "ou", "@")
+
+
+def split_stress(mnemonic: str) -> tuple[str, int]:
+  """("'aI", ...) -> ("aI", 2): the bare mnemonic and its stress (2 primary, 1 secondary, 0 none)."""
+  stress = 2 if "'" in mnemonic else 1 if "," in mnemonic else 0
+  return mnemonic.replace("'", "").replace(",", ""), stress
+
+
+def phoneme_id(mnemonic: str) -> int:
+  """Stable id of an espeak mnemonic (stress marks ignored); `UNKNOWN` if not in the inventory."""
+  return PHONEME_IDS.get(split_stress(mnemonic)[0], UNKNOWN)
+
+
+def viseme_classes(mnemonic: str) -> tuple[str, ...]:
+  """Viseme class(es) of a mnemonic: one for most, two (onset, glide) for diphthongs."""
+  bare = split_stress(mnemonic)[0]
+  if bare in _DIPHTHONGS:
+    return _DIPHTHONGS[bare]
+  if bare in _CLASS_OF:
+    return (_CLASS_OF[bare],)
+  # Unlisted mnemonics: vowels start with a vowel letter or @/3, consonants keep their letter's class.
+  head = bare[:1]
+  if head in "aAeEiIoOuUV03@":
+    return (_CLASS_OF.get(head, "@"),)
+  return (_CLASS_OF.get(head, "DD"),)
