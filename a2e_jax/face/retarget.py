@@ -5,7 +5,7 @@ speak the 53 ARKit-named channels. `fit_retarget` finds the linear map M [Kt,Ks]
 model reproduces the source model's expression displacements:
 
   1. a similarity transform (scale, rotation, translation) aligns the source's 68 neutral landmarks with
-     the target's;
+     the target's, and a thin-plate spline through the landmarks warps the source onto the target;
   2. every target face vertex is matched to the closest point of the aligned source surface (barycentric
      on the nearest triangle), and pairs farther apart than `max_distance` are dropped;
   3. ridge regression: M = argmin ||B_t M - D_s||^2 + reg ||diag(|B_t|) M||^2, with B_t [3V,Kt] the target's
@@ -17,6 +17,7 @@ model reproduces the source model's expression displacements:
 """
 
 import numpy as np
+from scipy.interpolate import RBFInterpolator
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
@@ -24,7 +25,7 @@ from a2e_jax.errors import UserError
 from a2e_jax.face import channels
 
 
-def fit_retarget(source_model, target_model, reg: float = 1e-4, max_distance: float | None = None):
+def fit_retarget(source_model, target_model, reg: float = 1e-3, max_distance: float | None = None):
   """[Kt, Ks] float32 matrix M with target coefficients = M @ source coefficients.
 
   Args:
@@ -38,6 +39,11 @@ def fit_retarget(source_model, target_model, reg: float = 1e-4, max_distance: fl
   tgt = target_model.to_numpy()
   scale, rotation, src_centre, tgt_centre = _similarity(src.mean[src.landmarks], tgt.mean[tgt.landmarks])
   src_points = scale * (src.mean.astype(np.float64) - src_centre) @ rotation.T + tgt_centre
+  # A thin-plate-spline warp then puts every landmark exactly on its target, so that two faces of
+  # different shape meet where their features are (it halves the matching distances from ICT to the
+  # built-in face); the bases are only rotated and scaled, the warp serves the correspondence.
+  lm_src, lm_tgt = src_points[src.landmarks], tgt.mean[tgt.landmarks].astype(np.float64)
+  src_points = src_points + RBFInterpolator(lm_src, lm_tgt - lm_src, kernel="thin_plate_spline")(src_points)
 
   tgt_vertices = _face(tgt)
   src_triangles = src.triangles[np.all(np.isin(src.triangles, _face(src)), axis=1)]
@@ -99,8 +105,9 @@ def closest_points(vertices, triangles, points, candidates: int = 4):
   vertices = np.asarray(vertices, np.float64)
   triangles = np.asarray(triangles, np.int64)
   points = np.asarray(points, np.float64)
-  tree = cKDTree(vertices)
-  incident = _incident_triangles(len(vertices), triangles)  # [N, max degree], -1 padded
+  used = np.unique(triangles)  # search only vertices that have triangles
+  tree = cKDTree(vertices[used])
+  incident = _incident_triangles(len(vertices), triangles)[used]  # [U, max degree], -1 padded
   # Blocks of points keep the [P, candidates, 3, 3] corner array small.
   parts = [_closest_in_block(vertices, triangles, tree, incident, points[i:i + 4096], candidates)
            for i in range(0, len(points), 4096)]
@@ -110,9 +117,9 @@ def closest_points(vertices, triangles, points, candidates: int = 4):
 def _closest_in_block(vertices, triangles, tree, incident, points, candidates):
   _, nearest = tree.query(points, k=candidates)
   cand = incident[nearest.reshape(len(points), -1)].reshape(len(points), -1)  # [P, C]
-  valid = cand >= 0
   corners = vertices[triangles[np.maximum(cand, 0)]]  # [P,C,3,3]
-  bary = _clamped_barycentrics(corners, points[:, None, :])
+  bary, degenerate = _clamped_barycentrics(corners, points[:, None, :])
+  valid = (cand >= 0) & ~degenerate
   closest = np.einsum("pcj,pcjd->pcd", bary, corners)
   dist = np.linalg.norm(closest - points[:, None, :], axis=-1)
   dist = np.where(valid, dist, np.inf)
@@ -122,16 +129,20 @@ def _closest_in_block(vertices, triangles, tree, incident, points, candidates):
 
 
 def _clamped_barycentrics(corners, p):
-  """Barycentrics [...,3] of p's projection on each triangle's plane, clamped into the triangle."""
+  """Barycentrics [...,3] of p's projection on each triangle's plane, clamped into the triangle, and a
+  mask of degenerate (zero-area) triangles, whose barycentrics are meaningless."""
   a, b, c = corners[..., 0, :], corners[..., 1, :], corners[..., 2, :]
   v0, v1, v2 = b - a, c - a, p - a
   d00, d01, d11 = (v0 * v0).sum(-1), (v0 * v1).sum(-1), (v1 * v1).sum(-1)
   d20, d21 = (v2 * v0).sum(-1), (v2 * v1).sum(-1)
-  denom = np.where(np.abs(d00 * d11 - d01 * d01) > 1e-30, d00 * d11 - d01 * d01, 1e-30)
+  denom = d00 * d11 - d01 * d01
+  degenerate = denom <= 1e-12 * np.maximum(d00 * d11, 1e-300)
+  denom = np.where(degenerate, 1.0, denom)
   v = (d11 * d20 - d01 * d21) / denom
   w = (d00 * d21 - d01 * d20) / denom
   bary = np.clip(np.stack([1 - v - w, v, w], axis=-1), 0.0, None)
-  return bary / np.maximum(bary.sum(-1, keepdims=True), 1e-12)
+  bary = bary / np.maximum(bary.sum(-1, keepdims=True), 1e-12)
+  return np.where(degenerate[..., None], 1.0 / 3.0, bary), degenerate
 
 
 def _incident_triangles(num_vertices: int, triangles) -> np.ndarray:
