@@ -206,6 +206,25 @@ def test_blink_closes_one_eye(model, mean, side, eye):
   np.testing.assert_allclose(closed[mesh.eye_upper[k]], closed[mesh.eye_lower[k]], atol=1e-6)
 
 
+@pytest.mark.parametrize("weights", [
+  {"eyeBlink_L": 0.5}, {"eyeBlink_L": 1.0}, {"eyeLookUp_L": 1.0, "eyeBlink_L": 0.5},
+  {"eyeLookOut_L": 1.0, "eyeBlink_L": 0.7}, {"eyeLookDown_L": 1.0}, {"eyeSquint_L": 1.0, "eyeWide_L": 1.0},
+])
+def test_lids_stay_in_front_of_the_eyeball(model, mean, weights):
+  """No part of the eyeball pokes through the lids, also half-way through a blink (a linear blend)."""
+  part, mesh = _parts()
+  centre = mesh.eye_centres[0]
+  posed = _posed(model, **weights)
+  lids = (part == builtin_mesh.SKIN) & (np.hypot(*(mean[:, :2] - centre[:2]).T) < 0.11)
+  lids &= mean[:, 2] > centre[2]
+  ball = posed[part == builtin_mesh.EYE_LEFT] - centre
+  ball_dir = ball / np.linalg.norm(ball, axis=1, keepdims=True)
+  lid = posed[lids] - centre
+  lid_r = np.linalg.norm(lid, axis=1)
+  nearest = cKDTree(ball_dir).query(lid / lid_r[:, None])[1]
+  assert (lid_r - np.linalg.norm(ball, axis=1)[nearest]).min() > 0
+
+
 def test_smile_frown_pucker(model, mean):
   lm = np.asarray(model.landmarks)
   smile = _posed(model, mouthSmile_L=1.0)

@@ -16,7 +16,7 @@ BROWS = np.array([0.16, 0.10, 0.07])
 HAIR = np.array([0.13, 0.085, 0.055])
 LASHES = np.array([0.10, 0.07, 0.06])
 NOSTRILS = np.array([0.22, 0.10, 0.08])
-CAVITY_FRONT, CAVITY_BACK = np.array([0.42, 0.13, 0.13]), np.array([0.07, 0.015, 0.015])
+CAVITY_FRONT, CAVITY_BACK = np.array([0.30, 0.09, 0.09]), np.array([0.03, 0.008, 0.008])
 TEETH, GUMS = np.array([0.90, 0.87, 0.78]), np.array([0.62, 0.28, 0.28])
 SCLERA, IRIS, PUPIL = np.array([0.88, 0.85, 0.80]), np.array([0.30, 0.17, 0.08]), np.array([0.02, 0.02, 0.02])
 
@@ -46,8 +46,8 @@ def vertex_colors(mesh: bm.Mesh) -> np.ndarray:
 
   h_up, h_lo = shape.lip_heights(x)
   dy = y - shape.MOUTH_Y
-  upper = shape.smoothstep(h_up + 0.008, h_up - 0.002, dy) * (dy >= -1e-9) * (mesh.mouth_side >= 0)
-  lower = shape.smoothstep(h_lo + 0.008, h_lo - 0.002, -dy) * (dy <= 1e-9) * (mesh.mouth_side <= 0)
+  upper = shape.smoothstep(h_up + 0.012, h_up - 0.004, dy) * (dy >= -1e-9) * (mesh.mouth_side >= 0)
+  lower = shape.smoothstep(h_lo + 0.012, h_lo - 0.004, -dy) * (dy <= 1e-9) * (mesh.mouth_side <= 0)
   lips = np.maximum(upper, lower) * shape.smoothstep(shape.MOUTH_X + 0.01, shape.MOUTH_X - 0.02, ax)
   colors = _blend(colors, lips * skin, LIPS)
 
@@ -76,7 +76,11 @@ def vertex_colors(mesh: bm.Mesh) -> np.ndarray:
   colors[cavity] = (CAVITY_FRONT * (1 - depth) + CAVITY_BACK * depth)[cavity]
   teeth = (mesh.part == bm.TEETH_UPPER) | (mesh.part == bm.TEETH_LOWER)
   gum = shape.smoothstep(0.06, 0.08, np.abs(dy))
-  colors[teeth] = _blend(np.tile(TEETH, (len(v), 1)), gum, GUMS)[teeth]
+  # Faint shadows between the teeth: incisors, laterals, canines, premolars from the midline outwards.
+  gaps = sum(shape.gauss(ax, 0, g, 0, 0.005, 1) for g in (0.0, 0.07, 0.125, 0.165, 0.195))
+  teeth_color = _blend(_blend(np.tile(TEETH, (len(v), 1)), 0.5 * gaps, GUMS * 0.6), gum, GUMS)
+  shade = 1 - 0.8 * shape.smoothstep(0.12, 0.25, ax)  # the back teeth lie in the mouth's shadow
+  colors[teeth] = (teeth_color * shade[:, None])[teeth]
 
   for part, centre in ((bm.EYE_LEFT, mesh.eye_centres[0]), (bm.EYE_RIGHT, mesh.eye_centres[1])):
     eye = mesh.part == part

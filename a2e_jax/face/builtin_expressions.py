@@ -56,6 +56,7 @@ class _Fields:
     above = _sigmoid((dy + 0.03 * mesh.mouth_side) / width)
     cavity = mesh.part == bm.CAVITY
     above = np.where(cavity, 0.5 + 0.5 * mesh.mouth_side, above)
+    self.above = above
     lateral = np.clip(1 - (ax / (shape.MOUTH_X + 0.07)) ** 2, 0, 1) ** 1.5
     self.upper_lip = self.face * above * np.exp(-((np.maximum(dy, 0) / 0.11) ** 2)) * lateral
     self.lower_lip = self.face * (1 - above) * np.exp(-((np.maximum(-dy, 0) / 0.13) ** 2)) * lateral
@@ -68,15 +69,21 @@ class _Fields:
     self.jaw = self._jaw_weight(above)
 
   def _jaw_weight(self, above_mouth):
-    """1 on what the mandible carries, 0 on the skull; the boundary runs from the mouth to the ears."""
+    """1 on what the mandible carries, 0 on the skull; the boundary runs from the mouth to the ears.
+
+    Near the mouth corners the lower lip follows the jaw less and the upper lip a little, so the mouth
+    opens into an oval rather than a box, with the corners moving about a third as far as the chin.
+    """
     mesh = self.mesh
     ax = np.abs(self.x)
     hinge_y, hinge_z = shape.HINGE_YZ
     boundary = shape.MOUTH_Y + 1.0 * np.maximum(ax - shape.MOUTH_X, 0)
     width = 0.004 + 0.15 * shape.smoothstep(0.7 * shape.MOUTH_X, shape.MOUTH_X + 0.3, ax)
-    lower = 1 - _sigmoid((self.y - boundary + 0.03 * mesh.mouth_side) / width)
-    lower *= shape.smoothstep(hinge_z - 0.05, hinge_z + 0.25, self.z) * shape.smoothstep(-1.4, -1.1, self.y)
-    weight = np.where(self.skin, lower, 0.0)
+    above = _sigmoid((self.y - boundary + 0.03 * mesh.mouth_side) / width)
+    corner = shape.gauss(ax, self.y, shape.MOUTH_X, shape.MOUTH_Y, 0.11, 0.07)
+    weight = (1 - above) * (1 - 0.55 * corner) + above * 0.3 * corner
+    weight *= shape.smoothstep(hinge_z - 0.05, hinge_z + 0.25, self.z) * shape.smoothstep(-1.4, -1.1, self.y)
+    weight = np.where(self.skin, weight, 0.0)
     weight = np.where(mesh.part == bm.CAVITY, 1 - above_mouth, weight)
     return np.where(mesh.part == bm.TEETH_LOWER, 1.0, weight)
 
@@ -102,28 +109,34 @@ class _Fields:
       rims.append(np.interp(self.x, v[ids, 0][order], v[ids, 1][order], left=np.nan, right=np.nan))
     return rims
 
-  def lids(self, eye, upper_to, lower_to, reach=0.07):
-    """Slide the lids of `eye` (0 left, 1 right): the margins move by upper_to/lower_to(opening) [N]."""
+  def lids(self, eye, upper_to, lower_to, reach=0.07, bulge=0.0):
+    """Slide the lids of `eye` (0 left, 1 right) over the eyeball.
+
+    The margins move by upper_to(opening) and lower_to(opening) [N] (functions of the opening at each
+    vertex's x), the skin above/below following with a Gaussian falloff of length `reach`. `bulge`
+    lifts both margins off the eyeball: a linear blend between an open and a closed lid cuts a chord
+    through the eyeball, and this keeps the half-closed lid in front of the cornea.
+    """
     rim_up, rim_lo = self.lid_margins(eye)
     inside = np.isfinite(rim_up)
     rim_up, rim_lo = np.nan_to_num(rim_up), np.nan_to_num(rim_lo)
     opening = rim_up - rim_lo
     side = self.mesh.eye_side
-    centre = self.mesh.eye_centres[eye]
-    near = self.skin & inside & (np.abs(self.y - centre[1]) < 0.3)
-    d_up = np.where(side > 0, upper_to(opening) * np.exp(-((np.maximum(self.y - rim_up, 0) / reach) ** 2)), 0)
-    d_lo = np.where(side < 0, lower_to(opening) * np.exp(-((np.maximum(rim_lo - self.y, 0) / reach) ** 2)), 0)
-    dy = np.where(near, d_up + d_lo, 0.0)
-    return self.slide(np.zeros_like(dy), dy)
+    near = self.skin & inside & (np.abs(self.y - self.mesh.eye_centres[eye][1]) < 0.3)
+    fall_up = np.where(near & (side > 0), np.exp(-((np.maximum(self.y - rim_up, 0) / reach) ** 2)), 0)
+    fall_lo = np.where(near & (side < 0), np.exp(-((np.maximum(rim_lo - self.y, 0) / reach) ** 2)), 0)
+    dy = upper_to(opening) * fall_up + lower_to(opening) * fall_lo
+    disp = self.slide(np.zeros_like(dy), dy)
+    disp[:, 2] += bulge * (opening / OPENING) * (fall_up + fall_lo) * self.mesh.front
+    return disp
 
 
 def _follow_lips(fields: _Fields, disp):
-  """The cavity follows the displacement of the lip edge it hangs from, fading with depth."""
+  """The cavity's rings follow the lip edge they hang from, fading with depth into their own motion."""
   mesh = fields.mesh
-  cavity = np.flatnonzero(mesh.part == bm.CAVITY)
-  anchored = cavity[mesh.cavity_anchor[cavity] >= 0]
-  fade = (1 - mesh.cavity_depth[anchored]) ** 1.5
-  disp[anchored] = disp[mesh.cavity_anchor[anchored]] * fade[:, None]
+  cavity = np.flatnonzero((mesh.part == bm.CAVITY) & (mesh.cavity_anchor >= 0))
+  fade = ((1 - mesh.cavity_depth[cavity]) ** 1.5)[:, None]
+  disp[cavity] = fade * disp[mesh.cavity_anchor[cavity]] + (1 - fade) * disp[cavity]
   return disp
 
 
@@ -158,7 +171,7 @@ def _left_channels(f: _Fields):
   out["cheekSquint"] = (_vec(f.gauss(s * 0.36, 0.06, 0.13, 0.1), dy=0.035, dz=0.01)
                         + f.lids(eye, lambda o: 0 * o, lambda o: 0.12 * o))
 
-  out["eyeBlink"] = f.lids(eye, lambda o: -0.8 * o, lambda o: 0.2 * o)
+  out["eyeBlink"] = f.lids(eye, lambda o: -0.8 * o, lambda o: 0.2 * o, bulge=0.016)
   out["eyeSquint"] = f.lids(eye, lambda o: -0.08 * o, lambda o: 0.35 * o) + _vec(
     f.gauss(s * 0.34, 0.12, 0.12, 0.08), dy=0.015)
   out["eyeWide"] = f.lids(eye, lambda o: 0.028 * o / OPENING, lambda o: -0.008 * o / OPENING, reach=0.06)
@@ -180,7 +193,7 @@ def _left_channels(f: _Fields):
   stretch = f.gauss(corner[0], corner[1] - 0.03, 0.12, 0.14)
   out["mouthStretch"] = _vec(stretch, dx=s * 0.055, dy=-0.025, dz=-0.02)
   smile = f.gauss(*corner, 0.13, 0.12)
-  out["mouthSmile"] = (_vec(smile, dx=s * 0.05, dy=0.055, dz=-0.035)
+  out["mouthSmile"] = (_vec(smile, dx=s * 0.055, dy=0.07, dz=-0.04)
                        + _vec(f.gauss(s * 0.34, -0.15, 0.12, 0.12), dx=s * 0.01, dy=0.02, dz=0.025))
   lip_half = half * np.clip(1 - (np.abs(x) / (shape.MOUTH_X + 0.07)) ** 2, 0, 1)
   out["mouthLowerDown"] = _vec(f.lower_lip * lip_half, dy=-0.055, dz=-0.005)
@@ -205,17 +218,19 @@ def _central_channels(f: _Fields):
     "jawLeft": _vec(jaw, dx=0.07),
     "jawRight": _vec(jaw, dx=-0.07),
   }
-  # mouthClose brings the lips together by the gap jawOpen makes, half from each lip.
-  lower_edge = mesh.mouth_lower
-  order = np.argsort(mesh.vertices[lower_edge, 0])
-  gap = [np.interp(f.x, mesh.vertices[lower_edge, 0][order], jaw_open[lower_edge, k][order], left=0, right=0)
-         for k in range(3)]
-  gap = np.stack(gap, 1)
-  out["mouthClose"] = 0.5 * gap * f.upper_lip[:, None] - 0.5 * gap * f.lower_lip[:, None]
+  # mouthClose brings the lips together by the gap jawOpen opens between them, half from each lip; the
+  # gap vanishes at the corners, so the field stays continuous around them.
+  edge_x = mesh.vertices[mesh.mouth_lower, 0]
+  opening = jaw_open[mesh.mouth_lower] - jaw_open[mesh.mouth_upper]
+  gap = np.stack([np.interp(f.x, edge_x, opening[:, k], left=0, right=0) for k in range(3)], 1)
+  dy = f.y - shape.MOUTH_Y
+  upper = f.face * f.above * np.exp(-((np.maximum(dy, 0) / 0.1) ** 2))
+  lower = f.face * (1 - f.above) * np.exp(-((np.maximum(-dy, 0) / 0.12) ** 2))
+  out["mouthClose"] = 0.5 * gap * (upper - lower)[:, None]
   x, lips = f.x, f.perioral
   out["mouthFunnel"] = (_vec(lips, dz=0.07) + _vec(-0.25 * x * lips, dx=1.0)
-                        + _vec(f.upper_red * (1 - (x / shape.MOUTH_X) ** 2).clip(0), dy=0.03)
-                        + _vec(f.lower_red * (1 - (x / shape.MOUTH_X) ** 2).clip(0), dy=-0.04))
+                        + _vec(f.upper_red * (1 - (x / shape.MOUTH_X) ** 2).clip(0), dy=0.02)
+                        + _vec(f.lower_red * (1 - (x / shape.MOUTH_X) ** 2).clip(0), dy=-0.03))
   out["mouthPucker"] = (_vec(lips, dz=0.09) + _vec(-0.35 * x * lips, dx=1.0)
                         + _vec(f.upper_red, dy=-0.01) + _vec(f.lower_red, dy=0.01))
   out["mouthLeft"] = _vec(f.mouth_area, dx=0.07)
@@ -239,9 +254,7 @@ def expression_basis(mesh: bm.Mesh) -> np.ndarray:
   basis = np.zeros((len(mesh.vertices), 3, len(ICT_CHANNELS)))
   for k, name in enumerate(ICT_CHANNELS):
     disp = channels.pop(name)
-    if not name.startswith(("jaw", "eyeLook")):
-      disp = _follow_lips(fields, disp)
-    basis[:, :, k] = disp
+    basis[:, :, k] = _follow_lips(fields, disp)
   if channels:
     raise AssertionError(f"channels without an ICT name: {sorted(channels)}")
   return basis

@@ -22,12 +22,12 @@ COLUMN_FRONT_DENSITY = 0.45  # d(angle)/d(column) at the front relative to a uni
 CAVITY_RINGS = 6
 CAVITY_DEPTH = 0.42
 CAVITY_HALF_HEIGHT = 0.13
-TEETH_COLUMNS = 25
+TEETH_COLUMNS = 41
 EYE_SEGMENTS = 24
 # Polar angles of the eyeball's rings, from the front: dense at the pupil and the limbus for crisp edges.
 EYE_RING_ANGLES = np.array([0.10, 0.19, 0.23, 0.33, 0.43, 0.49, 0.55, 0.68, 0.9, 1.2, 1.6, 2.1, 2.6])
 PUPIL_ANGLE, IRIS_ANGLE = 0.21, 0.52
-CORNEA_BULGE = 0.006
+CORNEA_BULGE = 0.004
 
 # Vertex parts.
 SKIN, CAVITY, TEETH_UPPER, TEETH_LOWER, EYE_LEFT, EYE_RIGHT = range(6)
@@ -202,19 +202,23 @@ def _skin(builder: _Builder):
 
 
 def _cavity(builder: _Builder, mouth_upper, mouth_lower):
-  """Adds the mouth cavity: rings hanging from the lip edges back into the head, closed at the back."""
+  """Adds the mouth cavity: rings hanging from the lip edges back into the head, closed at the back.
+
+  Its first ring lies on the lip edges but has its own vertices, so the lips' vertex normals (and their
+  shading) come from the lips alone; the expression channels keep that ring glued to the lip edges.
+  """
   verts = np.concatenate([c["xyz"] for c in builder.chunks])
   loop = np.concatenate([mouth_upper, mouth_lower[-2:0:-1]])
   side = np.concatenate([np.ones(len(mouth_upper)), -np.ones(len(mouth_lower) - 2)])
   side[[0, len(mouth_upper) - 1]] = 0
   edge = verts[loop]
   q = np.clip(np.abs(edge[:, 0]) / np.abs(edge[:, 0]).max(), 0, 1)
-  rings = [loop]
-  for k in range(1, CAVITY_RINGS):
+  rings = []
+  for k in range(CAVITY_RINGS):
     tau = k / CAVITY_RINGS
     height = CAVITY_HALF_HEIGHT * np.sin(np.pi * tau) ** 0.6 * (1 - q**2) ** 0.3
     xyz = np.column_stack([
-      edge[:, 0] * (1 - 0.35 * tau),
+      edge[:, 0] * (1 - 0.3 * tau),
       shape.MOUTH_Y + side * height,
       edge[:, 2] - CAVITY_DEPTH * tau,
     ])
@@ -232,20 +236,23 @@ def _cavity(builder: _Builder, mouth_upper, mouth_lower):
 
 
 def _teeth(builder: _Builder, lip_edge_z):
-  """Adds upper and lower teeth: a tube swept along a parabolic dental arch behind the lips."""
+  """Adds upper and lower teeth: a tube swept along a parabolic dental arch behind the lips.
+
+  The upper incisors reach a little below the lip line (hidden by the lower lip at rest, showing when
+  the mouth opens); the lower ones sit behind them (an overbite) and ride on the jaw.
+  """
   alpha = np.linspace(-1, 1, TEETH_COLUMNS)
-  arch_x, arch_back = 0.2 * alpha, 0.22 * alpha**2
-  normal = np.stack([2 * 0.22 * alpha, np.full_like(alpha, 0.2)], 1)  # the arch's outward normal in (x, z)
+  arch_x, arch_back = 0.25 * alpha, 0.25 * alpha**2
+  normal = np.stack([2 * 0.25 * alpha, np.full_like(alpha, 0.25)], 1)  # the arch's outward normal in (x, z)
   normal /= np.linalg.norm(normal, axis=1, keepdims=True)
   # Cross-section (height above the biting edge, depth into the mouth), front to back.
-  profile = np.array([[0.095, 0.0], [0.05, 0.0], [0.012, 0.0], [0.0, 0.01], [0.006, 0.028], [0.095, 0.034]])
-  for part, sign, setback in ((TEETH_UPPER, 1, 0.055), (TEETH_LOWER, -1, 0.07)):
+  profile = np.array([[0.1, 0.0], [0.05, 0.0], [0.012, 0.0], [0.0, 0.01], [0.006, 0.028], [0.1, 0.034]])
+  for part, sign, edge_y, setback in ((TEETH_UPPER, 1, -0.02, 0.05), (TEETH_LOWER, -1, -0.004, 0.075)):
     front_z = lip_edge_z - setback - arch_back
-    base_y = shape.MOUTH_Y + sign * 0.008
     xyz = []
     for h, d in profile:
-      xyz.append(np.column_stack([
-        arch_x - d * normal[:, 0], np.full(TEETH_COLUMNS, base_y + sign * h), front_z - d * normal[:, 1]]))
+      y = np.full(TEETH_COLUMNS, shape.MOUTH_Y + edge_y + sign * h)
+      xyz.append(np.column_stack([arch_x - d * normal[:, 0], y, front_z - d * normal[:, 1]]))
     ids = builder.add(np.concatenate(xyz), part).reshape(len(profile), TEETH_COLUMNS)
     for k in range(len(profile) - 1):
       a, b, c, d = ids[k, :-1], ids[k, 1:], ids[k + 1, 1:], ids[k + 1, :-1]

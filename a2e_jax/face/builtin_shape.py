@@ -22,11 +22,11 @@ EYE_APEX_BEHIND = 0.045  # the eyeball's front lies this far behind the relief-f
 EYE_HALF_WIDTH = 0.114  # half the projected width of the palpebral fissure
 LID_UP = 0.043  # neutral opening above EYE_Y (covers the top of the iris a little)
 LID_LO = 0.050  # neutral opening below EYE_Y
-LID_T = 0.008  # lid thickness: the lid margin sits this far in front of the eyeball
+LID_T = 0.009  # lid thickness: the lid margin sits this far in front of the eyeball
 CANTHAL_TILT = 0.014  # the outer corner sits this much higher than the inner one
 MOUTH_Y = -0.46
 MOUTH_X = 0.245  # mouth corners, |x|
-UPPER_LIP_H = 0.058  # vermilion heights on the midline
+UPPER_LIP_H = 0.064  # vermilion heights on the midline
 LOWER_LIP_H = 0.072
 NOSE_TIP_Y = -0.11
 SUBNASALE_Y = -0.245
@@ -73,7 +73,7 @@ def profile_rows(num_rows: int) -> np.ndarray:
   arc = np.concatenate([[0.0], np.cumsum(np.hypot(np.diff(y), np.diff(zf)))])
   face = _smoothstep(-1.12, -0.95, y) * (1 - _smoothstep(0.62, 0.9, y))
   density = 0.3 + 0.4 * _smoothstep(-1.25, -1.05, y) * (1 - _smoothstep(0.75, 1.15, y)) + 0.3 * face
-  density += 0.25 * (np.exp(-(((y - EYE_Y - 0.08) / 0.2) ** 2)) + np.exp(-(((y - MOUTH_Y) / 0.14) ** 2)))
+  density += 0.45 * np.exp(-(((y - EYE_Y - 0.08) / 0.2) ** 2)) + 0.7 * np.exp(-(((y - MOUTH_Y) / 0.12) ** 2))
   weighted = np.concatenate([[0.0], np.cumsum(0.5 * (density[1:] + density[:-1]) * np.diff(arc))])
   rows = np.interp(np.linspace(0, weighted[-1], num_rows), weighted, y)
   # A monotone piecewise-linear remap moves the nearest rows exactly onto the anchors.
@@ -161,7 +161,7 @@ def relief(x, y):
     np.nan_to_num(_UPPER_LIP(mouth_dy / np.maximum(h_up, 0.02))),
     np.nan_to_num(_LOWER_LIP(-mouth_dy / np.maximum(h_lo, 0.02))),
   ) * lateral
-  philtrum = 0.006 * gauss(ax, y, 0.045, -0.34, 0.03, 0.07) - 0.006 * gauss(x, y, 0, -0.34, 0.035, 0.07)
+  philtrum = 0.004 * gauss(ax, y, 0.05, -0.35, 0.035, 0.06) - 0.004 * gauss(x, y, 0, -0.35, 0.04, 0.06)
   nose = np.nan_to_num(_NOSE_RIDGE(y)) * np.exp(-((x / _NOSE_WIDTH(y)) ** 2))
   nose += 0.085 * gauss(ax, y, 0.105, -0.175, 0.055, 0.045)  # alae
   nose += 0.025 * gauss(x, y, 0.0, NOSE_TIP_Y - 0.01, 0.06, 0.05)  # rounded tip
