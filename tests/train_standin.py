@@ -53,7 +53,10 @@ def loss_fn(module):
 
 
 def task(config):
-  """The stand-in on random batches as a trainer `Task`; `config.standin.nan_at_step` poisons one batch."""
+  """The stand-in on random batches as a trainer `Task`. `config.standin.nan_at_step` poisons the batch of
+  that update; `config.standin.step_seconds` slows the input, so a test can interrupt a run mid-way."""
+  import time
+
   import numpy as np
 
   from a2e_jax.train.random_batches import RandomBatches
@@ -62,9 +65,11 @@ def task(config):
   module = StandIn()
   batch = config.train.batch_size
   nan_at = config.standin.nan_at_step
+  seconds = config.standin.step_seconds
 
   class Batches(RandomBatches):
     def __next__(self):
+      time.sleep(seconds)
       step = self.get_state()["step"]
       out = super().__next__()
       if step + 1 == nan_at:  # the batch of update `nan_at`
@@ -103,7 +108,7 @@ def get_config(arg=None):
   config = base_config("tiny")
   config.task = "train_standin:task"
   config.input = "random"
-  config.standin = {"nan_at_step": -1}
+  config.standin = {"nan_at_step": -1, "step_seconds": 0.0}
   config.train.update(steps=8, batch_size=8, log_every=2)
   config.optim.warmup_steps = 2
   config.eval.update(every=4, batches=1)

@@ -32,12 +32,13 @@ def run(args) -> int:
   return train_main(config, args.workdir)
 
 
-def train_main(config, workdir) -> int:
-  """Joins a multi-process run if one is configured, trains, prints where the results are."""
+def train_main(config, workdir, **distributed_args) -> int:
+  """Joins a multi-process run if one is configured (`distributed.initialize(**distributed_args)`), trains,
+  and prints where the results are."""
   from a2e_jax.train import distributed
 
   quiet_libraries()
-  distributed.initialize()
+  distributed.initialize(**distributed_args)
   from a2e_jax.train.trainer import train_and_evaluate
 
   result = train_and_evaluate(config, workdir)
@@ -56,3 +57,4 @@ def train_main(config, workdir) -> int:
 def quiet_libraries() -> None:
   """Orbax and absl log every save at INFO/WARNING; keep the console for the progress bar and errors."""
   logging.getLogger("absl").setLevel(logging.ERROR)
+  logging.getLogger("jax").setLevel(logging.WARNING)

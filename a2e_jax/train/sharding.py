@@ -24,20 +24,23 @@ BATCH_AXES = ("data", "fsdp")
 
 # Logical axis name -> mesh axes, highest priority first. A mesh axis is used at most once per array, so an
 # activation named ("batch", "time", "embed") takes data×fsdp for the batch and leaves "embed" replicated,
-# while a parameter named ("embed", "mlp") is sharded over fsdp and model. Names not listed are replicated.
+# while a parameter named ("embed", "mlp") is sharded over fsdp and model. The small dimensions (mel bands,
+# stem channels, coefficients, classes) stay replicated; names not listed are replicated too.
 LOGICAL_RULES = (
   ("batch", BATCH_AXES),
   ("heads", "model"),
   ("mlp", "model"),
-  ("kv", None),
   ("embed", "fsdp"),
-  ("mel", None),
-  ("coeffs", None),
+  ("kv", None),
   ("time", None),
-  ("length", None),
-  ("layers", None),
-  ("classes", None),
+  ("mel", None),
+  ("stem", None),
+  ("stem_in", None),
+  ("conv", None),
+  ("coeffs", None),
+  ("eye", None),
   ("vocab", None),
+  ("scalar", None),
 )
 
 

@@ -62,7 +62,7 @@ def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, schedule:
     loss, metrics, grads = _grads(loss_fn, state.params, batch, rng, constants, grad_accum_steps)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics = {**metrics, "loss": loss, "grad_norm": optax.global_norm(grads),
+    metrics = {**metrics, "loss": loss, "grad_norm": optax.tree.norm(grads),
                "learning_rate": schedule(state.step)}
     return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
 

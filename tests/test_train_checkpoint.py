@@ -1,0 +1,167 @@
+"""Checkpoints: restore onto other meshes and device counts, keep latest + best, corrupt fallback,
+`restore_params`."""
+
+import json
+import os
+
+import jax
+import ml_collections
+import numpy as np
+import pytest
+import train_standin as standin
+from jax.sharding import PartitionSpec as P
+
+from a2e_jax.errors import UserError
+from a2e_jax.train import checkpoint, sharding, step
+from a2e_jax.train import state as state_lib
+from a2e_jax.train.random_batches import RandomBatches
+
+
+def _mesh(shape, devices=None):
+  cfg = ml_collections.ConfigDict(dict(zip(sharding.MESH_AXES, shape)))
+  return sharding.make_mesh(cfg, devices)
+
+
+class _Setup:
+  """The stand-in's optimizer, shardings and batches on one mesh."""
+
+  def __init__(self, mesh):
+    self.mesh = mesh
+    self.module = standin.StandIn()
+    self.tx, self.schedule = state_lib.make_optimizer(state_lib.optim_config(), 20)
+    self.init = lambda rng: self.module.init(rng, standin.example_view(2))
+    self.rng = jax.random.key(0)
+    self.shardings = state_lib.state_shardings(self.init, self.tx, self.rng, mesh)
+    self.batches = RandomBatches(8, standin.FRAMES, standin.COEFFS, mesh, seed=7)
+
+  def fresh_state(self):
+    return state_lib.create_state(self.init, self.tx, self.rng, self.shardings, self.mesh)
+
+  def abstract(self):
+    return state_lib.abstract_state(self.init, self.tx, self.rng, self.shardings)
+
+  def train(self, state, steps):
+    train_step = step.make_train_step(standin.loss_fn(self.module), self.tx, self.schedule, self.shardings,
+                                      self.mesh)
+    for _ in range(steps):
+      state, _ = train_step(state, next(self.batches), jax.random.key(1), None)
+    return state
+
+
+def _host(tree):
+  return jax.tree.map(np.asarray, tree)
+
+
+def _assert_equal_trees(a, b):
+  for x, y in zip(jax.tree.leaves(_host(a)), jax.tree.leaves(_host(b))):
+    np.testing.assert_array_equal(x, y)
+
+
+@pytest.fixture(scope="module")
+def saved_on_8(tmp_path_factory):
+  """A workdir with a checkpoint at step 3, saved from a 1x8x1 (fsdp) mesh."""
+  workdir = tmp_path_factory.mktemp("ckpt8")
+  setup = _Setup(_mesh((1, 8, 1)))
+  state = setup.train(setup.fresh_state(), 3)
+  ckpt = checkpoint.Checkpointer(workdir)
+  ckpt.save(state, setup.batches)
+  ckpt.close()
+  return workdir, _host(state), setup.batches.get_state()
+
+
+@pytest.mark.parametrize("shape, num_devices", [((1, 1, 1), 1), ((2, 2, 2), 8), ((4, 1, 1), 4)])
+def test_checkpoint_from_8_devices_restores_on_other_meshes(saved_on_8, shape, num_devices):
+  workdir, saved, data_state = saved_on_8
+  setup = _Setup(_mesh(shape, jax.devices()[:num_devices]))
+  ckpt = checkpoint.Checkpointer(workdir)
+  state = ckpt.restore(setup.abstract(), setup.batches)
+  ckpt.close()
+  assert int(state.step) == 3
+  _assert_equal_trees(state, saved)
+  assert setup.batches.get_state() == data_state == {"step": 3}
+  kernel = state.params["up"]["kernel"]
+  assert kernel.sharding.mesh.devices.size == num_devices
+  assert kernel.sharding.spec == setup.shardings.params["up"]["kernel"].spec
+  if shape == (2, 2, 2):
+    assert kernel.sharding.spec == P("fsdp", "model") and kernel.addressable_shards[0].data.shape == (16, 32)
+
+
+def test_restore_params_lands_on_one_device_whatever_saved_it(saved_on_8):
+  workdir, saved, _ = saved_on_8
+  params = checkpoint.restore_params(workdir, "latest")
+  _assert_equal_trees(params, saved.params)
+  leaf = params["up"]["kernel"]
+  assert isinstance(leaf.sharding, jax.sharding.SingleDeviceSharding)
+  with pytest.raises(UserError, match="no checkpoint 7"):
+    checkpoint.restore_params(workdir, 7)
+
+
+def test_restore_params_without_checkpoints_is_a_user_error(tmp_path):
+  with pytest.raises(UserError, match="no checkpoints"):
+    checkpoint.restore_params(tmp_path)
+
+
+def test_keeps_the_latest_and_the_best(tmp_path):
+  setup = _Setup(_mesh((8, 1, 1)))
+  state = setup.fresh_state()
+  ckpt = checkpoint.Checkpointer(tmp_path, keep=2, best_metric="eval/loss", best_mode="min")
+  scores = (5.0, 1.0, 4.0, None, 3.0, None)  # for steps 1..6: step 2 is the best; 4 and 6 have no eval
+  for score in scores:
+    state = state.replace(step=state.step + 1)
+    ckpt.save(state, setup.batches, metrics=None if score is None else {"eval/loss": score})
+  ckpt.wait()
+  assert ckpt.all_steps() == [2, 5, 6]
+  assert ckpt.best_step() == 2
+  ckpt.close()
+  (tmp_path / "config.json").write_text(json.dumps({"checkpoint": {"best_metric": "eval/loss",
+                                                                   "best_mode": "min"}}))
+  best = checkpoint.restore_params(tmp_path)  # "best" by default
+  _assert_equal_trees(best, setup.fresh_state().params)  # every saved state has the initial params
+
+
+def _corrupt(step_dir):
+  """Overwrites the array data of a checkpoint with garbage, as a half-written file system would."""
+  files = [os.path.join(d, f) for d, _, fs in os.walk(step_dir / "params") for f in fs]
+  assert files
+  for path in files:
+    with open(path, "wb") as f:
+      f.write(b"\x00garbage")
+
+
+def test_corrupt_latest_falls_back_to_the_previous_with_a_warning(tmp_path):
+  setup = _Setup(_mesh((2, 4, 1)))
+  state = setup.fresh_state()
+  ckpt = checkpoint.Checkpointer(tmp_path, keep=3)
+  states = {}
+  for steps in (1, 1):
+    state = setup.train(state, steps)
+    states[int(state.step)] = _host(state)
+    ckpt.save(state, setup.batches)
+  ckpt.close()
+  _corrupt(tmp_path / "checkpoints" / "2")
+
+  ckpt = checkpoint.Checkpointer(tmp_path, keep=3)
+  with pytest.warns(UserWarning, match=r"checkpoints/2 is unreadable .*trying an earlier one"):
+    restored = ckpt.restore(setup.abstract(), setup.batches)
+  assert int(restored.step) == 1
+  _assert_equal_trees(restored, states[1])
+  assert setup.batches.get_state() == {"step": 1}
+  assert (tmp_path / "corrupt_checkpoints" / "2").is_dir()
+  assert ckpt.all_steps() == [1]
+  # Training goes on and saves step 2 again.
+  state = setup.train(restored, 1)
+  ckpt.save(state, setup.batches)
+  ckpt.close()
+  assert checkpoint.Checkpointer(tmp_path).all_steps() == [1, 2]
+
+
+def test_no_readable_checkpoint_is_a_user_error(tmp_path):
+  setup = _Setup(_mesh((8, 1, 1)))
+  ckpt = checkpoint.Checkpointer(tmp_path)
+  ckpt.save(setup.fresh_state().replace(step=jax.numpy.int32(1)), setup.batches)
+  ckpt.close()
+  _corrupt(tmp_path / "checkpoints" / "1")
+  ckpt = checkpoint.Checkpointer(tmp_path)
+  with pytest.warns(UserWarning), pytest.raises(UserError, match="no readable checkpoint"):
+    ckpt.restore(setup.abstract(), setup.batches)
+  assert (tmp_path / "checkpoints" / "1").is_dir()  # nothing is moved when nothing could be restored
