@@ -95,3 +95,37 @@ def make_clips(speakers=2, sentences=3, emotions=(0, 1, 5), intensities=(1,), se
             }
           )
   return clips
+
+
+def write_corpus(folder, clips) -> str:
+  """Writes clips as a corpus folder (wav + our .npz + manifest.jsonl); returns the manifest path."""
+  import json
+  import os
+
+  import soundfile
+
+  from a2e_jax.face.sequence import CoeffSequence, save_npz
+
+  os.makedirs(folder, exist_ok=True)
+  with open(os.path.join(folder, "manifest.jsonl"), "w") as f:
+    for clip in clips:
+      name = clip["clip_id"].replace("/", "_")
+      soundfile.write(os.path.join(folder, name + ".wav"), clip["wav"], schema.SAMPLE_RATE, subtype="FLOAT")
+      seq = CoeffSequence(
+        coeffs=clip["coeffs"],
+        channel_names=tuple(f"c{k}" for k in range(K)),
+        fps=25.0,
+        pose=clip["pose"],
+        eye=clip["eye"],
+        beta0=clip["beta0"],
+        model="fake",
+      )
+      save_npz(
+        os.path.join(folder, name + ".npz"), seq, phones=clip["phones"], phone_start=clip["phone_start"]
+      )
+      row = {k: clip[k] for k in ("clip_id", "speaker", "sentence", "intensity", "split")}
+      row.update(
+        audio=name + ".wav", coeffs=name + ".npz", fps=25.0, emotion=schema.EMOTIONS[clip["emotion"]]
+      )
+      f.write(json.dumps(row) + "\n")
+  return os.path.join(folder, "manifest.jsonl")

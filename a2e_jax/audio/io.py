@@ -30,6 +30,14 @@ class AudioWarning(UserWarning):
   """Usable audio that is probably not what the user meant (silent, clipped)."""
 
 
+class SilenceWarning(AudioWarning):
+  """The audio is silent."""
+
+
+class ClippingWarning(AudioWarning):
+  """Many samples sit at full scale."""
+
+
 class AudioInfo(NamedTuple):
   sample_rate: int
   channels: int
@@ -168,13 +176,13 @@ def _check_whole(num_samples: int, peak: float, clipped: int, path: str) -> None
     )
   if peak < SILENCE_PEAK:
     warnings.warn(
-      f"audio file {path} is silent (peak {peak:.1e}); the face will not speak", AudioWarning, stacklevel=3
+      f"audio file {path} is silent (peak {peak:.1e}); the face will not speak", SilenceWarning, stacklevel=3
     )
   elif clipped > CLIP_FRACTION * num_samples:
     warnings.warn(
       f"audio file {path} is clipped ({100 * clipped / num_samples:.2f}% of samples at full scale); "
       "features will be distorted",
-      AudioWarning,
+      ClippingWarning,
       stacklevel=3,
     )
 

@@ -163,32 +163,57 @@ def align_group(features_list: Sequence[np.ndarray], num_frames: Sequence[int]) 
   return result
 
 
+def _group_warps(task) -> list[list[np.ndarray]]:
+  """Worker: the warps of one group, read from the source."""
+  source, members, num_frames = task
+  feats = [dtw_features(np.asarray(source[int(i)]["mel"])) for i in members]
+  return align_group(feats, num_frames)
+
+
 def build_pair_index(
-  source: Sequence[dict], *, with_warps: bool = True, progress: Callable | None = None
+  source: Sequence[dict], *, with_warps: bool = True, workers: int = 1, progress: Callable | None = None
 ) -> PairIndex:
   """Reads every record of `source` (a random-access sequence of clip dicts) into a `PairIndex`.
 
-  With warps, each group's records are read a second time to align them; `progress(done, total)` is called
-  after each group.
+  With warps, each group's records are read a second time to align them, in `workers` processes (the
+  source must then be picklable, as TFDS data sources are); `progress(done, total)` follows the groups.
   """
   index = _metadata_index([clip_metadata(source[i]) for i in range(len(source))])
   if not with_warps:
     return index
   groups = index.members()
+  tasks = [(source, members, [int(index.num_frames[i]) for i in members]) for members in groups]
+  pool = None
+  if workers > 1 and len(groups) > 1:
+    import concurrent.futures
+    import multiprocessing
+
+    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    results = pool.map(_group_warps, tasks, chunksize=max(1, len(tasks) // (8 * workers)))
+  else:
+    results = map(_group_warps, tasks)
   blocks, bases, offset = [], np.zeros(len(index), np.int64), 0
-  for g, members in enumerate(groups):
-    feats = [dtw_features(np.asarray(source[int(i)]["mel"])) for i in members]
-    warps = align_group(feats, [int(index.num_frames[i]) for i in members])
+  try:
+    all_warps = list(_with_progress(results, len(groups), progress))
+  finally:
+    if pool is not None:
+      pool.shutdown(cancel_futures=True)
+  for members, warps in zip(groups, all_warps):
     for pos, i in enumerate(members):
       bases[i] = offset
       row = np.concatenate(warps[pos])
       blocks.append(row)
       offset += row.size
-    if progress is not None:
-      progress(g + 1, len(groups))
   index.warp_base = bases
   index.warps = np.concatenate(blocks).astype(np.int32) if blocks else np.zeros(0, np.int32)
   return index
+
+
+def _with_progress(results, total: int, progress: Callable | None):
+  for done, result in enumerate(results, start=1):
+    if progress is not None:
+      progress(done, total)
+    yield result
 
 
 def score_alignment(index: PairIndex, source: Sequence[dict], max_groups: int | None = None) -> dict:
