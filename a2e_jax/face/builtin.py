@@ -60,7 +60,7 @@ def _identity_fields(x, y, front):
 def identity_basis(mesh: bm.Mesh) -> np.ndarray:
   """[N,3,Ki] identity modes (IDENTITY_MODES order); eyeballs move rigidly with their centres."""
   points = mesh.vertices.copy()
-  front = np.where(mesh.part == bm.SKIN, mesh.front, 1.0)
+  front = np.where(np.isin(mesh.part, [bm.SKIN, bm.EAR]), mesh.front, 1.0)
   for part, centre in ((bm.EYE_LEFT, mesh.eye_centres[0]), (bm.EYE_RIGHT, mesh.eye_centres[1])):
     points[mesh.part == part] = centre
   fields = _identity_fields(points[:, 0], points[:, 1], front)
@@ -139,9 +139,9 @@ def regions(mesh: bm.Mesh) -> dict:
   def eye(sign, part):
     near = front & (np.hypot((x - sign * shape.EYE_X) / 0.2, (y - shape.EYE_Y) / 0.14) <= 1)
     return near | (mesh.part == part)
-  eyes = mesh.part >= bm.EYE_LEFT
+  eyes = np.isin(mesh.part, [bm.EYE_LEFT, bm.EYE_RIGHT])
   upper_face = (front & (y > shape.EYE_Y - 0.15) & (y < shape.HAIRLINE_Y) & (ax < 0.65)) | eyes
-  face = (front & (y > shape.MENTON_Y - 0.05) & (y < shape.HAIRLINE_Y)) | ~skin
+  face = (front & (y > shape.MENTON_Y - 0.05) & (y < shape.HAIRLINE_Y)) | eyes | inner
   masks = {"lips": lips, "mouth": mouth, "eye_left": eye(1, bm.EYE_LEFT), "eye_right": eye(-1, bm.EYE_RIGHT),
            "upper_face": upper_face, "face": face}
   return {name: np.flatnonzero(mask).astype(np.int32) for name, mask in masks.items()}

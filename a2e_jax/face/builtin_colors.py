@@ -59,7 +59,9 @@ def vertex_colors(mesh: bm.Mesh) -> np.ndarray:
   colors = _blend(colors, 0.8 * brows * skin, BROWS)
 
   hairline = _HAIRLINE(np.clip(np.degrees(np.abs(mesh.angle)), 0, 180))
-  colors = _blend(colors, shape.smoothstep(hairline - 0.03, hairline + 0.05, y) * skin, HAIR)
+  # Columns thin out towards the back of the head: a wider edge there hides their steps.
+  edge = 0.04 + 0.12 * shape.smoothstep(60, 130, np.degrees(np.abs(mesh.angle)))
+  colors = _blend(colors, shape.smoothstep(hairline - edge, hairline + edge, y) * skin, HAIR)
 
   for upper_ids in mesh.eye_upper:
     rim = v[upper_ids]
@@ -71,6 +73,8 @@ def vertex_colors(mesh: bm.Mesh) -> np.ndarray:
   nostrils = shape.gauss(ax, y, 0.052, -0.205, 0.026, 0.014)
   colors = _blend(colors, shape.smoothstep(0.3, 0.7, nostrils) * skin, NOSTRILS)
 
+  ears = mesh.part == bm.EAR
+  colors[ears] = _blend(colors, 0.35 * np.ones(len(v)), [0.78, 0.45, 0.40])[ears]
   cavity = mesh.part == bm.CAVITY
   depth = np.sqrt(mesh.cavity_depth)[:, None]
   colors[cavity] = (CAVITY_FRONT * (1 - depth) + CAVITY_BACK * depth)[cavity]

@@ -24,13 +24,14 @@ CAVITY_DEPTH = 0.42
 CAVITY_HALF_HEIGHT = 0.13
 TEETH_COLUMNS = 41
 EYE_SEGMENTS = 24
+EAR_SEGMENTS = 32
 # Polar angles of the eyeball's rings, from the front: dense at the pupil and the limbus for crisp edges.
 EYE_RING_ANGLES = np.array([0.10, 0.19, 0.23, 0.33, 0.43, 0.49, 0.55, 0.68, 0.9, 1.2, 1.6, 2.1, 2.6])
 PUPIL_ANGLE, IRIS_ANGLE = 0.21, 0.52
 CORNEA_BULGE = 0.004
 
 # Vertex parts.
-SKIN, CAVITY, TEETH_UPPER, TEETH_LOWER, EYE_LEFT, EYE_RIGHT = range(6)
+SKIN, CAVITY, TEETH_UPPER, TEETH_LOWER, EYE_LEFT, EYE_RIGHT, EAR = range(7)
 
 
 @dataclasses.dataclass
@@ -261,6 +262,17 @@ def _teeth(builder: _Builder, lip_edge_z):
       builder.triangles.append(_quad_triangles(a, b, c, d, np.zeros(len(a), bool)))
 
 
+def _sphere_triangles(first_pole, last_pole, rings):
+  """Triangles of a UV sphere: a fan, quads between rings [R,S], a fan; outward if rings run counter-
+  clockwise about the axis from the last pole to the first."""
+  segments = rings.shape[1]
+  tris = [np.stack([np.full(segments, first_pole), rings[0], np.roll(rings[0], -1)], 1)]
+  for r0, r1 in zip(rings[:-1], rings[1:]):
+    tris.append(_quad_triangles(r0, r1, np.roll(r1, -1), np.roll(r0, -1), np.zeros(segments, bool)))
+  tris.append(np.stack([np.full(segments, last_pole), np.roll(rings[-1], -1), rings[-1]], 1))
+  return np.concatenate(tris)
+
+
 def _eyeball(builder: _Builder, centre, part):
   """Adds a UV sphere whose front pole looks along +z, with a slight corneal bulge."""
   theta = EYE_RING_ANGLES
@@ -272,12 +284,38 @@ def _eyeball(builder: _Builder, centre, part):
   ring_xyz = np.stack([rr * np.sin(tt) * np.cos(pp), rr * np.sin(tt) * np.sin(pp), rr * np.cos(tt)], -1)
   poles = np.array([[0, 0, shape.EYE_R + CORNEA_BULGE], [0, 0, -shape.EYE_R]])
   ids = builder.add(np.concatenate([poles, ring_xyz.reshape(-1, 3)]) + centre, part)
-  front, back, rings = ids[0], ids[1], ids[2:].reshape(len(theta), EYE_SEGMENTS)
-  tris = [np.stack([np.full(EYE_SEGMENTS, front), rings[0], np.roll(rings[0], -1)], 1)]
-  for r0, r1 in zip(rings[:-1], rings[1:]):
-    tris.append(_quad_triangles(r0, r1, np.roll(r1, -1), np.roll(r0, -1), np.zeros(EYE_SEGMENTS, bool)))
-  tris.append(np.stack([np.full(EYE_SEGMENTS, back), np.roll(rings[-1], -1), rings[-1]], 1))
-  builder.triangles.extend(tris)
+  builder.triangles.append(_sphere_triangles(ids[0], ids[1], ids[2:].reshape(len(theta), EYE_SEGMENTS)))
+
+
+def _ears(builder: _Builder):
+  """Adds two ears: flattened shells on the sides of the head with a helix rim, antihelix and concha.
+
+  Each ear is a UV sphere squashed into an ear-shaped disc whose outer face looks outwards and a little
+  forwards; its back edge stands off the head and its inner face sinks into the head.
+  """
+  angle = np.radians(20)
+  normal = np.array([np.cos(angle), 0.0, np.sin(angle)])  # the left ear's outer face
+  up, forward = np.array([0.0, 1.0, 0.0]), np.array([-np.sin(angle), 0.0, np.cos(angle)])
+  psi = np.concatenate([[0.0], np.linspace(0.15, 1.35, 8), np.linspace(1.5, 2.95, 5), [np.pi]])
+  theta = 2 * np.pi * np.arange(EAR_SEGMENTS) / EAR_SEGMENTS  # 0 points up, pi/2 forwards
+  pp, tt = np.meshgrid(psi, theta, indexing="ij")
+  rho, cos_t, sin_t = np.sin(pp), np.cos(tt), np.sin(tt)
+  v = 0.30 * (1 + 0.05 * cos_t) * rho * cos_t
+  u = 0.155 * (1 - 0.3 * np.clip(-cos_t, 0, 1) ** 2) * rho * sin_t  # the lobe is narrower
+  concha = np.exp(-((np.hypot(rho * cos_t + 0.15, rho * sin_t - 0.1) / 0.38) ** 2))
+  relief = (0.024 * np.exp(-(((rho - 0.93) / 0.07) ** 2)) + 0.012 * np.exp(-(((rho - 0.62) / 0.1) ** 2))
+            - 0.03 * concha) * (np.cos(pp) > 0)
+  # Thickness, relief, and the tilt that lets the back edge stand off the head and the front sink in.
+  out = 0.03 * np.cos(pp) + relief + 0.22 * np.clip(-u, 0, None) - 0.1 * np.clip(u, 0, None)
+  points = v[..., None] * up + u[..., None] * forward + out[..., None] * normal
+  poles, rings = points[[0, -1], 0], points[1:-1]  # psi = 0 and pi collapse to one vertex each
+  y_c, z_c = 0.12, -0.2
+  centre = np.array([shape.section(y_c)[3] + 0.005, y_c, z_c])
+  left = np.concatenate([poles, rings.reshape(-1, 3)]) + centre
+  for sign in (1, -1):
+    ids = builder.add(left * [sign, 1, 1], EAR, front=0.0)
+    tris = _sphere_triangles(ids[0], ids[1], ids[2:].reshape(len(rings), EAR_SEGMENTS))
+    builder.triangles.append(tris if sign > 0 else tris[:, ::-1])  # mirroring flips the winding
 
 
 def _mirror_map(vertices, tags) -> np.ndarray:
@@ -303,6 +341,7 @@ def build_mesh() -> Mesh:
   centres = shape.eye_centres()
   _eyeball(builder, centres[0], EYE_LEFT)
   _eyeball(builder, centres[1], EYE_RIGHT)
+  _ears(builder)
   vertices = np.concatenate([c["xyz"] for c in builder.chunks])
   part = np.concatenate([c["part"] for c in builder.chunks])
   mouth_side, eye_side = builder.gather("mouth_side", 0.0), builder.gather("eye_side", 0.0)

@@ -45,9 +45,9 @@ _PROFILE = np.array([
   [-1.02, 0.50, -0.24, -0.82, 0.49, 1.4],
   [-0.94, 0.68, -0.20, -0.86, 0.51, 1.3],
   [-0.85, 0.77, -0.16, -0.91, 0.53, 1.45],
-  [-0.70, 0.80, -0.14, -0.97, 0.56, 1.75],
-  [-0.50, 0.81, -0.14, -1.03, 0.61, 1.95],
-  [-0.25, 0.81, -0.14, -1.09, 0.68, 2.1],
+  [-0.70, 0.80, -0.14, -0.97, 0.58, 1.75],
+  [-0.50, 0.81, -0.14, -1.03, 0.635, 1.95],
+  [-0.25, 0.81, -0.14, -1.09, 0.70, 2.1],
   [0.05, 0.81, -0.14, -1.15, 0.73, 2.3],
   [0.35, 0.79, -0.13, -1.20, 0.765, 2.4],
   [0.65, 0.74, -0.12, -1.22, 0.77, 2.4],
@@ -166,12 +166,23 @@ def relief(x, y):
   nose += 0.085 * gauss(ax, y, 0.105, -0.175, 0.055, 0.045)  # alae
   nose += 0.025 * gauss(x, y, 0.0, NOSE_TIP_Y - 0.01, 0.06, 0.05)  # rounded tip
   nose -= 0.03 * gauss(ax, y, 0.052, -0.205, 0.028, 0.016)  # nostrils
+  # The nasolabial fold runs from the wing of the nose down and out past the mouth corner; the cheek
+  # bulges a little above it.
+  fold_x = 0.14 + 0.17 * np.clip((-0.17 - y) / 0.37, 0.0, 1.0) ** 0.8
+  fold_d = ax - fold_x
+  fold = _smoothstep(-0.12, -0.2, y) * _smoothstep(-0.56, -0.42, y)
+  fold *= 0.01 * np.exp(-(((fold_d - 0.045) / 0.045) ** 2)) - 0.004 * np.exp(-((fold_d / 0.016) ** 2))
+  # The upper lid crease arches over the lid margin.
+  dx_eye = ax - EYE_X
+  crease_y = EYE_Y + LID_UP + 0.032 - 0.9 * dx_eye**2
+  crease = -0.015 * np.exp(-(((y - crease_y) / 0.015) ** 2)) * np.clip(1 - (dx_eye / 0.13) ** 2, 0, 1)
+  brow_arc = BROW_Y - 0.03 - 0.25 * (ax - 0.27) ** 2
   return (
-    lips + philtrum + nose
+    lips + philtrum + nose + fold + crease
     + 0.055 * gauss(x, y, 0.0, MOUTH_Y + 0.02, 0.32, 0.22)  # the dental arch under the lips
     + 0.07 * gauss(x, y, 0.0, CHIN_Y, 0.16, 0.10)  # chin
-    + 0.045 * gauss(y, ax, BROW_Y - 0.03, 0.0, 0.07, 0.55)  # brow ridge
-    + 0.02 * gauss(x, y, 0.0, BROW_Y - 0.07, 0.08, 0.06)  # glabella
+    + 0.04 * gauss(ax, y, 0.27, brow_arc, 0.2, 0.065)  # brow ridges
+    + 0.025 * gauss(x, y, 0.0, BROW_Y - 0.06, 0.09, 0.07)  # glabella
     - 0.11 * gauss(ax, y, EYE_X, EYE_Y + 0.02, 0.16, 0.12)  # eye sockets
     + 0.05 * gauss(ax, y, 0.45, 0.03, 0.14, 0.10)  # cheekbones
     + 0.03 * gauss(ax, y, 0.33, -0.30, 0.12, 0.13)  # cheeks
