@@ -33,8 +33,9 @@ def test_convert_bfm_then_info(tmp_path, capsys):
 def test_convert_ict_into_the_cache_that_the_registry_reads(capsys):
   folder = require_shared(ICT)
   assert cli.main(["models", "convert", "--from", "ict", str(folder), "--face-only", "--num-id", "2"]) == 0
-  model = registry.resolve_model("ict")
+  model = registry.resolve_model("ict")  # the face area: vertices 0-9408, polygons 0-9229
   assert model.num_vertices == 9_409 and model.num_id == 2 and model.channel_names == channels.ICT_CHANNELS
+  assert int(np.max(model.triangles)) < 9_409 and len(model.triangles) == 18_460
   assert "9,409 vertices" in capsys.readouterr().out
 
 

@@ -139,12 +139,6 @@ def test_ict_regions_follow_the_channels(ict_model):
   assert set(m.regions["lips"]) <= set(m.regions["mouth"])
 
 
-def test_ict_face_only(tmp_path):
-  model = load_ict(str(require_shared(ICT)), face_only=True, num_id=0)
-  assert model.num_vertices == 9_409 and model.num_id == 0
-  assert int(np.max(model.triangles)) < 9_409 and len(model.triangles) == 18_460
-
-
 def _linked_copy(tmp_path, replace: dict):
   """A FaceXModel folder of symlinks to the real files, with some files replaced by `replace` texts."""
   source = require_shared(ICT)
