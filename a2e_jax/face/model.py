@@ -41,7 +41,7 @@ class MorphableModel:
     triangles: [F,3] int32 vertex indices, 0-based, counter-clockwise seen from outside.
     landmarks: [68] int32 vertex indices of the 68 Multi-PIE landmarks.
     regions: name -> int32 vertex indices (see REGION_NAMES).
-    uvs: [U,2] texture coordinates in [0,1] (origin bottom-left; ICT: UDIM tiles, u in [k,k+1) for tile k) or None.
+    uvs: [U,2] texture coordinates in [0,1] (origin bottom-left; ICT: UDIM tiles, u in [k, k+1)), or None.
     uv_triangles: [F,3] int32 indices into `uvs` per triangle corner, or None.
     texture: [H,W,3] uint8 texture image or None.
     color_mean: [N,3] float32 albedo in [0,1] or None; color_basis: [N,3,Kt] or None.
