@@ -1,0 +1,129 @@
+"""Evaluating training runs on a built dataset: restore, pick the data and face model, get an emotion
+classifier, and run `evaluate` for the run, its baselines and other runs on the same clips."""
+
+import json
+import os
+
+import jax
+import ml_collections
+import numpy as np
+
+from a2e_jax.errors import UserError
+from a2e_jax.eval import emotion_classifier, evaluate
+from a2e_jax.face.channels import ICT_CHANNELS
+
+CLASSIFIER_FILE = "emotion_classifier.npz"
+CLASSIFIER_CLIPS = 4000  # ground-truth training clips the classifier sees at most
+HEADLINE = ("lve_mm2", "fdd_mm2", "emotion_accuracy", "emotion_swap_accuracy", "lve_swap_ratio",
+            "blink_precision", "blink_recall", "identity_error", "identity_transfer")
+
+
+def _run_config(workdir: str) -> ml_collections.ConfigDict:
+  from a2e_jax.train import checkpoint
+
+  config = checkpoint.load_run_config(workdir)
+  if config is None:
+    raise UserError(f"{workdir} has no config.json; pass the folder given to 'a2e train --workdir'")
+  return config
+
+
+def _one_device_mesh():
+  from a2e_jax.train import sharding
+
+  return sharding.make_mesh(ml_collections.ConfigDict(dict(data=1, fsdp=1, model=1)), jax.devices()[:1])
+
+
+def _face_model(name: str | None, config):
+  from a2e_jax.train.task import load_face_model
+
+  ict = config.model.num_coeffs == len(ICT_CHANNELS)
+  name = name or config.get("face_model") or ("builtin" if ict else "")
+  if not name:
+    raise UserError("this run has no face model for the vertex metrics; pass --face-model FILE.npz")
+  model = load_face_model(name)
+  if model.num_exp != config.model.num_coeffs:
+    raise UserError(f"face model {name!r} has {model.num_exp} expression channels, the run predicts "
+                    f"{config.model.num_coeffs}; pass the matching --face-model")
+  return model
+
+
+def get_classifier(path: str, data_cfg, num_coeffs: int, seed: int = 0):
+  """Loads the classifier at `path`, or trains one on the training split's ground truth and saves it."""
+  if os.path.isfile(path):
+    return emotion_classifier.load_classifier(path)
+  from a2e_jax.data import pipeline
+
+  source, _ = pipeline.open_split(data_cfg, data_cfg.train_split)
+  rng = np.random.default_rng(seed)
+  picks = rng.permutation(len(source))[:CLASSIFIER_CLIPS]
+  clips = [{k: source[int(i)][k] for k in ("coeffs", "beta0", "emotion")} for i in picks]
+  classifier = emotion_classifier.train_emotion_classifier(clips, num_coeffs, seed=seed)
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  classifier.save(path)
+  return classifier
+
+
+def _batches(data_cfg, split: str, batch_size: int, max_clips: int, mesh):
+  from a2e_jax.data import pipeline
+
+  iterator = pipeline.make_eval_iterator(data_cfg, split, batch_size, mesh)
+  for i, batch in enumerate(iterator):
+    if max_clips and i * batch_size >= max_clips:
+      return
+    yield batch
+
+
+def evaluate_runs(workdir: str, compare=(), baselines=(), step="best", data_dir=None, dataset=None,
+                  splits=None, face_model=None, classifier_path=None, batch_size: int = 16,
+                  max_clips: int = 0, out_dir=None) -> dict:
+  """{split: {name: metrics}} for the run in `workdir`, each `baselines` entry ("beta0") and each run
+  in `compare`, all on the same clips; written to OUT/eval.json with one plot per split and predictor."""
+  from a2e_jax.models.a2enet import A2ENet
+  from a2e_jax.train import checkpoint
+
+  config = _run_config(workdir)
+  data_cfg = ml_collections.ConfigDict(config.data.to_dict())
+  if data_dir:
+    data_cfg.data_dir = data_dir
+  if dataset:
+    data_cfg.dataset = dataset
+  splits = tuple(splits or data_cfg.eval_splits)
+  out_dir = out_dir or os.path.join(workdir, "eval")
+  face = _face_model(face_model, config)
+  names = ICT_CHANNELS if config.model.num_coeffs == len(ICT_CHANNELS) else ()
+  classifier = get_classifier(classifier_path or os.path.join(workdir, CLASSIFIER_FILE), data_cfg,
+                              config.model.num_coeffs)
+  predictors = {"model": evaluate.ModelPredictor(A2ENet(config.model),
+                                                 checkpoint.restore_params(workdir, step))}
+  for other in compare:
+    other_cfg = _run_config(other)
+    if other_cfg.model.num_coeffs != config.model.num_coeffs:
+      raise UserError(f"run {other} predicts {other_cfg.model.num_coeffs} channels, {workdir} "
+                      f"{config.model.num_coeffs}; compare runs on the same data")
+    predictors[os.path.basename(os.path.normpath(other))] = evaluate.ModelPredictor(
+      A2ENet(other_cfg.model), checkpoint.restore_params(other, step))
+  if "beta0" in baselines:
+    predictors["beta0"] = evaluate.Beta0Predictor()
+  mesh = _one_device_mesh()
+  results = {}
+  for split in splits:
+    results[split] = {}
+    for name, predictor in predictors.items():
+      batches = _batches(data_cfg, split, batch_size, max_clips, mesh)
+      results[split][name] = evaluate.evaluate(predictor, batches, face, classifier,
+                                               os.path.join(out_dir, split), names, name)
+  os.makedirs(out_dir, exist_ok=True)
+  with open(os.path.join(out_dir, "eval.json"), "w") as f:
+    json.dump(results, f, indent=2)
+  return results
+
+
+def format_table(results: dict) -> str:
+  """A plain-text table of the headline metrics: one row per split and predictor."""
+  header = ["split", "predictor", *HEADLINE]
+  rows = [header]
+  for split, by_name in results.items():
+    for name, r in by_name.items():
+      rows.append([split, name, *(f"{r[k]:.4g}" if k in r else "-" for k in HEADLINE)])
+  widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+  return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows)
