@@ -1,0 +1,98 @@
+"""Launching: multi-process detection, the two-process CPU launcher against one process, and `a2e train`."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import REPO
+
+from a2e_jax.errors import UserError
+from a2e_jax.train import distributed, summary
+
+STANDIN = str(REPO / "tests" / "train_standin.py")
+
+
+@pytest.mark.parametrize("env, kind", [
+  ({}, "single"),
+  ({"A2E_COORDINATOR_ADDRESS": "h:1", "A2E_NUM_PROCESSES": "2", "A2E_PROCESS_ID": "1"}, "explicit"),
+  ({"A2E_COORDINATOR_ADDRESS": "h:1", "A2E_NUM_PROCESSES": "1", "A2E_PROCESS_ID": "0"}, "single"),
+  ({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "4"}, "slurm"),
+  ({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "1"}, "single"),
+  ({"TPU_WORKER_HOSTNAMES": "t0,t1,t2,t3"}, "tpu"),
+  ({"TPU_WORKER_HOSTNAMES": "t0"}, "single"),
+])  # fmt: skip
+def test_detects_how_many_processes_and_from_where(env, kind):
+  assert distributed.detect(env=env)[0] == kind
+
+
+def test_explicit_settings_are_complete_and_in_range():
+  kind, kwargs = distributed.detect("localhost:9", 2, 0, env={})
+  assert kind == "explicit"
+  assert kwargs == dict(coordinator_address="localhost:9", num_processes=2, process_id=0)
+  with pytest.raises(UserError, match="needs all of"):
+    distributed.detect("localhost:9", 2, None, env={})
+  with pytest.raises(UserError, match=r"process id 2 must be in \[0, 2\)"):
+    distributed.detect("localhost:9", 2, 2, env={})
+
+
+def _env(**extra):
+  path = os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])
+  return dict(os.environ, PYTHONPATH=path, **extra)
+
+
+@pytest.mark.slow
+def test_two_process_launcher_matches_one_process(tmp_path):
+  """`launch/multiprocess_cpu.sh 2` (2 x 4 CPU devices) against `launch/local.sh` (1 x 8) on the same global
+  batches: per-step losses, eval losses, and both processes' input states in the checkpoint."""
+  args = [STANDIN, "--config.train.steps=6", "--config.eval.every=3", "--config.checkpoint.every=3"]
+  launcher = ["bash", "launch/multiprocess_cpu.sh", "2", args[0], str(tmp_path / "two"), *args[1:]]
+  two = subprocess.Popen(launcher, cwd=REPO, env=_env(A2E_CPU_DEVICES="4"), stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+  one = subprocess.run(["bash", "launch/local.sh", args[0], str(tmp_path / "one"), *args[1:]], cwd=REPO,
+                       env=_env(), capture_output=True, text=True, timeout=300)
+  two_output = two.communicate(timeout=300)[0]
+  assert one.returncode == 0, one.stdout + one.stderr
+  assert two.returncode == 0, two_output + _logs(tmp_path / "two")
+  assert "(2 processes)" in two_output and "(1 process)" in one.stdout + one.stderr
+  for split in ("train", "eval"):
+    a, b = summary.read_metrics(tmp_path / "one", split), summary.read_metrics(tmp_path / "two", split)
+    assert sorted(a) == sorted(b) == ([1, 2, 3, 4, 5, 6] if split == "train" else [3, 6])
+    for step in a:
+      np.testing.assert_allclose([b[step][k] for k in sorted(a[step])], [a[step][k] for k in sorted(a[step])],
+                                 rtol=2e-5, atol=1e-7, err_msg=f"{split} step {step}")
+  data = sorted(os.listdir(tmp_path / "two" / "checkpoints" / "6" / "data"))
+  assert [n for n in data if n.endswith(".json")] == ["process_0-of-2.json", "process_1-of-2.json"]
+
+
+def _logs(workdir):
+  folder = workdir / "logs"
+  return "".join((folder / n).read_text() for n in sorted(os.listdir(folder))) if folder.exists() else ""
+
+
+def _a2e_train(workdir, *overrides):
+  command = [sys.executable, "-m", "a2e_jax.cli", "train", "--config", "configs/synthetic.py:tiny",
+             "--workdir", str(workdir), *overrides]
+  return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+def test_a2e_train_reports_bad_overrides_in_one_line(tmp_path):
+  result = _a2e_train(tmp_path, "--config.train.nosuchkey=1")
+  assert result.returncode == 2
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1 and "nosuchkey" in lines[0], result.stderr
+
+
+@pytest.mark.slow
+def test_a2e_train_trains_a2enet_tiny(tmp_path):
+  """The real model and losses through `a2e train` (random batches of the schema's shapes)."""
+  result = _a2e_train(tmp_path, "--config.input=random", "--config.train.steps=3", "--config.eval.every=3")
+  assert result.returncode == 0, result.stdout + result.stderr
+  assert "done at step 3" in result.stdout
+  train = summary.read_metrics(tmp_path)
+  assert sorted(train) == [1, 2, 3]
+  for name in ("coeff_self", "coeff_cross", "audio_self", "content_equal", "emotion_ce", "loss"):
+    assert np.isfinite(train[3][name]), name
+  assert "eval/random/coeff_self" in summary.read_metrics(tmp_path, "eval")[3]
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["3"]
