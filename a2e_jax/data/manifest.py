@@ -138,16 +138,17 @@ def write_manifest(path: str, rows: list[dict]) -> None:
 
 
 def read_coefficients(entry: Entry):
-  """(CoeffSequence at 25 fps, extras dict) of the clip's coefficient file; ClipError('coeffs') if bad."""
-  from a2e_jax.face.export import read_sequence
+  """(CoeffSequence at 25 fps, its duration in 25 fps frames before rounding, extras dict) of the clip's
+  coefficient file; ClipError('coeffs') if it cannot be read."""
+  from a2e_jax.face.export import read_sequence, resample
   from a2e_jax.face.sequence import load_npz
 
   try:
-    seq = read_sequence(entry.coeffs, fps=entry.fps, resample_to=float(schema.FPS))
+    seq = read_sequence(entry.coeffs, fps=entry.fps, resample_to=None)
     extras = load_npz(entry.coeffs)[1] if entry.coeffs.lower().endswith(".npz") else {}
   except UserError as e:
     raise ClipError("coeffs", f"{entry.clip_id}: {e}") from None
-  return seq, extras
+  return resample(seq, float(schema.FPS)), seq.num_frames * schema.FPS / seq.fps, extras
 
 
 def load_clip(entry: Entry, channel_names: tuple | None = None) -> dict:
@@ -160,7 +161,7 @@ def load_clip(entry: Entry, channel_names: tuple | None = None) -> dict:
   """
   from a2e_jax.audio import features, io
 
-  seq, extras = read_coefficients(entry)
+  seq, duration, extras = read_coefficients(entry)
   if channel_names is not None and tuple(seq.channel_names) != tuple(channel_names):
     raise ClipError(
       "channels",
@@ -175,11 +176,11 @@ def load_clip(entry: Entry, channel_names: tuple | None = None) -> dict:
     raise ClipError("audio", f"{entry.clip_id}: {e}") from None
   frames = seq.num_frames
   audio_frames = len(wav) / schema.SAMPLES_PER_FRAME
-  if abs(audio_frames - frames) > 1.0:
+  if abs(audio_frames - duration) > 1.0:
     raise ClipError(
       "duration",
       f"{entry.clip_id}: audio {entry.audio} lasts {audio_frames:.2f} frames at 25 fps "
-      f"but coefficients {entry.coeffs} have {frames}; check that they are the same take",
+      f"but coefficients {entry.coeffs} last {duration:.2f}; check that they are the same take",
     )
   coeffs = np.asarray(seq.coeffs, np.float32)
   empty = np.zeros(0, np.float32)

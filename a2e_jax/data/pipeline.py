@@ -100,13 +100,8 @@ class PairSampler:
       by_speaker.setdefault(s, []).append(i)
     self._by_speaker_emotion = {k: np.array(v) for k, v in by_speaker_emotion.items()}
     self._by_speaker = {k: np.array(v) for k, v in by_speaker.items()}
-    has_partner = np.array(
-      [
-        len(self._emotions_of[int(g)]) > 1 and self._partner_groups(i).size > 0
-        for i, g in enumerate(index.group)
-      ],
-      bool,
-    )
+    # A clip is paired when its (speaker, sentence) was also recorded in another emotion.
+    has_partner = np.array([len(self._emotions_of[int(g)]) > 1 for g in index.group], bool)
     self.anchors = np.flatnonzero(has_partner) if fallback == "skip" else np.arange(len(index))
     if self.anchors.size == 0:
       raise UserError(
@@ -114,11 +109,10 @@ class PairSampler:
         "leaves nothing to train on; use 'same_emotion' or 'mask'"
       )
 
-  def _partner_groups(self, a: int, n: int | None = None) -> np.ndarray:
+  def _other_groups(self, a: int, n: int) -> np.ndarray:
+    """Groups (of a's speaker when same_speaker) other than a's that hold both a's emotion and n."""
     g, m = int(self.index.group[a]), int(self.index.emotion[a])
-    ns = [n] if n is not None else [x for x in self._emotions_of[g] if x != m]
-    found = [self._with_both.get((self._spk[a], m, x), np.zeros(0, int)) for x in ns]
-    groups = np.concatenate(found) if found else np.zeros(0, int)
+    groups = self._with_both.get((self._spk[a], m, n), np.zeros(0, int))
     return groups[groups != g]
 
   def _closest_intensity(self, candidates: list[int], intensity: int, rng: np.random.Generator) -> int:
@@ -132,13 +126,18 @@ class PairSampler:
     ix = self.index
     g, m = int(ix.group[a]), int(ix.emotion[a])
     others = [n for n in self._emotions_of[g] if n != m]
-    for n in rng.permutation(others) if others else ():
-      groups = self._partner_groups(a, int(n))
-      if groups.size == 0:
-        continue
-      gj = int(groups[rng.integers(groups.size)])
-      b = int(rng.choice(self._by_group_emotion[(gj, int(n))]))
-      ab = self._closest_intensity(self._by_group_emotion[(g, int(n))], int(ix.intensity[b]), rng)
+    if others:
+      # b says another sentence j when one exists in a shared pair of emotions; else j = i (b is then a's
+      # own sentence in emotion n, still a true swap target).
+      choice = None
+      for n in rng.permutation(others):
+        groups = self._other_groups(a, int(n))
+        if groups.size:
+          choice = int(n), int(groups[rng.integers(groups.size)])
+          break
+      n, gj = choice if choice is not None else (int(rng.choice(others)), g)
+      b = int(rng.choice(self._by_group_emotion[(gj, n)]))
+      ab = self._closest_intensity(self._by_group_emotion[(g, n)], int(ix.intensity[b]), rng)
       ba = self._closest_intensity(self._by_group_emotion[(gj, m)], int(ix.intensity[a]), rng)
       return a, b, ab, ba, True
     if self.fallback == "same_emotion":
