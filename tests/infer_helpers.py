@@ -11,15 +11,28 @@ from a2e_jax.infer.weights import Weights
 from a2e_jax.models import a2enet
 
 
+def _initial_params(config, seed: int):
+  variables = jax.jit(a2enet.A2ENet(config).init)(jax.random.key(seed), a2enet.example_view(config))
+  return nn.unbox(variables)["params"]
+
+
 @functools.cache
 def random_weights(seed: int = 0, window_frames: int = 16, scale: float = 0.1) -> Weights:
-  """The tiny A2ENet with parameters drawn at random (zero-initialised output heads included)."""
+  """The tiny A2ENet with parameters drawn at random (zero-initialised output heads included), except the
+  closed-lid value of the blink gate, 1 as a trained network has it."""
   config = a2enet.model_config("tiny")
-  variables = jax.jit(a2enet.A2ENet(config).init)(jax.random.key(seed), a2enet.example_view(config))
   rng = np.random.default_rng(seed)
   params = jax.tree.map(lambda x: scale * rng.standard_normal(x.shape, np.float32),
-                        nn.unbox(variables)["params"])
+                        _initial_params(config, seed))
+  params["expression_decoder"]["blink_closed"] = np.ones(2, np.float32)
   return Weights(config, params, ICT_CHANNELS, "builtin", window_frames, f"random seed {seed}")
+
+
+@functools.cache
+def untrained_weights(seed: int = 0, window_frames: int = 16) -> Weights:
+  """The tiny A2ENet as initialised: its zero output heads return β0 (eyes following the blink gate)."""
+  config = a2enet.model_config("tiny")
+  return Weights(config, _initial_params(config, seed), ICT_CHANNELS, "builtin", window_frames, "untrained")
 
 
 def speechlike(seconds: float, seed: int = 0, rate: int = 16_000) -> np.ndarray:

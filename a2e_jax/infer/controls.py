@@ -135,7 +135,7 @@ def label_arrays(keys: list[EmotionKey]) -> tuple[np.ndarray, np.ndarray]:
 
 def single_label(keys: list[EmotionKey]) -> tuple[str, float]:
   """(name, intensity / 3) of a request of one pure label, else ("neutral", 0); sets the blink rate."""
-  if len(keys) == 1 and keys[0].weights is not None and max(keys[0].weights) == 1.0:
+  if len(keys) == 1 and keys[0].weights is not None and max(keys[0].weights) == 1.0 and keys[0].intensity:
     return schema.EMOTIONS[int(np.argmax(keys[0].weights))], keys[0].intensity / schema.INTENSITIES[-1]
   return "neutral", 0.0
 

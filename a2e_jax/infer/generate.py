@@ -258,7 +258,7 @@ class Generator:
                emotion_schedule=None, transition_s=controls.DEFAULT_TRANSITION_S, blink="auto", gaze="auto",
                pose="still", seed=0, bfm_model=None) -> Generation:
     """See `generate`."""
-    keys = self._emotion_keys(emotion, intensity, emotion_from, emotion_schedule)
+    keys = self._emotion_keys(emotion, intensity, emotion_from, emotion_schedule, sample_rate)
     reference = self._reference(ref, bfm_model)
     beta0 = reference.beta0 if reference is not None else np.zeros(len(self.channel_names), np.float32)
     name, scale = controls.single_label(keys)
@@ -287,14 +287,15 @@ class Generator:
     described = ", ".join(f"{k.time_s:g}s:{k.describe()}" if len(keys) > 1 else k.describe() for k in keys)
     return Generation(seq, info.get("speech_emotion"), described)
 
-  def _emotion_keys(self, emotion, intensity, emotion_from, emotion_schedule):
+  def _emotion_keys(self, emotion, intensity, emotion_from, emotion_schedule, sample_rate):
     given = [x is not None for x in (emotion, emotion_from, emotion_schedule)]
     if sum(given) > 1:
       raise UserError("give at most one of emotion, emotion_from and emotion_schedule")
     if emotion_schedule is not None:
       return controls.parse_schedule(emotion_schedule, intensity)
     if emotion_from is not None:
-      return [controls.EmotionKey(latent=self.clip_emotion(emotion_from))]
+      # An array clip shares the main audio's sample rate.
+      return [controls.EmotionKey(latent=self.clip_emotion(emotion_from, sample_rate))]
     if emotion is None:
       if intensity is not None:
         raise UserError("an intensity needs an emotion label (e.g. emotion='happy', intensity=3)")
@@ -348,7 +349,7 @@ def generate(audio, sample_rate: int | None = None, *, checkpoint: str | None = 
       takes precedence over both.
     ref: a coefficient file whose identity (β0) and still pose the output keeps.
     emotion: "happy", "happy@3", "happy=0.7+sad=0.3" or "speech"; with `intensity` 0..3 (default 2).
-    emotion_from: another clip (path or 16 kHz array) whose emotion to speak with.
+    emotion_from: another clip (path, or array at `sample_rate`) whose emotion to speak with.
     emotion_schedule: "0:neutral,3.5:happy@3,8:speech"; `transition_s` the length of each change.
     blink: "auto", "none", "rate=N" or a reference file; gaze: "auto", "still" or a reference file.
     pose: "still" (the reference's first pose, else frontal) or a file with a pose track.
