@@ -52,7 +52,7 @@ class _Fields:
     dy = self.y - shape.MOUTH_Y
     # Above the mouth line: a step at the slit (whose copies are told apart by mouth_side), widening
     # beyond the corners so that the cheeks deform smoothly.
-    width = 0.004 + 0.12 * shape.smoothstep(0.7 * shape.MOUTH_X, shape.MOUTH_X + 0.25, ax)
+    width = 0.004 + 0.12 * shape.smoothstep(0.6 * shape.MOUTH_X, shape.MOUTH_X + 0.15, ax)
     above = _sigmoid((dy + 0.03 * mesh.mouth_side) / width)
     cavity = mesh.part == bm.CAVITY
     above = np.where(cavity, 0.5 + 0.5 * mesh.mouth_side, above)
@@ -65,7 +65,8 @@ class _Fields:
     self.lower_red = self.lower_lip * shape.smoothstep(h_lo + 0.015, 0.0, -dy)
     r = np.hypot(self.x / (shape.MOUTH_X + 0.05), dy / 0.14)
     self.perioral = self.face * shape.smoothstep(1.7, 0.7, r)
-    self.mouth_area = self.face * shape.smoothstep(2.3, 0.9, r)
+    r_area = np.hypot(self.x / (shape.MOUTH_X + 0.05), dy / np.where(dy > 0, 0.1, 0.14))
+    self.mouth_area = self.face * shape.smoothstep(2.3, 0.9, r_area)
     self.jaw = self._jaw_weight(above)
 
   def _jaw_weight(self, above_mouth):
@@ -77,12 +78,13 @@ class _Fields:
     mesh = self.mesh
     ax = np.abs(self.x)
     hinge_y, hinge_z = shape.HINGE_YZ
-    boundary = shape.MOUTH_Y + 1.0 * np.maximum(ax - shape.MOUTH_X, 0)
-    width = 0.004 + 0.15 * shape.smoothstep(0.7 * shape.MOUTH_X, shape.MOUTH_X + 0.3, ax)
+    boundary = shape.MOUTH_Y + 0.6 * np.maximum(ax - shape.MOUTH_X, 0)
+    width = 0.004 + 0.1 * shape.smoothstep(0.6 * shape.MOUTH_X, shape.MOUTH_X + 0.15, ax)
     above = _sigmoid((self.y - boundary + 0.03 * mesh.mouth_side) / width)
     corner = shape.gauss(ax, self.y, shape.MOUTH_X, shape.MOUTH_Y, 0.11, 0.07)
     weight = (1 - above) * (1 - 0.55 * corner) + above * 0.3 * corner
     weight *= shape.smoothstep(hinge_z - 0.05, hinge_z + 0.25, self.z) * shape.smoothstep(-1.4, -1.1, self.y)
+    weight *= shape.smoothstep(-0.15, -0.35, self.y)  # the cheeks above the nose's base stay
     weight = np.where(self.skin, weight, 0.0)
     weight = np.where(mesh.part == bm.CAVITY, 1 - above_mouth, weight)
     return np.where(mesh.part == bm.TEETH_LOWER, 1.0, weight)
@@ -164,11 +166,11 @@ def _left_channels(f: _Fields):
   out["browDown"] = slide(-s * 0.02 * brow, -0.06 * brow) + _vec(corrugator, dz=0.01)
   inner = f.gauss(s * 0.1, brow_y, 0.13, 0.14) * shape.smoothstep(-0.08, 0.08, s * x)
   out["browInnerUp"] = slide(0.0, 0.06 * inner)
-  out["browOuterUp"] = slide(0.0, 0.06 * f.gauss(s * 0.42, brow_y, 0.13, 0.14))
+  out["browOuterUp"] = slide(0.0, 0.08 * f.gauss(s * 0.42, brow_y, 0.13, 0.14))
 
   cheek = f.gauss(s * 0.36, -0.3, 0.14, 0.15)
-  out["cheekPuff"] = _vec(cheek, dx=s * 0.06, dz=0.06)
-  out["cheekSquint"] = (_vec(f.gauss(s * 0.36, 0.06, 0.13, 0.1), dy=0.035, dz=0.01)
+  out["cheekPuff"] = _vec(cheek, dx=s * 0.085, dz=0.085)
+  out["cheekSquint"] = (_vec(f.gauss(s * 0.36, 0.06, 0.13, 0.1), dy=0.05, dz=0.02)
                         + f.lids(eye, lambda o: 0 * o, lambda o: 0.12 * o))
 
   out["eyeBlink"] = f.lids(eye, lambda o: -0.8 * o, lambda o: 0.2 * o, bulge=0.016)
@@ -187,21 +189,21 @@ def _left_channels(f: _Fields):
   out["eyeLookOut"] = look([0, 1, 0], s * EYE_LOOK_DEGREES, 0.0, 0.0)
 
   at_corner = f.gauss(*corner, 0.08, 0.07)
-  out["mouthDimple"] = _vec(at_corner, dx=s * 0.025, dy=-0.005, dz=-0.03)
+  out["mouthDimple"] = _vec(at_corner, dx=s * 0.04, dy=-0.005, dz=-0.06)
   frown = f.gauss(corner[0], corner[1] - 0.01, 0.09, 0.1)
   out["mouthFrown"] = _vec(frown, dx=s * 0.01, dy=-0.055, dz=-0.01)
   stretch = f.gauss(corner[0], corner[1] - 0.03, 0.12, 0.14)
-  out["mouthStretch"] = _vec(stretch, dx=s * 0.055, dy=-0.025, dz=-0.02)
+  out["mouthStretch"] = _vec(stretch, dx=s * 0.075, dy=-0.035, dz=-0.025)
   smile = f.gauss(*corner, 0.13, 0.12)
-  out["mouthSmile"] = (_vec(smile, dx=s * 0.055, dy=0.07, dz=-0.04)
+  out["mouthSmile"] = (_vec(smile, dx=s * 0.06, dy=0.085, dz=-0.05)
                        + _vec(f.gauss(s * 0.34, -0.15, 0.12, 0.12), dx=s * 0.01, dy=0.02, dz=0.025))
   lip_half = half * np.clip(1 - (np.abs(x) / (shape.MOUTH_X + 0.07)) ** 2, 0, 1)
   out["mouthLowerDown"] = _vec(f.lower_lip * lip_half, dy=-0.055, dz=-0.005)
-  out["mouthUpperUp"] = _vec(f.upper_lip * lip_half, dy=0.05, dz=0.01)
+  out["mouthUpperUp"] = _vec(f.upper_lip * lip_half, dy=0.08, dz=0.015)
   dy_mouth = y - shape.MOUTH_Y
-  out["mouthPress"] = (_vec((f.upper_red + f.lower_red) * half, dz=-0.015)
-                       + _vec(-0.35 * dy_mouth * (f.upper_red + f.lower_red) * half, dy=1.0))
-  out["noseSneer"] = (_vec(f.gauss(s * 0.1, -0.12, 0.08, 0.1), dy=0.035, dz=0.01)
+  out["mouthPress"] = (_vec((f.upper_red + f.lower_red) * half, dz=-0.025)
+                       + _vec(-0.5 * dy_mouth * (f.upper_red + f.lower_red) * half, dy=1.0))
+  out["noseSneer"] = (_vec(f.gauss(s * 0.1, -0.12, 0.09, 0.11), dy=0.06, dz=0.02)
                       + slide(0.0, -0.015 * f.gauss(s * 0.1, shape.BROW_Y - 0.04, 0.08, 0.08)))
   return out
 
@@ -214,32 +216,35 @@ def _central_channels(f: _Fields):
   jaw_open = jaw[:, None] * rotation_displacement(mesh.vertices, hinge, [1, 0, 0], JAW_OPEN_DEGREES)
   out = {
     "jawOpen": jaw_open,
-    "jawForward": _vec(jaw, dz=0.07),
-    "jawLeft": _vec(jaw, dx=0.07),
-    "jawRight": _vec(jaw, dx=-0.07),
+    "jawForward": _vec(jaw, dz=0.09),
+    "jawLeft": _vec(jaw, dx=0.08),
+    "jawRight": _vec(jaw, dx=-0.08),
   }
-  # mouthClose brings the lips together by the gap jawOpen opens between them, half from each lip; the
-  # gap vanishes at the corners, so the field stays continuous around them.
+  # mouthClose brings the lips together by the gap jawOpen opens between them, the lower lip doing most
+  # of the work; the gap vanishes at the corners, so the field stays continuous around them.
   edge_x = mesh.vertices[mesh.mouth_lower, 0]
   opening = jaw_open[mesh.mouth_lower] - jaw_open[mesh.mouth_upper]
   gap = np.stack([np.interp(f.x, edge_x, opening[:, k], left=0, right=0) for k in range(3)], 1)
   dy = f.y - shape.MOUTH_Y
   upper = f.face * f.above * np.exp(-((np.maximum(dy, 0) / 0.1) ** 2))
   lower = f.face * (1 - f.above) * np.exp(-((np.maximum(-dy, 0) / 0.12) ** 2))
-  out["mouthClose"] = 0.5 * gap * (upper - lower)[:, None]
+  out["mouthClose"] = gap * (0.3 * upper - 0.7 * lower)[:, None]
   x, lips = f.x, f.perioral
   out["mouthFunnel"] = (_vec(lips, dz=0.07) + _vec(-0.25 * x * lips, dx=1.0)
                         + _vec(f.upper_red * (1 - (x / shape.MOUTH_X) ** 2).clip(0), dy=0.02)
                         + _vec(f.lower_red * (1 - (x / shape.MOUTH_X) ** 2).clip(0), dy=-0.03))
   out["mouthPucker"] = (_vec(lips, dz=0.09) + _vec(-0.35 * x * lips, dx=1.0)
                         + _vec(f.upper_red, dy=-0.01) + _vec(f.lower_red, dy=0.01))
-  out["mouthLeft"] = _vec(f.mouth_area, dx=0.07)
-  out["mouthRight"] = _vec(f.mouth_area, dx=-0.07)
-  out["mouthRollLower"] = _vec(f.lower_red, dy=0.02, dz=-0.045)
-  out["mouthRollUpper"] = _vec(f.upper_red, dy=-0.015, dz=-0.04)
+  # The mouth slides sideways around the dental arch: a turn about a vertical axis behind the teeth.
+  arch_centre = np.array([0.0, shape.MOUTH_Y, 0.25])
+  turn = rotation_displacement(mesh.vertices, arch_centre, [0, 1, 0], np.degrees(0.11 / 0.62))
+  out["mouthLeft"] = f.mouth_area[:, None] * turn
+  out["mouthRight"] = out["mouthLeft"][mesh.mirror] * [-1, 1, 1]
+  out["mouthRollLower"] = _vec(f.lower_red, dy=0.035, dz=-0.08)
+  out["mouthRollUpper"] = _vec(f.upper_red, dy=-0.03, dz=-0.075)
   mentalis = f.gauss(0, shape.CHIN_Y, 0.15, 0.1)
-  out["mouthShrugLower"] = _vec(f.lower_lip, dy=0.035, dz=0.015) + _vec(mentalis, dz=0.015)
-  out["mouthShrugUpper"] = _vec(f.upper_lip, dy=0.025, dz=0.015)
+  out["mouthShrugLower"] = _vec(f.lower_lip, dy=0.06, dz=0.02) + _vec(mentalis, dy=0.03, dz=0.03)
+  out["mouthShrugUpper"] = _vec(f.upper_lip, dy=0.045, dz=0.02)
   return out
 
 
