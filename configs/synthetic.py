@@ -30,7 +30,7 @@ def get_config(arg=None):
     config.data.window_frames = 16
     config.train.update(steps=6, batch_size=8, log_every=2)
     config.optim.warmup_steps = 2
-    config.eval.update(every=3, batches=1)
+    config.eval.update(every=3, batches=1, metrics_clips=0)
     config.checkpoint.update(every=3, keep=2)
     config.summary.update(plots=False, progress_bar=False)
   return config.lock()

@@ -61,16 +61,13 @@ def build_task(config) -> Task:
 
 
 def load_face_model(name: str):
-  """The face model for the vertex losses: "" (none), "builtin", or a model .npz path."""
+  """The face model for the vertex losses: "" (none), or a spec of `face.registry.resolve_model`
+  ("builtin", "ict", "bfm", or a path)."""
   if not name:
     return None
-  from a2e_jax.face import model as face_model
+  from a2e_jax.face import registry
 
-  if name == "builtin":
-    from a2e_jax.face import builtin
-
-    return builtin.builtin_model()
-  return face_model.load_model(name)
+  return registry.resolve_model(name)
 
 
 def a2enet_task(config) -> Task:
@@ -121,7 +118,38 @@ def a2enet_task(config) -> Task:
 
     splits = tuple(config.data.eval_splits)
 
-  names = ICT_CHANNELS if config.model.num_coeffs == len(ICT_CHANNELS) else ()
+  names = tuple(ICT_CHANNELS) if config.model.num_coeffs == len(ICT_CHANNELS) else ()
+  face = load_face_model(config.face_model)
+  evaluate = None
+  if config.eval.metrics_clips and config.input == "dataset" and face is not None:
+    evaluate = _clip_metrics(module, config, face, names)
   return Task(init_variables=init_variables, loss_fn=loss_fn, train_batches=train_batches,
-              eval_batches=eval_batches_fn, eval_splits=splits,
-              constants=load_face_model(config.face_model), predict=predict, channel_names=tuple(names))
+              eval_batches=eval_batches_fn, eval_splits=splits, constants=face, predict=predict,
+              channel_names=names, evaluate=evaluate)
+
+
+def _clip_metrics(module, config, face, names):
+  """(params, mesh) -> the eval package's metrics (lip vertex error, FDD, blinks, identity, emotion-head
+  accuracy) on the first `config.eval.metrics_clips` whole clips of each eval split; one process only
+  (the metrics read whole batches on the host), `a2e eval` gives them for multi-process runs."""
+  import itertools
+  import math
+
+  from a2e_jax.data import pipeline
+  from a2e_jax.eval import evaluate
+
+  batch_size = config.train.batch_size
+
+  def metrics(params, mesh):
+    if jax.process_count() > 1:
+      return {}
+    predictor = evaluate.ModelPredictor(module, params)
+    out = {}
+    for split in config.data.eval_splits:
+      batches = pipeline.make_eval_iterator(config.data, split, batch_size, mesh)
+      first = itertools.islice(batches, math.ceil(config.eval.metrics_clips / batch_size))
+      results = evaluate.evaluate(predictor, first, face, channel_names=names)
+      out.update({f"{split}/{k}": v for k, v in results.items() if isinstance(v, float)})
+    return out
+
+  return metrics

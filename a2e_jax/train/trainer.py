@@ -147,6 +147,8 @@ class _Run:
     init_rng, self.step_key, self.eval_key = jax.random.split(jax.random.key(config.seed), 3)
     self.shardings = state_lib.state_shardings(task.init_variables, self.tx, init_rng, mesh)
     self.train_iter = task.train_batches(mesh, config.seed)
+    # Placed on every device once, instead of being copied in at each step.
+    self.constants = jax.device_put(task.constants, sharding.replicated(mesh))
     ckpt = config.checkpoint
     best = ckpt.best_metric if config.eval.every and ckpt.best_metric else None
     self.ckpt = checkpoint.Checkpointer(workdir, keep=ckpt.keep, best_metric=best, best_mode=ckpt.best_mode,
@@ -206,7 +208,7 @@ class _Run:
       totals, count = None, 0
       for batch in self.task.eval_batches(self.mesh, split):
         first_batch = batch if first_batch is None else first_batch
-        metrics = self.eval_step(params, batch, self.eval_key, self.task.constants)
+        metrics = self.eval_step(params, batch, self.eval_key, self.constants)
         totals = metrics if totals is None else jax.tree.map(lambda a, b: a + b, totals, metrics)
         count += 1
       if count:
@@ -252,7 +254,7 @@ class _Run:
     try:
       for step in range(start + 1, self.total + 1):
         batch = next(self.train_iter)
-        self.state, metrics = self.train_step(self.state, batch, self.step_key, self.task.constants)
+        self.state, metrics = self.train_step(self.state, batch, self.step_key, self.constants)
         if pending is not None:
           self.finish_step(*pending)
         pending = (step, metrics)
