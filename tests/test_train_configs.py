@@ -26,7 +26,8 @@ def _variants(path: str) -> list[str]:
 @pytest.mark.parametrize("path", CONFIGS)
 def test_config_variants_load_and_validate(path):
   doc = ast.get_docstring(ast.parse((REPO / path).read_text())) or ""
-  commands = [line for line in doc.splitlines() if path in line and ("a2e train" in line or "launch/" in line)]
+  commands = [line for line in doc.splitlines()
+              if path in line and ("a2e train" in line or "launch/" in line)]
   assert commands, f"{path}: the docstring should hold the command that runs it"
   for variant in _variants(path):
     spec = f"{REPO / path}:{variant}" if variant else str(REPO / path)
