@@ -17,6 +17,7 @@ HAIR = np.array([0.13, 0.085, 0.055])
 LASHES = np.array([0.10, 0.07, 0.06])
 NOSTRILS = np.array([0.22, 0.10, 0.08])
 CAVITY_FRONT, CAVITY_BACK = np.array([0.30, 0.09, 0.09]), np.array([0.03, 0.008, 0.008])
+TONGUE = np.array([0.55, 0.22, 0.22])
 TEETH, GUMS = np.array([0.90, 0.87, 0.78]), np.array([0.62, 0.28, 0.28])
 SCLERA, IRIS, PUPIL = np.array([0.88, 0.85, 0.80]), np.array([0.30, 0.17, 0.08]), np.array([0.02, 0.02, 0.02])
 
@@ -78,6 +79,8 @@ def vertex_colors(mesh: bm.Mesh) -> np.ndarray:
   cavity = mesh.part == bm.CAVITY
   depth = np.sqrt(mesh.cavity_depth)[:, None]
   colors[cavity] = (CAVITY_FRONT * (1 - depth) + CAVITY_BACK * depth)[cavity]
+  tongue = (mesh.mouth_side < 0) * np.sin(np.pi * np.clip((mesh.cavity_depth - 0.2) / 0.75, 0, 1))
+  colors = np.where(cavity[:, None], _blend(colors, 0.8 * tongue * (1 - mesh.cavity_depth), TONGUE), colors)
   teeth = (mesh.part == bm.TEETH_UPPER) | (mesh.part == bm.TEETH_LOWER)
   gum = shape.smoothstep(0.06, 0.08, np.abs(dy))
   # Faint shadows between the teeth: incisors, laterals, canines, premolars from the midline outwards.

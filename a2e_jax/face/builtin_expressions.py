@@ -137,7 +137,7 @@ def _follow_lips(fields: _Fields, disp):
   """The cavity's rings follow the lip edge they hang from, fading with depth into their own motion."""
   mesh = fields.mesh
   cavity = np.flatnonzero((mesh.part == bm.CAVITY) & (mesh.cavity_anchor >= 0))
-  fade = ((1 - mesh.cavity_depth[cavity]) ** 1.5)[:, None]
+  fade = ((1 - mesh.cavity_depth[cavity]) ** 3)[:, None]
   disp[cavity] = fade * disp[mesh.cavity_anchor[cavity]] + (1 - fade) * disp[cavity]
   return disp
 

@@ -22,6 +22,7 @@ COLUMN_FRONT_DENSITY = 0.45  # d(angle)/d(column) at the front relative to a uni
 CAVITY_RINGS = 6
 CAVITY_DEPTH = 0.42
 CAVITY_HALF_HEIGHT = 0.13
+TONGUE_HEIGHT = 0.06  # the tongue raises the floor of the mouth
 TEETH_COLUMNS = 41
 EYE_SEGMENTS = 24
 EAR_SEGMENTS = 32
@@ -218,9 +219,10 @@ def _cavity(builder: _Builder, mouth_upper, mouth_lower):
   for k in range(CAVITY_RINGS):
     tau = k / CAVITY_RINGS
     height = CAVITY_HALF_HEIGHT * np.sin(np.pi * tau) ** 0.6 * (1 - q**2) ** 0.3
+    tongue = (side < 0) * TONGUE_HEIGHT * np.sin(np.pi * np.clip((tau - 0.2) / 0.75, 0, 1)) * (1 - q**2)
     xyz = np.column_stack([
       edge[:, 0] * (1 - 0.3 * tau),
-      shape.MOUTH_Y + side * height,
+      shape.MOUTH_Y + side * height + tongue,
       edge[:, 2] - CAVITY_DEPTH * tau,
     ])
     rings.append(builder.add(xyz, CAVITY, mouth_side=side, cavity_depth=tau, cavity_anchor=loop))
