@@ -53,7 +53,9 @@ class _Fields:
     # Above the mouth line: a step at the slit (whose copies are told apart by mouth_side), widening
     # beyond the corners so that the cheeks deform smoothly.
     width = 0.004 + 0.12 * shape.smoothstep(0.6 * shape.MOUTH_X, shape.MOUTH_X + 0.15, ax)
-    above = _sigmoid((dy + 0.03 * mesh.mouth_side) / width)
+    # On the mouth line itself only the slit's side tells the lips apart.
+    self.slit_side = np.where(np.abs(dy) < 1e-9, mesh.mouth_side, 0.0)
+    above = _sigmoid((dy + 0.03 * self.slit_side) / width)
     cavity = mesh.part == bm.CAVITY
     above = np.where(cavity, 0.5 + 0.5 * mesh.mouth_side, above)
     self.above = above
@@ -80,7 +82,7 @@ class _Fields:
     hinge_y, hinge_z = shape.HINGE_YZ
     boundary = shape.MOUTH_Y + 0.6 * np.maximum(ax - shape.MOUTH_X, 0)
     width = 0.004 + 0.1 * shape.smoothstep(0.6 * shape.MOUTH_X, shape.MOUTH_X + 0.15, ax)
-    above = _sigmoid((self.y - boundary + 0.03 * mesh.mouth_side) / width)
+    above = _sigmoid((self.y - boundary + 0.03 * self.slit_side) / width)
     corner = shape.gauss(ax, self.y, shape.MOUTH_X, shape.MOUTH_Y, 0.11, 0.07)
     weight = (1 - above) * (1 - 0.55 * corner) + above * 0.3 * corner
     weight *= shape.smoothstep(hinge_z - 0.05, hinge_z + 0.25, self.z) * shape.smoothstep(-1.4, -1.1, self.y)
@@ -216,7 +218,8 @@ def _central_channels(f: _Fields):
   jaw_open = jaw[:, None] * rotation_displacement(mesh.vertices, hinge, [1, 0, 0], JAW_OPEN_DEGREES)
   out = {
     "jawOpen": jaw_open,
-    "jawForward": _vec(jaw, dz=0.09),
+    # The lips stay together as the jaw juts: the upper lip is pushed along, the lower one lags.
+    "jawForward": _vec(jaw, dz=0.09) + _vec(f.upper_lip, dz=0.05) - _vec(f.lower_red, dz=0.03),
     "jawLeft": _vec(jaw, dx=0.08),
     "jawRight": _vec(jaw, dx=-0.08),
   }
