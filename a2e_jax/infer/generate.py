@@ -144,16 +144,30 @@ class Generator:
     blocks_of = 10 * schema.SAMPLE_RATE
     return (lambda: (wav[i:i + blocks_of] for i in range(0, wav.size, blocks_of))), num_frames
 
-  def _chunks(self, blocks, num_frames, cache):
-    """(index, start, windows) of every chunk, from `cache` when it holds them, else from the audio."""
-    if cache:
-      yield from cache
-      return
+  def audio_chunks(self, audio, sample_rate=None):
+    """(chunks, T): `chunks()` yields (index, start, windows [c,16,80]) of every chunk of the audio, each
+    time it is called; the windows of a clip of at most CACHED_CHUNKS chunks are kept after the first."""
+    blocks, num_frames = self._source(audio, sample_rate)
+    cache = []
     collect = len(streaming.chunk_starts(num_frames, self.chunk, self.overlap)) <= CACHED_CHUNKS
-    for item in streaming.iter_chunk_windows(blocks(), num_frames, self.chunk, self.overlap):
-      if collect:
-        cache.append(item)
-      yield item
+
+    def chunks():
+      if cache:
+        yield from cache
+        return
+      for item in streaming.iter_chunk_windows(blocks(), num_frames, self.chunk, self.overlap):
+        if collect:
+          cache.append(item)
+        yield item
+
+    return chunks, num_frames
+
+  def window_chunks(self, windows_tfw):
+    """(chunks, T) like `audio_chunks`, from a clip's mel windows [T,16,80] (e.g. a dataset's)."""
+    num_frames = windows_tfw.shape[0]
+    length = min(self.chunk, num_frames)
+    starts = streaming.chunk_starts(num_frames, self.chunk, self.overlap)
+    return (lambda: ((i, s, windows_tfw[s:s + length]) for i, s in enumerate(starts))), num_frames
 
   def _groups(self, chunks):
     """Chunks in groups of `group`: lists of (index, start, windows)."""
@@ -198,34 +212,38 @@ class Generator:
 
   def clip_emotion(self, audio, sample_rate=None) -> np.ndarray:
     """[D] the emotion latent of a whole clip (another speaker's voice, say), for `emotion_from`."""
-    blocks, num_frames = self._source(audio, sample_rate)
-    pooled, _ = self._emotion_pass(self._chunks(blocks, num_frames, []))
+    chunks, _ = self.audio_chunks(audio, sample_rate)
+    pooled, _ = self._emotion_pass(chunks())
     return pooled.mean(axis=0)
 
-  def stream(self, audio, sample_rate=None, *, keys, eye_te, beta0_k, transition_s, info=None):
-    """Yields coefficient blocks [n,K] of the whole clip in order (the core of `generate`).
+  def stream(self, audio, sample_rate=None, **kwargs):
+    """Yields coefficient blocks [n,K] of the whole clip in order (see `run`)."""
+    chunks, num_frames = self.audio_chunks(audio, sample_rate)
+    yield from self.run(chunks, num_frames, **kwargs)
 
-    `keys` are controls.EmotionKeys, `eye_te` a function T -> [T,4] eye control, `beta0_k` [K]. `info`
-    (a dict) receives num_frames and speech_emotion.
+  def run(self, chunks, num_frames: int, *, keys, eye_te, beta0_k, transition_s=controls.DEFAULT_TRANSITION_S,
+          info=None):
+    """Yields coefficient blocks [n,K] of a T-frame clip in order: the core of `generate`.
+
+    `chunks` is what `audio_chunks`/`window_chunks` give, `keys` controls.EmotionKeys, `eye_te` a function
+    T -> [T,4] eye control, `beta0_k` [K]. `info` (a dict) receives eye and speech_emotion.
     """
     info = {} if info is None else info
-    blocks, num_frames = self._source(audio, sample_rate)
     length = min(self.chunk, num_frames)
     starts = streaming.chunk_starts(num_frames, self.chunk, self.overlap)
-    cache = []
     speech_q = np.array([k.is_speech for k in keys])
     speech_nd = None
     if speech_q.any():
-      pooled_nd, probs_ne = self._emotion_pass(self._chunks(blocks, num_frames, cache))
+      pooled_nd, probs_ne = self._emotion_pass(chunks())
       speech_nd = self._smoothed(pooled_nd, starts, length)
       info["speech_emotion"] = probs_ne.mean(axis=0)
     latents_qd = self._key_latents(keys)
     mix_tq = controls.mix_weights(keys, num_frames, transition_s=transition_s)
     eye = np.asarray(eye_te(num_frames), np.float32)
-    info["num_frames"], info["eye"] = num_frames, eye
+    info["eye"] = eye
     beta0 = np.broadcast_to(np.asarray(beta0_k, np.float32), (self.group, len(self.channel_names)))
     blender = streaming.OverlapAdd(num_frames, self.overlap)
-    for group in self._groups(self._chunks(blocks, num_frames, cache)):
+    for group in self._groups(chunks()):
       mel, mask = self._batch(group)
       emotion = np.zeros((self.group, self.chunk, latents_qd.shape[1]), np.float32)
       eye_gce = np.zeros((self.group, self.chunk, schema.EYE), np.float32)
@@ -272,9 +290,9 @@ class Generator:
         controls.gaze_track(gaze_spec, num_frames, name, scale, gaze_rng)], axis=1)
 
     info = {}
-    blocks = list(self.stream(audio, sample_rate, keys=keys, eye_te=eye_te, beta0_k=beta0,
-                              transition_s=transition_s, info=info))
-    num_frames = info["num_frames"]
+    chunks, num_frames = self.audio_chunks(audio, sample_rate)
+    blocks = list(self.run(chunks, num_frames, keys=keys, eye_te=eye_te, beta0_k=beta0,
+                           transition_s=transition_s, info=info))
     if isinstance(pose, str | os.PathLike) and os.fspath(pose) != "still":
       from a2e_jax.infer.reference import pose_reference
 
