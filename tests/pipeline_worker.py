@@ -29,9 +29,9 @@ def main(port: int, process_id: int, out: str) -> None:
   built = []
   original = pipeline._Setup.training_example
 
-  def recording(self, example):
+  def recording(self, example, *args):
     built.append(example)
-    return original(self, example)
+    return original(self, example, *args)
 
   pipeline._Setup.training_example = recording
   clips = fake_clips.make_clips(sentences=2)

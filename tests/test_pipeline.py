@@ -107,9 +107,8 @@ def test_same_global_batches_for_any_mesh_and_shard_count(clips, index):
   )
   single = pipeline.make_batch_iterator(cfg, "train", 8, _mesh((1, 1, 1)), seed=2, source=clips, index=index)
   assert _equal(_take(single, 2), reference)
-  setup = pipeline._Setup(clips, index, cfg.pairs, cfg.augment, cfg.window_frames, 2, 8)
   for shards in (2, 4):
-    source = pipeline._TrainBatches(setup, shards)
+    source = pipeline.train_shard_source(cfg, clips, index, 2, 8, shards)
     for step in range(2):
       parts = [source[step * shards + s] for s in range(shards)]
       joined = jax.tree.map(lambda *xs: np.concatenate(xs), *parts)

@@ -159,17 +159,18 @@ def video_frames(num_samples: int) -> int:
   return num_samples // schema.SAMPLES_PER_FRAME
 
 
-def mel_windows(mel_mf: np.ndarray, frames: np.ndarray | int) -> np.ndarray:
-  """[M, 80] log-mel -> [T, 16, 80] windows of the video frames `frames` (an int T means 0..T-1).
+def mel_window_index(frames_t: np.ndarray, num_mel: int) -> np.ndarray:
+  """[T, 16] mel-frame indices of the windows of video frames `frames_t` (`schema.mel_window_indices`:
+  start int(80 (t - 2) / 25), truncated toward zero as SadTalker's int() does, clamped to the clip)."""
+  t = np.asarray(frames_t, np.int64)
+  starts = np.trunc(schema.MEL_FPS * (t - 2) / schema.FPS).astype(np.int64)
+  return np.clip(starts[:, None] + np.arange(schema.MEL_WINDOW), 0, num_mel - 1)
 
-  Frame t sees the 16 mel frames starting at int(80 (t - 2) / 25), clamped to the clip
-  (`schema.mel_window_indices`).
-  """
+
+def mel_windows(mel_mf: np.ndarray, frames: np.ndarray | int) -> np.ndarray:
+  """[M, 80] log-mel -> [T, 16, 80] windows of the video frames `frames` (an int T means 0..T-1)."""
   frames = np.arange(frames) if np.isscalar(frames) else np.asarray(frames)
-  if frames.size == 0:
-    return np.zeros((0, schema.MEL_WINDOW, mel_mf.shape[1]), mel_mf.dtype)
-  index_tw = schema.mel_window_indices(int(frames.max()) + 1, mel_mf.shape[0])[frames]
-  return mel_mf[index_tw]
+  return mel_mf[mel_window_index(frames, mel_mf.shape[0])]
 
 
 def mfcc_from_log_mel(mel_mf: np.ndarray, n_mfcc: int = N_MFCC) -> np.ndarray:

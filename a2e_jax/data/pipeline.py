@@ -25,7 +25,7 @@ import ml_collections
 import numpy as np
 
 from a2e_jax.audio import features
-from a2e_jax.data import align
+from a2e_jax.data import align, schema
 from a2e_jax.errors import UserError
 
 VIEWS = ("a", "b", "ab", "ba")
@@ -152,33 +152,49 @@ class PairSampler:
 # ------------------------------------------------------------------------------------------- examples
 
 
-def _view(record: dict, frames_t: np.ndarray, valid_t: np.ndarray, clip: int, augment=None, rng=None) -> dict:
-  """One clip's frames `frames_t` (clamped to the clip) as a view: mel windows, targets, mask."""
-  coeffs = np.asarray(record["coeffs"], np.float32)
-  frames = np.clip(frames_t, 0, coeffs.shape[0] - 1)
-  mel = features.mel_windows(np.asarray(record["mel"], np.float32), frames)
-  if augment is None:
-    pass
-  elif augment.gain_db:
-    # A level change of g dB shifts the normalised log-mel by 8 g / 100 (before its clip to [-4, 4]).
-    shift = rng.uniform(-augment.gain_db, augment.gain_db) * 2 * features.MAX_ABS / -features.MIN_LEVEL_DB
-    mel = np.clip(mel + np.float32(shift), -features.MAX_ABS, features.MAX_ABS)
-  if augment is not None and augment.mel_noise:
-    mel = mel + rng.normal(0.0, augment.mel_noise, mel.shape).astype(np.float32)
+def _empty_view(rows: int, frames: int, num_coeffs: int) -> dict:
+  f32 = np.float32
   return {
-    "mel": mel.astype(np.float32),
-    "coeffs": coeffs[frames] * valid_t[:, None],
-    "beta0": np.asarray(record["beta0"], np.float32),
-    "eye": np.asarray(record["eye"], np.float32)[frames] * valid_t[:, None],
-    "emotion": np.int32(record["emotion"]),
-    "intensity": np.int32(record["intensity"]),
-    "mask": valid_t.astype(np.float32),
-    "clip": np.int32(clip),
+    "mel": np.zeros((rows, frames, schema.MEL_WINDOW, schema.MEL_BANDS), f32),
+    "coeffs": np.zeros((rows, frames, num_coeffs), f32),
+    "beta0": np.zeros((rows, num_coeffs), f32),
+    "eye": np.zeros((rows, frames, schema.EYE), f32),
+    "emotion": np.zeros(rows, np.int32),
+    "intensity": np.zeros(rows, np.int32),
+    "mask": np.zeros((rows, frames), f32),
+    "clip": np.full(rows, -1, np.int32),
   }
 
 
-def _stack(views: list[dict]) -> dict:
-  return {k: np.stack([v[k] for v in views]) for k in views[0]}
+def _fill(
+  view: dict,
+  row: int,
+  record: dict,
+  frames_t: np.ndarray,
+  valid_t: np.ndarray,
+  clip: int,
+  gain_db: float = 0.0,
+  mel_noise: float = 0.0,
+  rng=None,
+) -> None:
+  """Writes one clip's frames `frames_t` (clamped to the clip) into row `row` of a view's batch arrays."""
+  coeffs, mel = record["coeffs"], record["mel"]
+  frames = np.minimum(frames_t, len(coeffs) - 1)
+  out_mel = view["mel"][row]
+  np.take(mel, features.mel_window_index(frames, len(mel)), axis=0, out=out_mel, mode="clip")  # unbuffered
+  if gain_db:
+    # A level change of g dB shifts the normalised log-mel by 8 g / 100 (before its clip to [-4, 4]).
+    out_mel += np.float32(rng.uniform(-gain_db, gain_db) * 2 * features.MAX_ABS / -features.MIN_LEVEL_DB)
+    np.clip(out_mel, -features.MAX_ABS, features.MAX_ABS, out=out_mel)
+  if mel_noise:
+    out_mel += rng.normal(0.0, mel_noise, out_mel.shape).astype(np.float32)
+  np.multiply(coeffs[frames], valid_t[:, None], out=view["coeffs"][row])
+  np.multiply(record["eye"][frames], valid_t[:, None], out=view["eye"][row])
+  view["beta0"][row] = record["beta0"]
+  view["emotion"][row] = record["emotion"]
+  view["intensity"][row] = record["intensity"]
+  view["mask"][row] = valid_t
+  view["clip"][row] = clip
 
 
 @dataclasses.dataclass
@@ -187,8 +203,9 @@ class _Setup:
 
   source: Sequence[dict]
   index: align.PairIndex
-  pairs: ml_collections.ConfigDict
-  augment: ml_collections.ConfigDict
+  pairs: dict
+  gain_db: float
+  mel_noise: float
   window_frames: int
   seed: int
   global_batch: int
@@ -206,25 +223,35 @@ class _Setup:
       self.__dict__["_permutation"] = cached
     return cached[1]
 
-  def training_example(self, example: int) -> dict:
-    """The four views of global example `example` (a pure function of (seed, example))."""
+  def training_example(self, example: int, batch: dict | None, row: int, rows: int) -> dict:
+    """Writes global example `example` (a pure function of (seed, example)) into row `row` of `batch`
+    (allocated for `rows` rows when None); returns the batch."""
     anchors = self.sampler.anchors
     a = int(self.permutation(example // anchors.size)[example % anchors.size])
     rng = np.random.default_rng([self.seed, example, 0])
     a, b, ab, ba, paired = self.sampler.sample(a, rng)
     records = {i: self.source[i] for i in {a, b, ab, ba}}
-    out = {}
+    if batch is None:
+      num_coeffs = len(records[a]["beta0"])
+      batch = {view: _empty_view(rows, self.window_frames, num_coeffs) for view in VIEWS}
     for first, second, names in ((a, ab, ("a", "ab")), (b, ba, ("b", "ba"))):
       length = int(self.index.num_frames[first])
       start = int(rng.integers(0, max(length - self.window_frames, 0) + 1))
       frames = start + np.arange(self.window_frames)
       valid = (frames < length).astype(np.float32)
-      out[names[0]] = _view(records[first], frames, valid, first, self.augment, rng)
+      augment = (self.gain_db, self.mel_noise, rng)
+      _fill(batch[names[0]], row, records[first], frames, valid, first, *augment)
       warp = self.index.warp(first, second)
-      out[names[1]] = _view(
-        records[second], warp[np.minimum(frames, length - 1)], valid * paired, second, self.augment, rng
+      _fill(
+        batch[names[1]],
+        row,
+        records[second],
+        warp[np.minimum(frames, length - 1)],
+        valid * paired,
+        second,
+        *augment,
       )
-    return out
+    return batch
 
 
 class _TrainBatches:
@@ -240,15 +267,17 @@ class _TrainBatches:
   def __getitem__(self, record: int) -> dict:
     step, shard = divmod(int(record), self.shards)
     first = step * self.setup.global_batch + shard * self.rows
-    examples = [self.setup.training_example(first + r) for r in range(self.rows)]
-    return {view: _stack([e[view] for e in examples]) for view in VIEWS}
+    batch = None
+    for row in range(self.rows):
+      batch = self.setup.training_example(first + row, batch, row, self.rows)
+    return batch
 
   def __repr__(self) -> str:
     s = self.setup
     return (
       f"_TrainBatches(clips={len(s.index)}, seed={s.seed}, global_batch={s.global_batch}, "
-      f"shards={self.shards}, window={s.window_frames}, pairs={s.pairs.to_dict()}, "
-      f"augment={s.augment.to_dict()})"
+      f"shards={self.shards}, window={s.window_frames}, pairs={s.pairs}, gain_db={s.gain_db}, "
+      f"mel_noise={s.mel_noise})"
     )
 
 
@@ -274,22 +303,14 @@ class _EvalBatches:
     length = self.frames(step)
     frames = np.arange(length)
     first = step * self.global_batch + shard * self.rows
-    views, empty = [], None
-    for position in range(first, first + self.rows):
-      if position < len(self.order):
-        clip = int(self.order[position])
-        views.append(
-          _view(self.source[clip], frames, (frames < self.index.num_frames[clip]).astype(np.float32), clip)
-        )
-      else:
-        if empty is None:  # rows past the last clip: zeros shaped like any clip's view
-          clip = int(self.order[0])
-          empty = {
-            k: np.zeros_like(v) for k, v in _view(self.source[clip], frames, frames * 0.0, clip).items()
-          }
-          empty["clip"] = np.int32(-1)
-        views.append(empty)
-    return _stack(views)
+    first_clip = int(self.order[min(first, len(self.order) - 1)])
+    batch = _empty_view(self.rows, length, len(self.source[first_clip]["beta0"]))
+    for row, position in enumerate(range(first, min(first + self.rows, len(self.order)))):
+      clip = int(self.order[position])
+      _fill(
+        batch, row, self.source[clip], frames, (frames < self.index.num_frames[clip]).astype(np.float32), clip
+      )
+    return batch
 
   def __repr__(self) -> str:
     return f"_EvalBatches(clips={len(self.index)}, global_batch={self.global_batch}, shards={self.shards})"
@@ -379,6 +400,23 @@ def open_split(data_cfg, split: str):
   return builders.open_split(data_cfg.data_dir, data_cfg.dataset, split)
 
 
+def train_shard_source(data_cfg, source, index: align.PairIndex, seed: int, global_batch: int, shards: int):
+  """The grain data source whose record step * shards + s is shard s's rows of global batch `step`
+  (numpy arrays); `make_batch_iterator` reads it through a grain DataLoader."""
+  setup = _Setup(
+    source,
+    index,
+    data_cfg.pairs.to_dict(),
+    float(data_cfg.augment.gain_db),
+    float(data_cfg.augment.mel_noise),
+    data_cfg.window_frames,
+    seed,
+    global_batch,
+  )
+  setup.sampler  # noqa: B018 - builds the pair tables now, so a bad pairs setting fails here
+  return _TrainBatches(setup, shards)
+
+
 def make_batch_iterator(
   data_cfg,
   split: str,
@@ -401,11 +439,14 @@ def make_batch_iterator(
   if not index.has_warps:
     raise UserError(f"the pair index of split {split!r} has no DTW warps; run `a2e data align`")
   sharding, shard, shards = _shard_of(mesh, data_axes, global_batch_size)
-  setup = _Setup(
-    source, index, data_cfg.pairs, data_cfg.augment, data_cfg.window_frames, seed, global_batch_size
+  loader = _loader(
+    train_shard_source(data_cfg, source, index, seed, global_batch_size, shards),
+    shard,
+    shards,
+    data_cfg,
+    _HUGE,
+    None,
   )
-  setup.sampler  # noqa: B018 - builds the pair tables now, so a bad pairs setting fails here
-  loader = _loader(_TrainBatches(setup, shards), shard, shards, data_cfg, _HUGE, None)
   return BatchIterator(loader, sharding, global_batch_size)
 
 
