@@ -18,7 +18,7 @@ from a2e_jax.face import builtin_shape as shape
 
 NUM_COLUMNS = 128
 NUM_ROWS = 128
-COLUMN_FRONT_DENSITY = 0.45  # d(angle)/d(column) at the front relative to a uniform spacing
+COLUMN_WARP = (0.38, 0.2)  # linear and cubic weights of the column warp (the rest is quintic)
 CAVITY_RINGS = 6
 CAVITY_DEPTH = 0.42
 CAVITY_HALF_HEIGHT = 0.13
@@ -77,10 +77,14 @@ class Mesh:
 
 
 def column_angles(num_columns: int = NUM_COLUMNS) -> np.ndarray:
-  """[C] angles around the head, 0 at the front, increasing towards +x; column C/2 is the front."""
+  """[C] angles around the head, 0 at the front, increasing towards +x; column C/2 is the front.
+
+  A polynomial warp of evenly spaced parameters: nearly even over the face (eyes and mouth alike), then
+  sparser and sparser towards the back of the head.
+  """
   u = -1 + 2 * np.arange(num_columns) / num_columns
-  a = COLUMN_FRONT_DENSITY
-  return np.pi * (a * u + (1 - a) * u**3)
+  a, b = COLUMN_WARP
+  return np.pi * (a * u + b * u**3 + (1 - a - b) * u**5)
 
 
 def _quad_triangles(a, b, c, d, flip):
