@@ -19,6 +19,7 @@ from a2e_jax.data import schema
 from a2e_jax.eval import metrics
 
 MM2_PER_UNIT2 = 1e4  # face-model units are 10 cm (face/model.py): 1 unit² = 10^4 mm²
+_BETA0_POOL = 64  # recent β0s from which the identity-transfer check picks another speaker's
 
 
 class ModelPredictor:
@@ -92,7 +93,7 @@ def evaluate(predictor, batches, face_model, classifier=None, out_dir: str | Non
   lve, lve_swap, fdd, ident, transfer, coeff_mse = [], [], [], [], [], []
   blinks = {"pred_events": 0, "pred_matched": 0, "control_events": 0, "control_matched": 0}
   generated, swapped, truth, labels, swap_labels, head_correct = [], [], [], [], [], []
-  example = None
+  example, pool = None, []
   row_key = 0
   for batch in batches:
     view = {k: np.asarray(v) for k, v in jax.device_get(batch).items()}
@@ -106,10 +107,12 @@ def evaluate(predictor, batches, face_model, classifier=None, out_dir: str | Non
     targets = swap_targets(view["emotion"], keys)
     intensity = np.where(view["intensity"] > 0, view["intensity"], 2)
     pred_swap = predictor.with_emotion(view, targets.astype(np.int32), intensity)
-    # Identity transfer: each clip decoded with the β0 of the next valid clip of the batch.
-    other_beta0 = view["beta0"].copy()
-    other_beta0[valid] = view["beta0"][np.roll(valid, 1)]
-    pred_beta0 = predictor({**view, "beta0": other_beta0})[0] if valid.size > 1 else None
+    # Identity transfer: each clip decoded again with the most different β0 seen so far (another speaker).
+    pool.extend(view["beta0"][valid])
+    del pool[:-_BETA0_POOL]
+    pool_array = np.asarray(pool)
+    other_beta0 = pool_array[np.abs(view["beta0"][:, None] - pool_array[None]).sum(-1).argmax(1)]
+    pred_beta0 = predictor({**view, "beta0": other_beta0})[0]
     for r in valid:
       n, beta0 = lengths[r], view["beta0"][r]
       p, t, ps = pred[r, :n], view["coeffs"][r, :n], pred_swap[r, :n]
@@ -119,7 +122,7 @@ def evaluate(predictor, batches, face_model, classifier=None, out_dir: str | Non
       fdd.append(metrics.fdd(vertices(upper, p), vertices(upper, t), vertices(upper, beta0[None])[0]))
       ident.append(metrics.identity(p, t, beta0))
       coeff_mse.append(float(((p - t) ** 2).mean()))
-      if pred_beta0 is not None:
+      if np.abs(other_beta0[r] - beta0).sum() > 1e-6:
         transfer.append(metrics.identity_transfer(p, pred_beta0[r, :n], beta0, other_beta0[r]))
       if blink:
         counts = metrics.blink_counts(p[:, blink].mean(1), view["eye"][r, :n, :2].mean(1))
@@ -150,7 +153,7 @@ def evaluate(predictor, batches, face_model, classifier=None, out_dir: str | Non
   }
   results["lve_swap_ratio"] = results["lve_swap_mm2"] / max(results["lve_mm2"], 1e-12)
   if transfer:
-    results["identity_transfer"] = float(np.nanmean(transfer))
+    results["identity_transfer"] = float(np.mean(transfer))
   if blink:
     results["blink_precision"], results["blink_recall"] = metrics.precision_recall(blinks)
   if head_correct:
