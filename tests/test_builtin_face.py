@@ -29,6 +29,12 @@ def mean(model):
   return np.asarray(model.mean, np.float64)
 
 
+@pytest.fixture(scope="module")
+def mesh():
+  """The mesh with its bookkeeping (parts, lid margins, eye centres), as builtin_model() used it."""
+  return builtin_mesh.build_mesh()
+
+
 def _posed(model, **weights):
   """Vertices [N,3] (float64) for the named channel weights."""
   w = np.zeros(len(ICT_CHANNELS))
@@ -76,7 +82,7 @@ def test_framing_matches_deep3dfacerecon_units(model, mean):
   assert u.max() - u.min() > 120 and v.max() - v.min() > 120
 
 
-def test_triangles_valid_and_outward(model, mean):
+def test_triangles_valid_and_outward(model, mean, mesh):
   tri = np.asarray(model.triangles)
   a, b, c = mean[tri[:, 0]], mean[tri[:, 1]], mean[tri[:, 2]]
   normal = np.cross(b - a, c - a)
@@ -89,23 +95,39 @@ def test_triangles_valid_and_outward(model, mean):
   undirected, counts = np.unique(np.sort(edges, axis=1), axis=0, return_counts=True)
   assert counts.max() == 2
   # The skin of the face region looks along +z: nearly all its triangles face forward.
-  part, _ = _parts()
+  part = mesh.part
   face_skin = np.intersect1d(model.regions["face"], np.flatnonzero(part == builtin_mesh.SKIN))
   front = np.isin(tri, face_skin).all(1)
   assert (normal[front, 2] > 0).mean() > 0.97
   assert normal[front, 2].sum() > 0.5 * np.linalg.norm(normal[front], axis=1).sum()
   # Eyeballs are closed spheres with outward normals.
-  for part in (builtin_mesh.EYE_LEFT, builtin_mesh.EYE_RIGHT):
-    ids = np.flatnonzero(_parts()[0] == part)
+  for eye in (builtin_mesh.EYE_LEFT, builtin_mesh.EYE_RIGHT):
+    ids = np.flatnonzero(part == eye)
     ball = np.isin(tri, ids).all(1)
     centre = mean[ids].mean(0)
     outward = np.einsum("fc,fc->f", normal[ball], (a + b + c)[ball] / 3 - centre)
     assert (outward > 0).all()
+  # The ears are closed shells: positive signed volume means they wind outwards.
+  ears = np.flatnonzero(part == builtin_mesh.EAR)
+  for side in (ears[mean[ears, 0] > 0], ears[mean[ears, 0] < 0]):
+    shell = np.isin(tri, side).all(1)
+    volume = np.einsum("fc,fc->f", a[shell], np.cross(b[shell], c[shell])).sum() / 6
+    assert volume > 1e-3
+    closed = np.unique(np.sort(edges[np.tile(shell, 3)], axis=1), axis=0, return_counts=True)[1]
+    assert (closed == 2).all()
 
 
-def _parts():
-  mesh = builtin_mesh.build_mesh()
-  return mesh.part, mesh
+def test_inner_parts_stay_behind_the_skin(mean, mesh):
+  """Teeth, mouth cavity and eyeballs lie behind the skin's front surface at rest."""
+  part = mesh.part
+  inner = np.isin(part, [builtin_mesh.CAVITY, builtin_mesh.TEETH_UPPER, builtin_mesh.TEETH_LOWER,
+                         builtin_mesh.EYE_LEFT, builtin_mesh.EYE_RIGHT])
+  inner &= part != builtin_mesh.CAVITY  # the cavity's first ring lies on the lip edges
+  x, y, z = mean[inner].T
+  assert (z < builtin.shape.front_z(x, y) - 1e-3).all()
+  deep = (part == builtin_mesh.CAVITY) & (mesh.cavity_depth > 0)
+  x, y, z = mean[deep].T
+  assert (z < builtin.shape.front_z(x, y) - 0.02).all()
 
 
 def test_mesh_is_mirror_symmetric(mean):
@@ -188,7 +210,7 @@ def test_mouth_close_closes_an_open_jaw(model):
 
 
 @pytest.mark.parametrize("side,eye", [("L", slice(42, 48)), ("R", slice(36, 42))])
-def test_blink_closes_one_eye(model, mean, side, eye):
+def test_blink_closes_one_eye(model, mean, mesh, side, eye):
   lm = np.asarray(model.landmarks)
   other = slice(36, 42) if side == "L" else slice(42, 48)
   closed = _posed(model, **{f"eyeBlink_{side}": 1.0})
@@ -201,7 +223,6 @@ def test_blink_closes_one_eye(model, mean, side, eye):
       assert abs(gap) < 0.005
   np.testing.assert_allclose(closed[lm[other]], mean[lm[other]], atol=1e-9)
   # The whole upper margin meets the lower margin, not just the landmarks.
-  mesh = builtin_mesh.build_mesh()
   k = 0 if side == "L" else 1
   np.testing.assert_allclose(closed[mesh.eye_upper[k]], closed[mesh.eye_lower[k]], atol=1e-6)
 
@@ -210,9 +231,9 @@ def test_blink_closes_one_eye(model, mean, side, eye):
   {"eyeBlink_L": 0.5}, {"eyeBlink_L": 1.0}, {"eyeLookUp_L": 1.0, "eyeBlink_L": 0.5},
   {"eyeLookOut_L": 1.0, "eyeBlink_L": 0.7}, {"eyeLookDown_L": 1.0}, {"eyeSquint_L": 1.0, "eyeWide_L": 1.0},
 ])
-def test_lids_stay_in_front_of_the_eyeball(model, mean, weights):
+def test_lids_stay_in_front_of_the_eyeball(model, mean, mesh, weights):
   """No part of the eyeball pokes through the lids, also half-way through a blink (a linear blend)."""
-  part, mesh = _parts()
+  part = mesh.part
   centre = mesh.eye_centres[0]
   posed = _posed(model, **weights)
   lids = (part == builtin_mesh.SKIN) & (np.hypot(*(mean[:, :2] - centre[:2]).T) < 0.11)
@@ -253,8 +274,8 @@ def test_brows_move_the_right_way(model, mean):
   assert rise[-1] > 0.03 and rise[-1] > rise[0]  # the outer end (26) rises most
 
 
-def test_eye_look_rotates_the_eyeballs(model, mean):
-  part, mesh = _parts()
+def test_eye_look_rotates_the_eyeballs(model, mean, mesh):
+  part = mesh.part
   left = part == builtin_mesh.EYE_LEFT
   centre = mesh.eye_centres[0]
   pupil = np.flatnonzero(left)[np.argmax(mean[left, 2])]  # the front pole
@@ -278,11 +299,10 @@ def test_identity_modes_are_plausible(model, mean):
   assert widths.std() > 0.005 and np.abs(widths - (mean[lm[16], 0] - mean[lm[0], 0])).max() < 0.2
 
 
-def test_colors(model):
+def test_colors(model, mesh):
   color = np.asarray(model.color_mean)
   assert color.shape == (model.num_vertices, 3) and color.min() >= 0 and color.max() <= 1
   lips = color[model.regions["lips"]].mean(0)
   cheek = color[model.regions["face"]].mean(0)
   assert lips[0] / lips[1] > cheek[0] / cheek[1]  # redder lips
-  part, _ = _parts()
-  assert color[part == builtin_mesh.CAVITY].mean() < 0.3  # dark mouth interior
+  assert color[mesh.part == builtin_mesh.CAVITY].mean() < 0.3  # dark mouth interior
