@@ -21,9 +21,6 @@ TONGUE = np.array([0.55, 0.22, 0.22])
 TEETH, GUMS = np.array([0.90, 0.87, 0.78]), np.array([0.62, 0.28, 0.28])
 SCLERA, IRIS, PUPIL = np.array([0.88, 0.85, 0.80]), np.array([0.30, 0.17, 0.08]), np.array([0.02, 0.02, 0.02])
 
-# Hairline height against |angle around the head| (degrees): high forehead, sideburns, nape at the back.
-_HAIRLINE = PchipInterpolator([0, 25, 45, 60, 72, 82, 90, 100, 115, 135, 180],
-                              [0.97, 0.94, 0.86, 0.74, 0.58, 0.30, 0.38, 0.46, 0.2, -0.35, -0.6])
 # Brow centre line and half-thickness against |x|.
 _BROW_Y = PchipInterpolator([0.07, 0.15, 0.3, 0.42, 0.54], [-0.045, -0.025, 0.015, 0.005, -0.035])
 _BROW_HALF = PchipInterpolator([0.07, 0.15, 0.3, 0.42, 0.54], [0.030, 0.030, 0.022, 0.016, 0.008])
@@ -59,10 +56,7 @@ def vertex_colors(mesh: bm.Mesh) -> np.ndarray:
   brows *= shape.smoothstep(0.6, 0.5, ax) * in_brow * (mesh.front > 0.5)
   colors = _blend(colors, 0.8 * brows * skin, BROWS)
 
-  hairline = _HAIRLINE(np.clip(np.degrees(np.abs(mesh.angle)), 0, 180))
-  # Columns thin out towards the back of the head: a wider edge there hides their steps.
-  edge = 0.04 + 0.12 * shape.smoothstep(60, 130, np.degrees(np.abs(mesh.angle)))
-  colors = _blend(colors, shape.smoothstep(hairline - edge, hairline + edge, y) * skin, HAIR)
+  colors = _blend(colors, shape.hair(mesh.angle, mesh.row_height) * skin, HAIR)
 
   for upper_ids in mesh.eye_upper:
     rim = v[upper_ids]

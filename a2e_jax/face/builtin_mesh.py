@@ -26,6 +26,7 @@ TONGUE_HEIGHT = 0.06  # the tongue raises the floor of the mouth
 TEETH_COLUMNS = 41
 EYE_SEGMENTS = 24
 EAR_SEGMENTS = 32
+HEAD_CENTRE = np.array([0.0, 0.3, -0.2])  # hair stands off the scalp away from this point
 # Polar angles of the eyeball's rings, from the front: dense at the pupil and the limbus for crisp edges.
 EYE_RING_ANGLES = np.array([0.10, 0.19, 0.23, 0.33, 0.43, 0.49, 0.55, 0.68, 0.9, 1.2, 1.6, 2.1, 2.6])
 PUPIL_ANGLE, IRIS_ANGLE = 0.21, 0.52
@@ -47,6 +48,7 @@ class Mesh:
     eye_side: [N] +1 above the eye line (upper lid), -1 below, 0 on it outside the slits.
     front: [N] 1 on the front of the head, fading to 0 at the sides (skin only).
     angle: [N] the skin vertex's angle around the head, 0 at the front, positive towards +x.
+    row_height: [N] the height of the skin vertex's grid row (before any warp or hair).
     cavity_depth: [N] 0 at the lip edge to 1 at the back of the cavity (cavity only).
     cavity_anchor: [N] the lip-edge vertex a cavity vertex hangs from, -1 elsewhere.
     grid: [NUM_ROWS, NUM_COLUMNS] skin vertex ids (the upper copy on the slits).
@@ -63,6 +65,7 @@ class Mesh:
   eye_side: np.ndarray
   front: np.ndarray
   angle: np.ndarray
+  row_height: np.ndarray
   cavity_depth: np.ndarray
   cavity_anchor: np.ndarray
   grid: np.ndarray
@@ -177,10 +180,18 @@ def _skin(builder: _Builder):
   back = c.ravel() < 0  # back-half grid vertices (the slit copies all lie on the front)
   z0_b, zb_b = z0.ravel()[back], zb.ravel()[back]
   z[: c.size][back] = z0_b - (z0_b - zb_b) * np.abs(c.ravel()[back]) ** (2 / shape.BACK_EXPONENT)
-  ids = builder.add(np.column_stack([xy, z]), SKIN, mouth_side=mouth_s, eye_side=eye_s, front=front_w,
-                    angle=angle)
+  xyz = np.column_stack([xy, z])
+  # Short hair stands off the scalp along the outward direction from the middle of the skull.
+  row_height = np.concatenate([y.ravel()] + [rows[v[0]] * np.ones(len(v[3])) for v in copies.values()])
+  outward = xyz - HEAD_CENTRE
+  outward /= np.linalg.norm(outward, axis=1, keepdims=True)
+  xyz += shape.HAIR_THICKNESS * shape.hair(angle, row_height)[:, None] * outward
+  ids = builder.add(xyz, SKIN, mouth_side=mouth_s, eye_side=eye_s, front=front_w, angle=angle,
+                    row_height=row_height)
   grid = ids[: c_count * NUM_ROWS].reshape(NUM_ROWS, c_count)
-  crown = builder.add(shape.CROWN[None], SKIN, mouth_side=1.0, eye_side=1.0, front=0.0)[0]
+  up = (shape.CROWN - HEAD_CENTRE) / np.linalg.norm(shape.CROWN - HEAD_CENTRE)
+  crown = builder.add([shape.CROWN + shape.HAIR_THICKNESS * up], SKIN, mouth_side=1.0, eye_side=1.0,
+                      front=0.0, row_height=shape.CROWN[1])[0]
 
   # Quads; below a slit row the quads use the lower copies.
   lower = grid.copy()
@@ -361,6 +372,7 @@ def build_mesh() -> Mesh:
     eye_side=eye_side,
     front=builder.gather("front", 0.0),
     angle=builder.gather("angle", 0.0),
+    row_height=builder.gather("row_height", 0.0),
     cavity_depth=builder.gather("cavity_depth", 0.0),
     cavity_anchor=builder.gather("cavity_anchor", -1.0).astype(np.int64),
     grid=grid,

@@ -209,6 +209,21 @@ def front_z(x, y):
   return smooth_max(z, eyeball_dome(x, y) + LID_T, 0.03)
 
 
+# Hairline height against |angle around the head| (degrees): high forehead, sideburns, nape at the back.
+_HAIRLINE = PchipInterpolator([0, 25, 45, 60, 72, 82, 90, 100, 115, 135, 180],
+                              [0.97, 0.94, 0.86, 0.74, 0.58, 0.30, 0.38, 0.46, 0.2, -0.35, -0.6])
+HAIR_THICKNESS = 0.045
+
+
+def hair(angle, y):
+  """Hair cover in [0, 1] of the skin at `angle` around the head (radians, 0 = front) and height y."""
+  degrees = np.degrees(np.abs(angle))
+  line = _HAIRLINE(np.clip(degrees, 0, 180))
+  # Columns thin out towards the back of the head: a wider edge there hides their steps.
+  edge = 0.04 + 0.12 * _smoothstep(60, 130, degrees)
+  return _smoothstep(line - edge, line + edge, y)
+
+
 def eye_warp(x, y, side):
   """y offset that opens the eyes: side +1 for the upper lid, -1 for the lower lid (0 off the slit)."""
   dx = np.abs(x) - EYE_X
