@@ -206,9 +206,12 @@ class Generator:
 
   def _smoothed(self, pooled_nd, starts, length):
     """[n,D] each chunk's speech emotion: the mean of the chunk latents centred within the window."""
-    centres = np.asarray(starts) + length / 2
-    near = np.abs(centres[:, None] - centres[None, :]) <= self.emotion_window_s * schema.FPS / 2
-    return (near @ pooled_nd) / near.sum(axis=1, keepdims=True)
+    centres = np.asarray(starts) + length / 2  # increasing
+    half = self.emotion_window_s * schema.FPS / 2
+    lo = np.searchsorted(centres, centres - half, side="left")
+    hi = np.searchsorted(centres, centres + half, side="right")
+    total = np.cumsum(np.concatenate([np.zeros((1, pooled_nd.shape[1])), pooled_nd]), axis=0)
+    return ((total[hi] - total[lo]) / (hi - lo)[:, None]).astype(np.float32)
 
   def clip_emotion(self, audio, sample_rate=None) -> np.ndarray:
     """[D] the emotion latent of a whole clip (another speaker's voice, say), for `emotion_from`."""

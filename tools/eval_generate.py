@@ -1,0 +1,234 @@
+"""Quality of generation as users get it (chunked, with its controls), for the demo weights' model card.
+
+  python tools/eval_generate.py --data-dir data/tfds                   # the bundled demo weights
+  python tools/eval_generate.py --checkpoint runs/demo --data-dir data/tfds --max-clips 96
+
+On held-out clips of the built-in corpus (data/pipeline.py's eval iterator), through `a2e_jax.eval`'s
+`evaluate` with an emotion classifier trained on ground truth:
+  generate   the Generator's chunked path (emotion from the speech; overrides as label keys)
+  one_pass   the network on whole clips in one call (eval.evaluate.ModelPredictor), for reference
+  beta0      the resting face only (the baseline of the training issue)
+giving lip vertex error, emotion accuracy, override (swap) accuracy and its lip-error ratio, blink
+precision/recall against the control, identity error. Then:
+  intensity  per non-neutral clip, the distance of its own emotion at intensity 1 and 3 from neutral
+  real       ../shared/audio/real_speech_en_stereo_8s.wav: Pearson correlation of the lip gap (inner lip
+             landmarks 62/66 of the face model, mm) with the speech's RMS envelope per frame; blinks
+Writes JSON (--out) and prints a table.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REAL_SPEECH = os.path.join(os.path.dirname(REPO), "shared", "audio", "real_speech_en_stereo_8s.wav")
+UPPER_INNER_LIP, LOWER_INNER_LIP = 62, 66  # 68-landmark scheme, 0-based
+
+
+class GeneratePredictor:
+  """`eval.evaluate`'s predictor interface over the Generator's chunked path, one clip at a time."""
+
+  def __init__(self, generator):
+    self.generator = generator
+
+  def _clip(self, view, r, keys):
+    n = int(view["mask"][r].sum())
+    chunks, _ = self.generator.window_chunks(np.asarray(view["mel"][r, :n]))
+    info = {}
+    eye = np.asarray(view["eye"][r, :n])
+    coeffs = np.concatenate(list(self.generator.run(chunks, n, keys=keys, eye_te=lambda _: eye,
+                                                    beta0_k=view["beta0"][r], info=info)))
+    return coeffs, info.get("speech_emotion")
+
+  def _all(self, view, keys_of_row):
+    b, t = view["mask"].shape
+    out = np.zeros((b, t, len(self.generator.channel_names)), np.float32)
+    logits = np.zeros((b, self.generator.weights.config.num_emotions), np.float32)
+    for r in range(b):
+      if view["mask"][r].sum() == 0:
+        continue
+      coeffs, probs = self._clip(view, r, keys_of_row(r))
+      out[r, :len(coeffs)] = coeffs
+      if probs is not None:
+        logits[r] = np.log(np.maximum(probs, 1e-12))
+    return out, logits
+
+  def __call__(self, view):
+    from a2e_jax.infer.controls import EmotionKey
+
+    return self._all(view, lambda r: [EmotionKey()])
+
+  def with_emotion(self, view, label_b, intensity_b):
+    return self.with_label(view, label_b, intensity_b)
+
+  def with_label(self, view, label_b, intensity_b):
+    from a2e_jax.data import schema
+    from a2e_jax.infer.controls import EmotionKey
+
+    def keys(r):
+      weights = tuple(float(i == int(label_b[r])) for i in range(len(schema.EMOTIONS)))
+      return [EmotionKey(weights=weights, intensity=float(intensity_b[r]))]
+
+    return self._all(view, keys)[0]
+
+
+def _batches(data_cfg, split, batch_size, max_clips):
+  import jax
+  import ml_collections
+
+  from a2e_jax.data import pipeline
+  from a2e_jax.train import sharding
+
+  mesh = sharding.make_mesh(ml_collections.ConfigDict(dict(data=1, fsdp=1, model=1)), jax.devices()[:1])
+  for i, batch in enumerate(pipeline.make_eval_iterator(data_cfg, split, batch_size, mesh)):
+    if max_clips and i * batch_size >= max_clips:
+      return
+    yield {k: np.asarray(v) for k, v in jax.device_get(batch).items()}
+
+
+def held_out(generator, data_cfg, face, classifier, splits, max_clips, batch_size=16):
+  """{split: {predictor: metrics}} from eval.evaluate on the same clips."""
+  from a2e_jax.eval import evaluate
+  from a2e_jax.models.a2enet import A2ENet
+
+  network = evaluate.ModelPredictor(A2ENet(generator.weights.config), generator.weights.params)
+  predictors = {"generate": GeneratePredictor(generator), "one_pass": network,
+                "beta0": evaluate.Beta0Predictor()}
+  results = {}
+  for split in splits:
+    results[split] = {}
+    for name, predictor in predictors.items():
+      started = time.perf_counter()
+      batches = _batches(data_cfg, split, batch_size, max_clips)
+      metrics = evaluate.evaluate(predictor, batches, face, classifier, None, generator.channel_names, name)
+      metrics.pop("confusion", None)
+      metrics["seconds"] = time.perf_counter() - started
+      results[split][name] = metrics
+  return results
+
+
+def intensity_check(generator, data_cfg, split, max_clips, batch_size=16):
+  """Mean distance (coefficient L2 per frame, eye channels aside) from neutral at intensity 1 and 3."""
+  from a2e_jax.data import schema
+
+  predictor = GeneratePredictor(generator)
+  eye_free = np.array([not n.startswith("eye") for n in generator.channel_names])
+  d1, d3 = [], []
+  for view in _batches(data_cfg, split, batch_size, max_clips):
+    rows = np.flatnonzero((view["mask"].sum(1) > 0) & (view["emotion"] != schema.NEUTRAL))
+    if not rows.size:
+      continue
+    neutral = predictor.with_label(view, np.zeros_like(view["emotion"]), np.ones(len(view["emotion"])))
+    for level, store in ((1, d1), (3, d3)):
+      pred = predictor.with_label(view, view["emotion"], np.full(len(view["emotion"]), level))
+      for r in rows:
+        n = int(view["mask"][r].sum())
+        store.append(float(np.linalg.norm((pred[r, :n] - neutral[r, :n])[:, eye_free], axis=1).mean()))
+  d1, d3 = np.array(d1), np.array(d3)
+  return {"clips": int(d1.size), "distance_intensity1": float(d1.mean()),
+          "distance_intensity3": float(d3.mean()), "fraction_3_farther": float(np.mean(d3 > d1))}
+
+
+def lip_gap_mm(face, coeffs_tk) -> np.ndarray:
+  """[T] vertical distance between the inner lip centre landmarks, in mm."""
+  from a2e_jax.eval import metrics
+
+  index = np.asarray(face.landmarks)[[UPPER_INNER_LIP, LOWER_INNER_LIP]]
+  vertices = metrics.region_vertices(face, index, coeffs_tk)  # [T,2,3] in units of 10 cm
+  return (vertices[:, 0, 1] - vertices[:, 1, 1]) * 100.0
+
+
+def _lagged_correlation(follower_t, leader_t, lag: int) -> float:
+  """Pearson correlation of follower[t + lag] with leader[t]."""
+  if lag < 0:
+    return _lagged_correlation(leader_t, follower_t, -lag)
+  return float(np.corrcoef(follower_t[lag:], leader_t[:leader_t.size - lag])[0, 1])
+
+
+def real_speech(generator, face, path=REAL_SPEECH):
+  """Mouth opening against the speech envelope, and blinks, on a real recording."""
+  from a2e_jax.audio import io
+  from a2e_jax.data import schema
+  from a2e_jax.eval import metrics
+
+  if not os.path.isfile(path):
+    return {"skipped": f"{path} is absent"}
+  wav = io.load_audio(path)
+  result = generator(wav, schema.SAMPLE_RATE, blink="rate=20", seed=0)
+  frames = result.seq.num_frames
+  rms = np.sqrt((wav[:frames * schema.SAMPLES_PER_FRAME].reshape(frames, -1) ** 2).mean(axis=1))
+  gap = lip_gap_mm(face, result.coeffs)
+  blink = [generator.channel_names.index(n) for n in ("eyeBlink_L", "eyeBlink_R")]
+  counts = metrics.blink_counts(result.coeffs[:, blink].mean(1), result.seq.eye[:, :2].mean(1))
+  precision, recall = metrics.precision_recall(counts)
+  lagged = {lag: _lagged_correlation(gap, rms, lag) for lag in (-2, -1, 0, 1, 2)}
+  quiet = rms < 0.1 * rms.max()
+  heard = int(np.argmax(result.speech_emotion))
+  return {"file": os.path.basename(path), "frames": frames,
+          "envelope_correlation": lagged[0], "envelope_correlation_by_lag": lagged,
+          "lip_gap_mm_speech": float(gap[~quiet].mean()), "lip_gap_mm_pauses": float(gap[quiet].mean()),
+          "pause_frames": int(quiet.sum()), "blink_precision": precision, "blink_recall": recall,
+          "heard_emotion": schema.EMOTIONS[heard], "heard_probability": float(result.speech_emotion[heard])}
+
+
+def quality(weights, data_cfg, splits=("val_speaker", "val_sentence"), max_clips=96, classifier_path=None):
+  """Every number of the model card's quality section."""
+  from a2e_jax.eval.runs import get_classifier
+  from a2e_jax.face.registry import resolve_model
+  from a2e_jax.infer.generate import Generator
+
+  generator = Generator(weights)
+  face = resolve_model(weights.face_model).to_numpy()
+  classifier_path = classifier_path or os.path.join(REPO, "runs", "emotion_classifier.npz")
+  classifier = get_classifier(classifier_path, data_cfg, weights.config.num_coeffs)
+  return {
+    "held_out": held_out(generator, data_cfg, face, classifier, splits, max_clips),
+    "intensity": intensity_check(generator, data_cfg, splits[0], max_clips),
+    "real_speech": real_speech(generator, face),
+    "chunk_frames": generator.chunk, "overlap_frames": generator.overlap,
+  }
+
+
+def table(results: dict) -> str:
+  keys = ("lve_mm2", "emotion_accuracy", "emotion_swap_accuracy", "lve_swap_ratio", "blink_precision",
+          "blink_recall", "identity_error", "audio_emotion_accuracy")
+  lines = ["split         predictor " + " ".join(f"{k[:14]:>14}" for k in keys)]
+  for split, by_name in results["held_out"].items():
+    for name, m in by_name.items():
+      lines.append(f"{split:<13} {name:<9} " + " ".join(f"{m.get(k, float('nan')):>14.3f}" for k in keys))
+  lines.append(f"intensity: {json.dumps(results['intensity'])}")
+  real = {k: v for k, v in results["real_speech"].items() if "lag" not in k}
+  lines.append(f"real speech: {json.dumps(real)}")
+  return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--checkpoint", help="a training run or weights folder (default: the demo weights)")
+  parser.add_argument("--data-dir", default="data/tfds", help="TFDS data dir holding a2e_synthetic/default")
+  parser.add_argument("--dataset", default="a2e_synthetic/default")
+  parser.add_argument("--max-clips", type=int, default=96, help="held-out clips per split (0: all)")
+  parser.add_argument("--classifier", help="emotion classifier .npz (trained on first use)")
+  parser.add_argument("--out", default="runs/eval_generate.json")
+  args = parser.parse_args(argv)
+  sys.path.insert(0, REPO)
+  from a2e_jax.data.pipeline import data_config
+  from a2e_jax.infer.weights import load_weights
+
+  data_cfg = data_config()
+  data_cfg.data_dir, data_cfg.dataset = args.data_dir, args.dataset
+  results = quality(load_weights(args.checkpoint), data_cfg, max_clips=args.max_clips,
+                    classifier_path=args.classifier)
+  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+  with open(args.out, "w") as f:
+    json.dump(results, f, indent=2)
+  print(table(results))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,132 @@
+"""Trains the bundled demo weights on the built-in corpus and writes them with their model card.
+
+  python tools/train_demo.py                                  # everything, with the defaults below
+  python tools/train_demo.py --steps 3000 --workdir runs/demo --data-dir data/tfds
+  python tools/train_demo.py --skip-train                     # re-evaluate the run, rewrite the bundle
+
+1. The default built-in corpus (`a2e data synth --preset default`) and its dataset (`a2e data build`)
+   are made when --data-dir lacks them.
+2. `train_and_evaluate` with configs/synthetic.py:cpu (the tiny A2ENet) and --steps; the run in --workdir
+   resumes if interrupted.
+3. tools/eval_generate.py's quality numbers on held-out speakers and sentences and on real speech.
+4. a2e_jax/assets/demo/params.msgpack (float32 parameters of the best checkpoint) and model_card.json
+   (model config, data, training, metrics, the command).
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, "tools"))
+
+MAX_BYTES = 25 * 2**20
+
+
+def ensure_dataset(data_dir: str, corpus_dir: str) -> None:
+  """Synthesises the default corpus and builds its dataset unless `data_dir` already holds it."""
+  if os.path.isdir(os.path.join(data_dir, "a2e_synthetic", "default")):
+    return
+  a2e = [sys.executable, "-m", "a2e_jax.cli"]
+  if not os.path.isfile(os.path.join(corpus_dir, "manifest.jsonl")):
+    subprocess.run(a2e + ["data", "synth", "--out", corpus_dir, "--preset", "default"], check=True)
+  subprocess.run(a2e + ["data", "build", "--synthetic", "default", "--corpus", corpus_dir, "--data-dir",
+                        data_dir], check=True)
+
+
+def demo_config(args):
+  from a2e_jax.config import load_config
+
+  overrides = [f"--config.data.data_dir={args.data_dir}", f"--config.train.steps={args.steps}",
+               f"--config.train.batch_size={args.batch_size}", f"--config.data.window_frames={args.window}",
+               f"--config.eval.every={args.eval_every}", f"--config.checkpoint.every={args.eval_every}",
+               "--config.eval.metrics_clips=0", "--config.summary.progress_bar=False"]
+  return load_config(os.path.join(REPO, "configs", "synthetic.py") + ":cpu", overrides), overrides
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--workdir", default=os.path.join(REPO, "runs", "demo"))
+  parser.add_argument("--data-dir", default=os.path.join(REPO, "data", "tfds"))
+  parser.add_argument("--corpus", default=os.path.join(REPO, "data", "corpus_default"))
+  parser.add_argument("--steps", type=int, default=3000)
+  parser.add_argument("--batch-size", type=int, default=16)
+  parser.add_argument("--window", type=int, default=32, help="frames per training window")
+  parser.add_argument("--eval-every", type=int, default=500)
+  parser.add_argument("--max-clips", type=int, default=96, help="held-out clips per split for the card")
+  parser.add_argument("--out", default=os.path.join(REPO, "a2e_jax", "assets", "demo"))
+  parser.add_argument("--skip-train", action="store_true", help="use the run in --workdir as it is")
+  args = parser.parse_args(argv)
+
+  import eval_generate
+
+  from a2e_jax.infer import weights as weights_lib
+  from a2e_jax.train import checkpoint
+  from a2e_jax.train.trainer import train_and_evaluate
+
+  ensure_dataset(args.data_dir, args.corpus)
+  config, overrides = demo_config(args)
+  started = time.perf_counter()
+  if not args.skip_train:
+    train_and_evaluate(config, args.workdir)
+  train_seconds = time.perf_counter() - started
+
+  run_config = checkpoint.load_run_config(args.workdir)
+  params = checkpoint.restore_params(args.workdir, "best")
+  card = {
+    "name": "a2e_jax demo weights",
+    "channel_names": list(_channels(run_config)),
+    "face_model": run_config.face_model,
+    "window_frames": int(run_config.data.window_frames),
+    "data": {"dataset": run_config.data.dataset, "train_split": run_config.data.train_split,
+             "corpus": "built-in synthetic emotional speech, default preset (a2e data synth)",
+             "eval_splits": list(run_config.data.eval_splits)},
+    "training": {"config": "configs/synthetic.py:cpu", "overrides": overrides,
+                 "steps": int(run_config.train.steps), "batch_size": int(run_config.train.batch_size),
+                 "seconds": round(train_seconds),
+                 "checkpoint": "best by " + str(run_config.checkpoint.best_metric),
+                 "learning_curve": _curve(args.workdir)},
+    "command": "python tools/train_demo.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+  }
+  size = weights_lib.save_bundle(args.out, run_config.model, params, card)
+  if size > MAX_BYTES:
+    raise SystemExit(f"params are {size / 2**20:.1f} MB, over the 25 MB the repository takes")
+  weights = weights_lib.load_bundle(args.out)
+  data_cfg = config.data
+  results = eval_generate.quality(weights, data_cfg, tuple(data_cfg.eval_splits), args.max_clips,
+                                  os.path.join(args.workdir, "emotion_classifier.npz"))
+  card["metrics"] = results
+  weights_lib.save_bundle(args.out, run_config.model, params, card)
+  print(eval_generate.table(results))
+  print(f"wrote {args.out} ({size / 2**20:.1f} MB of parameters)")
+  return 0
+
+
+def _channels(run_config):
+  from a2e_jax.face.channels import ICT_CHANNELS
+
+  return ICT_CHANNELS if run_config.model.num_coeffs == len(ICT_CHANNELS) else ()
+
+
+def _curve(workdir: str) -> list:
+  """(step, train loss, eval loss) at each evaluation, from the run's metrics.jsonl."""
+  path = os.path.join(workdir, "metrics.jsonl")
+  if not os.path.isfile(path):
+    return []
+  rows, last_train = [], None
+  with open(path) as f:
+    for line in f:
+      record = json.loads(line)
+      if "train/loss" in record:
+        last_train = record["train/loss"]
+      if "eval/loss" in record:
+        rows.append([record.get("step"), last_train, record["eval/loss"]])
+  return rows
+
+
+if __name__ == "__main__":
+  sys.exit(main())
