@@ -178,6 +178,10 @@ def test_left_right_channels_mirror(model, mean):
   for name in ("jawOpen", "jawForward", "mouthClose", "mouthPucker", "mouthFunnel", "mouthRollLower"):
     k = ICT_CHANNELS.index(name)
     np.testing.assert_allclose(basis[mirror[unique], :, k] * [-1, 1, 1], basis[unique, :, k], atol=1e-5)
+  for left, right in (("jawLeft", "jawRight"), ("mouthLeft", "mouthRight")):
+    k, r = ICT_CHANNELS.index(left), ICT_CHANNELS.index(right)
+    np.testing.assert_allclose(basis[mirror[unique], :, r] * [-1, 1, 1], basis[unique, :, k], atol=1e-5)
+    assert basis[:, 0, k].sum() > 0  # "left" is the subject's left: +x
 
 
 def test_every_channel_moves_a_plausible_amount(model):

@@ -79,7 +79,7 @@ class _Fields:
     """
     mesh = self.mesh
     ax = np.abs(self.x)
-    hinge_y, hinge_z = shape.HINGE_YZ
+    _, hinge_z = shape.HINGE_YZ
     boundary = shape.MOUTH_Y + 0.6 * np.maximum(ax - shape.MOUTH_X, 0)
     width = 0.004 + 0.1 * shape.smoothstep(0.6 * shape.MOUTH_X, shape.MOUTH_X + 0.15, ax)
     above = _sigmoid((self.y - boundary + 0.03 * self.slit_side) / width)

@@ -1,12 +1,13 @@
-"""The built-in face's mesh: skin grid with slits for the mouth and eyes, mouth cavity, teeth, eyeballs.
+"""The built-in face's mesh: skin grid with slits for the mouth and eyes, mouth cavity, teeth, eyes, ears.
 
 The skin is a grid of rows (heights from `builtin_shape.profile_rows`) by columns (angles around the head,
-denser at the front), closed by a fan at the crown and open at the neck. Along the mouth line and the two
-eye lines the grid is cut: the vertices between the corners are doubled, the originals belonging to the
-upper lip (lid) and the copies to the lower one, so the mouth can open and the lids can close onto each
-other. Behind the lips hangs a dark cavity (a bag of rings attached to the slit's loop) holding two rows
-of teeth; two spherical eyeballs sit behind the lids. Triangles wind counter-clockwise seen from outside.
-The mesh is mirror-symmetric in x: column i mirrors column (NUM_COLUMNS - i) % NUM_COLUMNS.
+even over the face, sparser behind the ears), closed by a fan at the crown and open at the neck. Along the
+mouth line and the two eye lines the grid is cut: the vertices between the corners are doubled, the
+originals belonging to the upper lip (lid) and the copies to the lower one, so the mouth can open and the
+lids can close onto each other. Behind the lips hangs a dark cavity (a bag of rings attached to the slit's
+loop) holding two rows of teeth; two spherical eyeballs sit behind the lids, and two ear shells on the
+sides of the head. Triangles wind counter-clockwise seen from outside. The mesh is mirror-symmetric in x:
+column i mirrors column (NUM_COLUMNS - i) % NUM_COLUMNS.
 """
 
 import dataclasses
@@ -55,6 +56,7 @@ class Mesh:
     mouth_upper, mouth_lower: [M] slit vertex ids, corner to corner (corners shared).
     eye_upper, eye_lower: per eye (left, right), [E] lid-margin vertex ids, corner to corner.
     eye_centres: [2,3] eyeball centres (left, right).
+    row_y: [NUM_ROWS] grid row heights; column_angle: [NUM_COLUMNS] grid column angles.
     mirror: [N] the vertex each vertex maps to under x -> -x.
   """
 
@@ -118,12 +120,16 @@ class _Builder:
 
 
 def _skin(builder: _Builder):
-  """Adds the skin grid (and its slit copies and crown); returns grid ids and the slits."""
+  """Adds the skin grid, its slit copies and the crown.
+
+  Returns:
+    (grid ids [rows, columns], row heights, column angles, slit_ids(name) -> (upper ids, lower ids)).
+  """
   angles = column_angles()
   rows = shape.profile_rows(NUM_ROWS)
   c_count = NUM_COLUMNS
   phi, y = np.meshgrid(angles, rows)
-  zf, z0, zb, a, p = shape.section(y)
+  _, z0, zb, a, _ = shape.section(y)
   s, c = np.sin(phi), np.cos(phi)
   x = a * s
   j_mouth = int(np.argmin(np.abs(rows - shape.MOUTH_Y)))
