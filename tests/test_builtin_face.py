@@ -8,7 +8,7 @@ from scipy.spatial import cKDTree
 
 from a2e_jax.face import builtin, builtin_mesh
 from a2e_jax.face.channels import ICT_CHANNELS
-from a2e_jax.face.model import REGION_NAMES, validate
+from a2e_jax.face.model import REGION_NAMES, load_model, validate
 
 # Multi-PIE 68-point mirror pairs (the subject's right <-> left); the rest lie on the midline.
 _MIRROR_PAIRS = (
@@ -61,6 +61,18 @@ def test_sizes_names_and_determinism(model):
     np.testing.assert_array_equal(getattr(model, field), getattr(again, field))
   assert builtin.builtin_model() is again  # cached
   assert not np.asarray(again.mean).flags.writeable
+
+
+def test_saves_and_loads(model, tmp_path):
+  path = tmp_path / "builtin.npz"
+  model.save(str(path))
+  loaded = load_model(str(path))
+  assert loaded.channel_names == model.channel_names and loaded.name == "builtin"
+  for field in ("mean", "id_basis", "exp_basis", "triangles", "landmarks", "color_mean"):
+    np.testing.assert_array_equal(getattr(loaded, field), getattr(model, field))
+  assert loaded.regions.keys() == model.regions.keys()
+  for name, indices in model.regions.items():
+    np.testing.assert_array_equal(loaded.regions[name], indices)
 
 
 def test_builds_fast():
