@@ -52,7 +52,7 @@ def vertex_colors(mesh: bm.Mesh) -> np.ndarray:
   in_brow = (ax > 0.05) & (ax < 0.58)
   brow_dy = np.abs(y - (shape.BROW_Y + _BROW_Y(np.clip(ax, 0.07, 0.54))))
   half = _BROW_HALF(np.clip(ax, 0.07, 0.54))
-  brows = shape.smoothstep(half + 0.014, half - 0.006, brow_dy) * shape.smoothstep(0.06, 0.1, ax)
+  brows = np.exp(-((brow_dy / (half + 0.004)) ** 4)) * shape.smoothstep(0.06, 0.12, ax)
   brows *= shape.smoothstep(0.6, 0.5, ax) * in_brow * (mesh.front > 0.5)
   colors = _blend(colors, 0.8 * brows * skin, BROWS)
 
