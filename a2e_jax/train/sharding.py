@@ -135,8 +135,9 @@ def with_shardings(abstract_tree, shardings):
 def describe(mesh: Mesh) -> str:
   """'data=2 fsdp=2 model=2 over 8 devices (2 processes)'."""
   axes = " ".join(f"{name}={size}" for name, size in mesh.shape.items())
-  processes = jax.process_count()
-  return f"{axes} over {mesh.devices.size} devices ({processes} process{'es' if processes > 1 else ''})"
+  devices, processes = mesh.devices.size, jax.process_count()
+  return (f"{axes} over {devices} device{'s' if devices > 1 else ''} "
+          f"({processes} process{'es' if processes > 1 else ''})")
 
 
 def host_local_slice(global_batch: int, mesh: Mesh) -> slice:

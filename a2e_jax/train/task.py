@@ -8,6 +8,9 @@ nothing of A2ENet, so other models, and the small stand-ins of the tests, train 
 
 import dataclasses
 import importlib
+import os
+import subprocess
+import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -70,6 +73,31 @@ def load_face_model(name: str):
   return registry.resolve_model(name)
 
 
+def ensure_dataset(data_cfg) -> None:
+  """Builds the built-in corpus's dataset (`a2e_synthetic/<preset>`) on first use, so that a fresh clone
+  trains with one command: `a2e data synth` into `<data_dir>/../corpus/<preset>`, then `a2e data build`.
+  Other datasets, and runs of several processes, must be built beforehand (the error says how)."""
+  from a2e_jax.data import builders
+
+  try:
+    builders.dataset_dir(data_cfg.data_dir, data_cfg.dataset)
+    return
+  except UserError:
+    name, _, preset = data_cfg.dataset.partition(":")[0].partition("/")
+    if name != "a2e_synthetic" or jax.process_count() > 1:
+      raise
+  corpus = os.path.join(os.path.dirname(os.path.abspath(data_cfg.data_dir)), "corpus", preset)
+  commands = [["data", "build", "--synthetic", preset, "--corpus", corpus, "--data-dir", data_cfg.data_dir]]
+  if not os.path.isfile(os.path.join(corpus, "manifest.jsonl")):
+    commands.insert(0, ["data", "synth", "--preset", preset, "--out", corpus])
+  print(f"a2e train: {data_cfg.dataset} is not built in {data_cfg.data_dir}; building it once "
+        f"(corpus in {corpus})", file=sys.stderr)
+  for command in commands:
+    status = subprocess.call([sys.executable, "-m", "a2e_jax.cli", *command])
+    if status:
+      raise UserError(f"'a2e {' '.join(command)}' failed (exit {status}); run it yourself to see why")
+
+
 def a2enet_task(config) -> Task:
   """A2ENet (`config.model`) with `compute_losses` (`config.loss`) on `config.data` (`config.input`)."""
   from a2e_jax.face.channels import ICT_CHANNELS
@@ -106,6 +134,8 @@ def a2enet_task(config) -> Task:
     splits = ("random",)
   else:
     from a2e_jax.data import pipeline
+
+    ensure_dataset(config.data)
 
     def train_batches(mesh, seed):
       return pipeline.make_batch_iterator(config.data, config.data.train_split, batch_size, mesh, seed=seed)
