@@ -57,5 +57,6 @@ class EmotionEncoder(nn.Module):
     emotion_bd = layers.masked_mean(emotion_btd.astype(jnp.float32), mask_bt)
     logits_be = layers.dense(self.num_emotions, ("embed", "vocab"), jnp.float32,
                              name="classifier")(emotion_bd)
+    # Centred on MEAD's middle level, so the untrained head starts at the mean of 1..3.
     intensity_b = layers.dense(1, ("embed", "scalar"), jnp.float32, name="intensity")(emotion_bd)[:, 0] + 2.0
     return emotion_btd, emotion_bd, logits_be, intensity_b
