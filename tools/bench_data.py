@@ -1,0 +1,282 @@
+"""Benchmark: log-mel extraction (x real time, bounded memory), input-pipeline throughput vs the train step.
+
+  python tools/bench_data.py [--hours 1] [--batch 16] [--frames 32] [--json bench_data.json]
+  (or: a2e bench data ...)
+
+Features: `hours` of 16 kHz speech (the shared real recording tiled, or a speech-like signal when it is
+absent) flow through `LogMelStream` in blocks of `block_seconds`, so memory stays bounded; the peer is
+SadTalker's `melspectrogram` as its audio.py writes it (scipy lfilter, librosa.stft, dense mel matrix)
+on the same blocks. Rows report x real time and the peak of traced (numpy) memory.
+
+Pipeline: examples/s of `make_batch_iterator` on a built dataset (default: the tiny built-in corpus,
+synthesised and built into a temporary folder when --data-dir lacks it), against the examples/s of the
+project's jitted tiny A2ENet train step (train/step.py) on the same mesh, measured in the same run; and
+the train step fed by the pipeline, which shows whether the pipeline keeps up while sharing the CPU.
+Times are medians over repeats after warm-up; the rows take turns so load from other processes hits
+them alike.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+
+if "jax" not in sys.modules:  # fake CPU devices must be requested before JAX starts
+  os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+  ).strip()
+
+import numpy as np
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SPEECH = REPO.parent / "shared" / "audio" / "real_speech_en_stereo_8s.wav"
+
+
+# --------------------------------------------------------------------------------------------- features
+
+
+def speech_block(seconds: float) -> np.ndarray:
+  """`seconds` of 16 kHz speech: the shared real recording tiled, else a voiced, syllable-modulated signal."""
+  from a2e_jax.audio import io
+
+  n = int(seconds * 16000)
+  if SPEECH.exists():
+    wav = io.load_audio(str(SPEECH))
+    return np.resize(wav, n).astype(np.float32)
+  t = np.arange(n) / 16000
+  f0 = 120 + 30 * np.sin(2 * np.pi * 0.7 * t)
+  voiced = sum(np.sin(2 * np.pi * np.cumsum(f0 * h) / 16000) / h for h in range(1, 25))
+  return (0.1 * voiced * np.clip(np.sin(2 * np.pi * 3 * t), 0, None)).astype(np.float32)
+
+
+def sadtalker_melspectrogram(wav: np.ndarray) -> np.ndarray:
+  """SadTalker's src/utils/audio.py melspectrogram (Wav2Lip hparams), as the peer."""
+  import librosa
+  import scipy.signal
+
+  y = scipy.signal.lfilter([1, -0.97], [1], wav)
+  spec = librosa.stft(y=y, n_fft=800, hop_length=200, win_length=800)
+  basis = librosa.filters.mel(sr=16000, n_fft=800, n_mels=80, fmin=55, fmax=7600)
+  s = 20 * np.log10(np.maximum(1e-5, np.dot(basis, np.abs(spec)))) - 20
+  return np.clip((2 * 4) * ((s + 100) / 100) - 4, -4, 4).T
+
+
+def feature_rows(hours: float, block_seconds: float):
+  """{row: run()} where run() processes `hours` of audio and returns [frames, peak traced bytes]."""
+  from a2e_jax.audio import features
+
+  block = speech_block(block_seconds)
+  blocks = int(round(hours * 3600 / block_seconds))
+
+  def ours():
+    tracemalloc.start()
+    frames = sum(len(m) for m in features.log_mel_chunked(block for _ in range(blocks)))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return frames, peak
+
+  def peer():
+    tracemalloc.start()
+    frames = sum(len(sadtalker_melspectrogram(block)) for _ in range(blocks))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return frames, peak
+
+  np.testing.assert_allclose(
+    features.log_mel(block[:160000]), sadtalker_melspectrogram(block[:160000]), atol=1e-3
+  )
+  return {"log_mel_stream (ours)": ours, "sadtalker_melspectrogram (peer)": peer}
+
+
+# --------------------------------------------------------------------------------------------- pipeline
+
+
+def ensure_dataset(data_dir: str, dataset: str) -> str:
+  """A data dir holding `dataset` (aligned); else builds the tiny built-in corpus into a temporary one."""
+  from a2e_jax import cli
+  from a2e_jax.data import align, builders
+  from a2e_jax.errors import UserError
+
+  try:
+    if os.path.isfile(align.pair_index_path(builders.dataset_dir(data_dir, dataset), "train")):
+      return data_dir
+  except UserError:
+    pass
+  if dataset != "a2e_synthetic/tiny":
+    sys.exit(f"bench_data: {dataset} is not built and aligned in {data_dir}; run `a2e data build` first")
+  data_dir = tempfile.mkdtemp(prefix="bench_data_")
+  print(f"building a2e_synthetic/tiny in {data_dir} (once; pass --data-dir to reuse one)")
+  status = cli.main(["data", "build", "--synthetic", "tiny", "--data-dir", data_dir, "--quiet"])
+  if status:
+    sys.exit(f"bench_data: building the tiny corpus failed ({status})")
+  return data_dir
+
+
+def train_step(size: str, mesh, batch: int, frames: int, data_cfg):
+  """(step(batch_arrays), the pipeline iterator the trainer would use) for A2ENet `size` on `mesh`."""
+  import jax
+
+  from a2e_jax.data import pipeline
+  from a2e_jax.train import sharding, step, task
+  from a2e_jax.train import state as state_lib
+  from a2e_jax.train.defaults import base_config
+
+  config = base_config(size)
+  config.data = data_cfg
+  config.train.batch_size = batch
+  config.eval.metrics_clips = 0
+  the_task = task.a2enet_task(config)
+  tx, schedule = state_lib.make_optimizer(config.optim, 1000)
+  rng = jax.random.key(0)
+  shardings = state_lib.state_shardings(the_task.init_variables, tx, rng, mesh)
+  holder = {"state": state_lib.create_state(the_task.init_variables, tx, rng, shardings, mesh)}
+  compiled_step = step.make_train_step(the_task.loss_fn, tx, schedule, shardings, mesh)
+  constants = jax.device_put(the_task.constants, sharding.replicated(mesh))
+  key = jax.random.key(1)
+
+  def run(batch_arrays):
+    holder["state"], metrics = compiled_step(holder["state"], batch_arrays, key, constants)
+    jax.block_until_ready(metrics["loss"])
+
+  return run, pipeline.make_batch_iterator(data_cfg, "train", batch, mesh, seed=0)
+
+
+def pipeline_rows(data_dir: str, dataset: str, batch: int, frames: int, devices: int, steps: int):
+  """{row: run()} where run() handles `steps` batches and returns the examples it handled."""
+  import jax
+  import ml_collections
+
+  from a2e_jax.data import pipeline
+  from a2e_jax.train import sharding
+
+  cfg = pipeline.data_config()
+  cfg.data_dir, cfg.dataset, cfg.window_frames = data_dir, dataset, frames
+  mesh_cfg = ml_collections.ConfigDict({"data": devices, "fsdp": 1, "model": 1})
+  mesh = sharding.make_mesh(mesh_cfg, jax.devices()[:devices])  # the trainer's mesh (Auto axes)
+  iterator = pipeline.make_batch_iterator(cfg, "train", batch, mesh, seed=1)
+  step, fed = train_step("tiny", mesh, batch, frames, cfg)
+  fixed = next(fed)
+  step(fixed)  # compiles
+
+  def pipeline_only():
+    for _ in range(steps):
+      jax.block_until_ready(next(iterator))
+    return batch * steps
+
+  def step_only():
+    for _ in range(steps):
+      step(fixed)
+    return batch * steps
+
+  def step_fed_by_pipeline():
+    for _ in range(steps):
+      step(next(fed))
+    return batch * steps
+
+  return {
+    "pipeline": pipeline_only,
+    "train_step_tiny (fixed batch)": step_only,
+    "train_step_tiny fed by the pipeline": step_fed_by_pipeline,
+  }
+
+
+def timed(fns: dict, repeats: int, warmup: int) -> dict:
+  """{name: [(seconds, result)]}, the functions taking turns within every repeat."""
+  for fn in fns.values():
+    for _ in range(warmup):
+      fn()
+  out = {name: [] for name in fns}
+  for _ in range(repeats):
+    for name, fn in fns.items():
+      start = time.perf_counter()
+      result = fn()
+      out[name].append((time.perf_counter() - start, result))
+  return out
+
+
+def main(argv=None) -> dict:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--hours", type=float, default=1.0, help="audio per feature-extraction run")
+  parser.add_argument("--block-seconds", type=float, default=60.0, help="streaming block length")
+  parser.add_argument("--data-dir", default="data/tfds", help="TFDS data dir holding --dataset")
+  parser.add_argument("--dataset", default="a2e_synthetic/tiny")
+  parser.add_argument("--batch", type=int, default=16, help="global batch (configs/synthetic.py:cpu uses 16)")
+  parser.add_argument("--frames", type=int, default=32, help="window frames (data.window_frames)")
+  parser.add_argument("--devices", default="1,8", help="device counts of the data-parallel meshes")
+  parser.add_argument("--steps", type=int, default=5, help="batches per pipeline timing")
+  parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--skip", choices=("features", "pipeline"), help="leave one part out")
+  parser.add_argument("--json", default="bench_data.json", help="where to write the results")
+  args = parser.parse_args(argv)
+
+  import jax
+
+  report = {"benchmark": "data", "config": vars(args), "results": {}}
+  if args.skip != "features":
+    seconds = args.hours * 3600
+    results = {}
+    for name, runs in timed(feature_rows(args.hours, args.block_seconds), args.repeats, 0).items():
+      median = statistics.median(t for t, _ in runs)
+      results[name] = {
+        "median_s": median,
+        "min_s": min(t for t, _ in runs),
+        "x_real_time": seconds / median,
+        "mel_frames": runs[0][1][0],
+        "peak_traced_mb": max(r[1] for _, r in runs) / 2**20,
+      }
+    ours, peer = results["log_mel_stream (ours)"], results["sadtalker_melspectrogram (peer)"]
+    report["results"]["features"] = {
+      "rows": results,
+      "speedup_vs_peer": ours["x_real_time"] / peer["x_real_time"],
+    }
+    print(
+      f"log-mel of {args.hours:g} h of speech in {args.block_seconds:g} s blocks, median of {args.repeats}"
+    )
+    print(f"{'row':<34}{'median s':>10}{'x real time':>13}{'peak MB':>9}")
+    for name, r in results.items():
+      print(f"{name:<34}{r['median_s']:>10.2f}{r['x_real_time']:>13.0f}{r['peak_traced_mb']:>9.0f}")
+    print(f"ours / peer: {report['results']['features']['speedup_vs_peer']:.2f}x")
+
+  if args.skip != "pipeline":
+    data_dir = ensure_dataset(args.data_dir, args.dataset)
+    report["results"]["pipeline"] = {}
+    for devices in (int(d) for d in args.devices.split(",")):
+      rows = pipeline_rows(data_dir, args.dataset, args.batch, args.frames, devices, args.steps)
+      results = {}
+      for name, runs in timed(rows, args.repeats, 1).items():
+        median = statistics.median(t for t, _ in runs)
+        results[name] = {"median_s": median, "examples_per_s": runs[0][1] / median}
+      ratio = (
+        results["pipeline"]["examples_per_s"] / results["train_step_tiny (fixed batch)"]["examples_per_s"]
+      )
+      report["results"]["pipeline"][f"{devices}dev"] = {"rows": results, "pipeline_over_step": ratio}
+      print(
+        f"pipeline, {args.dataset}, batch {args.batch} x {args.frames} frames, {devices} device(s), "
+        f"{args.steps} batches per run, median of {args.repeats}"
+      )
+      print(f"{'row':<40}{'examples/s':>12}")
+      for name, r in results.items():
+        print(f"{name:<40}{r['examples_per_s']:>12.1f}")
+      print(f"pipeline / train step: {ratio:.2f}x")
+  report["machine"] = {
+    "platform": platform.platform(),
+    "processor": platform.processor() or platform.machine(),
+    "cpus": os.cpu_count(),
+    "jax": jax.__version__,
+    "numpy": np.__version__,
+    "load_average": os.getloadavg(),
+  }
+  with open(args.json, "w") as f:
+    json.dump(report, f, indent=2)
+  print(f"wrote {args.json}")
+  return report
+
+
+if __name__ == "__main__":
+  main()
