@@ -56,7 +56,7 @@ class Preset:
 
 PRESETS = {
   "tiny": Preset(speakers=3, heldout_speakers=1, seen_sentences=2, heldout_sentences=1),
-  "default": Preset(speakers=12, heldout_speakers=2, seen_sentences=16, heldout_sentences=4),
+  "default": Preset(speakers=16, heldout_speakers=3, seen_sentences=16, heldout_sentences=4),
   "large": Preset(speakers=48, heldout_speakers=6, seen_sentences=50, heldout_sentences=10),
 }
 

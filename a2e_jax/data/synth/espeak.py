@@ -18,7 +18,7 @@ _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INITIALIZE_PHONEME_EVENTS = 0x0001
 _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
-_EVENT_WORD, _EVENT_PHONEME = 1, 7
+_EVENT_PHONEME = 7
 _PARAM = {"rate": 1, "volume": 2, "pitch": 3, "range": 4, "wordgap": 7}
 
 
@@ -54,13 +54,11 @@ class Speech:
     sample_rate: espeak's output rate (22,050 Hz).
     phonemes: (mnemonic, start sample) per phoneme event in order, mnemonics with espeak's stress marks
       (e.g. "'a", ",eI", "_:" for a pause).
-    words: (start sample, character offset in the text) per word event.
   """
 
   audio: np.ndarray
   sample_rate: int
   phonemes: tuple
-  words: tuple
 
 
 class _Session:
@@ -90,7 +88,7 @@ class _Session:
     if self.sample_rate <= 0:
       self.close()
       raise RuntimeError(f"espeak_Initialize failed ({self.sample_rate}) with data {data_dir!r}")
-    self._chunks, self._phonemes, self._words = [], [], []
+    self._chunks, self._phonemes = [], []
     self._callback = _CALLBACK(self._on_audio)  # Kept referenced: espeak holds only the raw pointer.
     self.lib.espeak_SetSynthCallback(self._callback)
 
@@ -105,8 +103,6 @@ class _Session:
       event = events[i]
       if event.type == _EVENT_PHONEME:
         self._phonemes.append((bytes(event.id.string).split(b"\0")[0].decode("utf-8"), int(event.sample)))
-      elif event.type == _EVENT_WORD:
-        self._words.append((int(event.sample), int(event.text_position)))
       i += 1
     if wav and num_samples > 0:
       self._chunks.append(np.ctypeslib.as_array(wav, (num_samples,)).copy())
@@ -125,7 +121,7 @@ class _Session:
     if status != 0:
       raise RuntimeError(f"espeak_Synth failed with status {status} for {text!r}")
     audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
-    return Speech(audio.astype(np.int16), self.sample_rate, tuple(self._phonemes), tuple(self._words))
+    return Speech(audio.astype(np.int16), self.sample_rate, tuple(self._phonemes))
 
 
 _libc = ctypes.CDLL(None)
@@ -137,7 +133,7 @@ def synthesize(text: str, voice: str = "en-us", rate: float = 175, pitch: float 
   """Speaks `text` with an espeak-ng voice (`language[+variant]`).
 
   rate is in words per minute (80..450), pitch and pitch_range 0..100 (50 = the voice's own), volume 0..200,
-  word_gap in units of 10 ms. Returns a `Speech` whose phoneme and word events index its audio exactly.
+  word_gap in units of 10 ms. Returns a `Speech` whose phoneme events index its audio exactly.
   """
   params = {"rate": np.clip(rate, 80, 450), "pitch": np.clip(pitch, 0, 100),
             "range": np.clip(pitch_range, 0, 100), "volume": np.clip(volume, 0, 200), "wordgap": word_gap}

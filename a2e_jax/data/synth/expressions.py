@@ -52,10 +52,10 @@ PROTOTYPES = {
   "fear": {"browInnerUp": 0.7, "browOuterUp": 0.4, "browDown": 0.25, "eyeWide": 0.6, "eyeSquint": 0.12,
            "mouthStretch": 0.5, "jawOpen": 0.08},
   "happy": {"cheekSquint": 0.5, "eyeSquint": 0.3, "mouthSmile": 0.7, "mouthDimple": 0.2},
-  "sad": {"browInnerUp": 0.6, "browDown": 0.25, "mouthFrown": 0.5, "mouthShrugLower": 0.3,
-          "eyeLookDown": 0.1},
+  "sad": {"browInnerUp": 0.6, "browDown": 0.25, "mouthFrown": 0.5, "mouthShrugLower": 0.3},
   "surprised": {"browInnerUp": 0.7, "browOuterUp": 0.7, "eyeWide": 0.6, "jawOpen": 0.15},
 }  # fmt: skip
+# Gaze and blinks stay out of the prototypes: eyeLook/eyeBlink show the eye control alone (eyes.py).
 _PROTOTYPE_VECTORS = {k: channel_vector(v) for k, v in PROTOTYPES.items()}
 
 # Brow movement per unit accent strength: raises in most emotions, a frown in anger and disgust.
