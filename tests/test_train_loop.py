@@ -23,11 +23,12 @@ def _config(*overrides):
   return load_config(STANDIN, list(overrides))
 
 
-def test_nan_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path):
+def test_nan_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
   config = _config("--config.standin.nan_at_step=5", "--config.checkpoint.every=2", "--config.eval.every=0")
+  monkeypatch.chdir(tmp_path.parent)
   with pytest.raises(trainer.TrainingDivergedError,
                      match=r"loss and grad_norm became nan at step 5; .*last checkpoint \(step 4\)"):
-    trainer.train_and_evaluate(config, tmp_path)
+    trainer.train_and_evaluate(config, tmp_path.name)  # a relative workdir, as users type it
   assert checkpoint.Checkpointer(tmp_path).all_steps() == [2, 4]
   params = checkpoint.restore_params(tmp_path, "latest")
   assert all(np.isfinite(np.asarray(x)).all() for x in _leaves(params))

@@ -15,6 +15,7 @@ truncated file) is moved to `WORKDIR/corrupt_checkpoints/` with a warning, and t
 import dataclasses
 import json
 import logging
+import os
 import pathlib
 import shutil
 import warnings
@@ -95,7 +96,7 @@ class Checkpointer:
                async_save: bool = True):
     if keep < 1 or best_mode not in ("min", "max"):
       raise UserError(f"checkpoint: keep={keep} must be >= 1 and best_mode={best_mode!r} 'min' or 'max'")
-    self.workdir = epath.Path(workdir)
+    self.workdir = _absolute(workdir)
     self.best_metric = best_metric
     policies = [ocp.checkpoint_managers.LatestN(n=keep)]
     best_fn = None
@@ -196,13 +197,19 @@ class Checkpointer:
     self._manager.close()
 
 
+def _absolute(path) -> epath.Path:
+  """Orbax needs absolute paths; URLs (gs://...) already are."""
+  text = os.fspath(path)
+  return epath.Path(text if "://" in text else os.path.abspath(text))
+
+
 def _first_line(e: Exception) -> str:
   text = str(e).strip()
   return text.splitlines()[0][:200] if text else ""
 
 
 def _read_only_manager(workdir, best_metric: str | None, best_mode: str) -> ocp.CheckpointManager:
-  directory = epath.Path(workdir) / CHECKPOINTS
+  directory = _absolute(workdir) / CHECKPOINTS
   if not directory.exists():
     raise UserError(f"no checkpoints in {directory}; train first (a2e train --workdir {workdir})")
   best_fn = (lambda metrics: metrics[best_metric]) if best_metric else None
@@ -238,7 +245,7 @@ def restore_params(workdir, step: int | str = "best", abstract_params=None):
   config = load_run_config(workdir)
   ckpt_cfg = config.get("checkpoint", {}) if config is not None else {}
   manager = _read_only_manager(workdir, ckpt_cfg.get("best_metric"), ckpt_cfg.get("best_mode", "min"))
-  directory = epath.Path(workdir) / CHECKPOINTS
+  directory = _absolute(workdir) / CHECKPOINTS
   try:
     chosen = _pick_step(manager, directory, step)
     if abstract_params is None:
