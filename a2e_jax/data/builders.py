@@ -11,8 +11,8 @@ names. A clip whose audio or coefficients cannot be used is logged with its path
 (`BuildReport`, also written as build_report.json beside the records) — never dropped silently.
 
   a2e data build --manifest corpus/manifest.jsonl --data-dir data/tfds --name mead
-  tfds build a2e_manifest --imports a2e_jax.data.builders --config mead --manual_dir corpus \
-    --data_dir data/tfds
+The builders follow TFDS's manual-data convention (manual_dir = the corpus folder), but TFDS 4.9.10's own
+`tfds build` command imports TensorFlow at start-up, so without TensorFlow `a2e data build` is the way.
 """
 
 import collections
