@@ -107,6 +107,8 @@ def test_user_errors(tiny, tmp_path):
     corpus.build_corpus(str(tiny[0]), preset="tiny")
   with pytest.raises(UserError, match="unknown corpus preset"):
     corpus.build_corpus(str(tmp_path), preset="huge")
+  with pytest.raises(UserError, match="outside"):
+    corpus.build_corpus(str(tmp_path), preset="tiny", augment_fraction=1.5)
 
 
 def test_augmentation_keeps_time_and_reaches_its_snr():
@@ -138,6 +140,6 @@ def test_cli_parser_passes_its_flags(monkeypatch, capsys):
                             "--workers", "1", "--quiet"])
   assert args.func(args) == 0 and json.loads(capsys.readouterr().out) == {"clips": 1}
   assert calls == [("somewhere", {"preset": "tiny", "seed": 4, "workers": 1, "overwrite": False,
-                                  "progress": False})]
+                                  "progress": False, "augment_fraction": None})]
   with pytest.raises(UserError, match="--workers"):
     args.func(parser.parse_args(["synth", "--out", "x", "--workers", "0"]))

@@ -14,6 +14,8 @@ def add_synth_parser(data_subparsers):
                       help="corpus size: tiny (seconds, tests), default (minutes), large (serious training)")
   parser.add_argument("--seed", type=int, default=0, help="the corpus is a function of this seed")
   parser.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
+  parser.add_argument("--augment", type=float, default=None, metavar="FRACTION",
+                      help="share of training groups given noise/reverb/EQ/level (default 0.3; 0 = clean)")
   parser.add_argument("--overwrite", action="store_true", help="replace a corpus already in --out")
   parser.add_argument("--quiet", action="store_true", help="no progress bar")
   parser.set_defaults(func=_run_synth)
@@ -27,6 +29,6 @@ def _run_synth(args) -> int:
   if args.workers is not None and args.workers < 1:
     raise UserError(f"--workers {args.workers}: give a positive number of processes")
   summary = build_corpus(args.out, preset=args.preset, seed=args.seed, workers=args.workers,
-                         overwrite=args.overwrite, progress=not args.quiet)
+                         overwrite=args.overwrite, progress=not args.quiet, augment_fraction=args.augment)
   print(json.dumps(summary, indent=1))
   return 0

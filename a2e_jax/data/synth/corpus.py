@@ -137,18 +137,25 @@ def _run(tasks, workers: int, progress: bool):
 
 
 def build_corpus(out_dir: str, preset: str = "default", seed: int = 0, workers: int | None = None,
-                 overwrite: bool = False, progress: bool = False) -> dict:
+                 overwrite: bool = False, progress: bool = False,
+                 augment_fraction: float | None = None) -> dict:
   """Writes the corpus of `preset` ("tiny", "default", "large") to `out_dir`; returns a summary dict.
 
-  workers: processes (default: all CPUs). Raises UserError for an unknown preset or an existing corpus in
-  `out_dir` without `overwrite`.
+  workers: processes (default: all CPUs); augment_fraction: share of training groups given a recording
+  channel (default: the preset's; 0 = clean corpus). Raises UserError for an unknown preset, a fraction
+  outside [0, 1], or an existing corpus in `out_dir` without `overwrite`.
   """
   if preset not in PRESETS:
     raise UserError(f"unknown corpus preset {preset!r}; choose one of {', '.join(PRESETS)}")
+  config = PRESETS[preset]
+  if augment_fraction is not None:
+    if not 0.0 <= augment_fraction <= 1.0:
+      raise UserError(f"augmentation fraction {augment_fraction} is outside [0, 1]; 0 turns it off")
+    base = config.augmentation or augment.AugmentConfig()
+    config = dataclasses.replace(config, augmentation=dataclasses.replace(base, probability=augment_fraction))
   manifest_path = os.path.join(out_dir, "manifest.jsonl")
   if os.path.exists(manifest_path) and not overwrite:
     raise UserError(f"{out_dir} already holds a corpus (manifest.jsonl); pass --overwrite or another --out")
-  config = PRESETS[preset]
   workers = workers or os.cpu_count() or 1
   os.makedirs(out_dir, exist_ok=True)
   start = time.perf_counter()
