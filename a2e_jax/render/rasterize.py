@@ -110,6 +110,7 @@ def pixel_centres(height: int, width: int):
 def barycentrics(screen_bn3, triangles_f3, tri_id_bhw, *, perspective: bool = True):
   """Differentiable ([B,H,W,3] barycentrics, [B,H,W] depth) of triangle `tri_id_bhw` at each pixel centre."""
   _, height, width = tri_id_bhw.shape
+  triangles_f3 = jnp.asarray(triangles_f3, jnp.int32)
   mask = tri_id_bhw >= 0
   vid = triangles_f3[jnp.maximum(tri_id_bhw, 0)]  # [B,H,W,3]
   corner = jax.vmap(lambda s, i: s[i])(screen_bn3, vid)  # [B,H,W,3 vertices,3 coords]
