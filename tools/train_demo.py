@@ -6,7 +6,7 @@
 
 1. The default built-in corpus (`a2e data synth --preset default`) and its dataset (`a2e data build`)
    are made when --data-dir lacks them.
-2. `train_and_evaluate` with configs/synthetic.py:cpu (the tiny A2ENet) and --steps; the run in --workdir
+2. `train_and_evaluate` with configs/synthetic.py (default variant: the tiny A2ENet) and --steps; the run in --workdir
    resumes if interrupted.
 3. tools/eval_generate.py's quality numbers on held-out speakers and sentences and on real speech.
 4. a2e_jax/assets/demo/params.msgpack (float32 parameters of the best checkpoint) and model_card.json
@@ -45,7 +45,7 @@ def demo_config(args):
                f"--config.train.batch_size={args.batch_size}", f"--config.data.window_frames={args.window}",
                f"--config.eval.every={args.eval_every}", f"--config.checkpoint.every={args.eval_every}",
                "--config.eval.metrics_clips=0", "--config.summary.progress_bar=False"]
-  return load_config(os.path.join(REPO, "configs", "synthetic.py") + ":cpu", overrides), overrides
+  return load_config(os.path.join(REPO, "configs", "synthetic.py"), overrides), overrides
 
 
 def main(argv=None) -> int:
@@ -85,7 +85,7 @@ def main(argv=None) -> int:
     "data": {"dataset": run_config.data.dataset, "train_split": run_config.data.train_split,
              "corpus": "built-in synthetic emotional speech, default preset (a2e data synth)",
              "eval_splits": list(run_config.data.eval_splits)},
-    "training": {"config": "configs/synthetic.py:cpu", "overrides": overrides,
+    "training": {"config": "configs/synthetic.py", "overrides": overrides,
                  "steps": int(run_config.train.steps), "batch_size": int(run_config.train.batch_size),
                  "seconds": round(train_seconds),
                  "checkpoint": "best by " + str(run_config.checkpoint.best_metric),
