@@ -38,10 +38,13 @@ def test_jaw_opens_on_open_vowels_and_lips_close_on_bilabials(neutral):
   ends = np.append(phones.start_s[1:], wav.shape[0] / schema.SAMPLE_RATE)
   closure = np.round((phones.start_s[bilabials] + ends[bilabials]) / 2 * schema.FPS - 0.5).astype(int)
   assert len(open_vowels) >= 3 and len(closure) >= 8
-  jaw, close = mouth[:, CH["jawOpen"]], mouth[:, CH["mouthClose"]]
+  jaw, close = seq.coeffs[:, CH["jawOpen"]], seq.coeffs[:, CH["mouthClose"]]
   press = mouth[:, [CH["mouthPress_L"], CH["mouthPress_R"]]].mean(1)
   assert jaw[open_vowels].mean() > 0.35 > jaw[closure].mean() + 0.15
-  assert np.all(close[closure] > 0.3) and close[closure].mean() > close[open_vowels].mean() + 0.25
+  # ARKit's mouthClose: lips meet when it equals jawOpen, and it never exceeds it.
+  lip_gap = jaw - close
+  assert np.all(lip_gap >= -1e-6) and np.all(lip_gap[closure] < 0.05) and lip_gap[open_vowels].mean() > 0.35
+  assert close[closure].mean() > close[open_vowels].mean() + 0.05
   assert press[closure].mean() > press[open_vowels].mean() + 0.2
 
 
@@ -53,6 +56,16 @@ def test_rounded_vowels_pucker_and_the_mouth_rests_in_silence(neutral):
   assert mouth[rounded, CH["mouthPucker"]].mean() > mouth[spread, CH["mouthPucker"]].mean() + 0.3
   lead_frames = int(phones.start_s[0] * schema.FPS) - 3  # well before anticipation of the first phoneme
   assert np.abs(mouth[:lead_frames, CH["jawOpen"]]).max() < 0.02
+
+
+def test_lips_close_against_an_emotionally_open_jaw():
+  """Surprise drops the jaw (AU26); a bilabial must still bring the lips together."""
+  wav, phones, seq = synthesize_utterance(TEXT, 3, "surprised", 3, seed=0)
+  ends = np.append(phones.start_s[1:], wav.shape[0] / schema.SAMPLE_RATE)
+  bilabial = np.flatnonzero([phonemes.viseme_classes(n)[0] == "PP" for n in phones.names])
+  closure = np.round((phones.start_s[bilabial] + ends[bilabial]) / 2 * schema.FPS - 0.5).astype(int)
+  jaw, close = seq.coeffs[:, CH["jawOpen"]], seq.coeffs[:, CH["mouthClose"]]
+  assert jaw[closure].min() > 0.1 and np.all(jaw[closure] - close[closure] < 0.05)
 
 
 def test_coarticulation_anticipates_lip_rounding():

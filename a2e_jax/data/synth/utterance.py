@@ -4,7 +4,8 @@ Audio: espeak-ng at 22,050 Hz with the speaker's and the emotion's prosody -> 16
 resampling) -> the emotion's voice quality -> the speaker's timbre -> a short silent lead-in -> zero
 padding to whole video frames, so the wav holds exactly T x 640 samples for T frames at 25 fps. Face: at
 each frame centre, coefficients = clip(beta0 + visemes + emotion expression + eye channels, 0, 1) in
-ICT_CHANNELS order; the eye control and head pose come with it. Phoneme events keep espeak's exact sample
+ICT_CHANNELS order, then mouthClose = lip closure x jawOpen (visemes.close_lips); the eye control and head
+pose come with it. Phoneme events keep espeak's exact sample
 positions, shifted by the lead-in.
 """
 
@@ -94,13 +95,14 @@ def synthesize_utterance(text: str, speaker=0, emotion: str = "neutral", intensi
   accents = _accents(names, start_s, speech_end_s, wav)
 
   times = (np.arange(num_frames) + 0.5) / schema.FPS
-  mouth = visemes.viseme_track(list(zip(names, start_s)), times, speech_end_s,
-                               person.articulation * voice.articulation)
+  events = list(zip(names, start_s))
+  mouth = visemes.viseme_track(events, times, speech_end_s, person.articulation * voice.articulation)
   ramp = expressions.onset_ramp(times, face_rng)
   face = expressions.expression_track(name, intensity, times, accents, person.expressivity, ramp, face_rng)
   eye = eyes.eye_control(times, num_frames / schema.FPS, name, scale, eye_rng)
   head = pose.head_pose(times, name, scale, accents, ramp, pose_rng)
   coeffs = np.clip(person.beta0[None, :] + mouth + face + eyes.eye_channels(eye), 0.0, 1.0)
+  coeffs = visemes.close_lips(coeffs, visemes.closure_track(events, times, speech_end_s))
   seq = CoeffSequence(coeffs=coeffs.astype(np.float32), channel_names=ICT_CHANNELS, fps=float(schema.FPS),
                       pose=head, eye=eye, beta0=person.beta0.copy(), model="builtin")
   return Utterance(wav.astype(np.float32), phones, seq)

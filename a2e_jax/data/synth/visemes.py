@@ -10,6 +10,12 @@ segment's dominance magnitude differs for the lips and the jaw: a bilabial domin
 (the lips must close) while /t/, /k/ or /h/ barely constrain them and take their neighbours' shape.
 Vowel targets grow with stress, and every movement with the speaker's and the emotion's articulation,
 except the lip closures, which happen however sloppy the speech.
+
+Lip closure follows ARKit's definition of mouthClose — lips brought together against an open jaw, so
+jawOpen = mouthClose means closed lips. It is a hard constraint, not a blend: `closure_track` is 1 over
+each bilabial (/p b m/) with raised-cosine closing (60 ms) and opening (40 ms) ramps, and `close_lips`
+sets mouthClose = closure x the face's final jawOpen, whatever opened the jaw (speech, an emotion, the
+resting face).
 """
 
 import numpy as np
@@ -20,13 +26,13 @@ from a2e_jax.face.channels import ICT_CHANNELS
 
 _CHANNEL = {name: i for i, name in enumerate(ICT_CHANNELS)}
 # Channels whose target is a closure: not reduced by sloppy articulation.
-_CLOSURE = ("mouthClose", "mouthPress_L", "mouthPress_R", "mouthRollLower", "mouthRollUpper")
+_CLOSURE = ("mouthPress_L", "mouthPress_R", "mouthRollLower", "mouthRollUpper")
+_CLOSE, _JAW_OPEN = ICT_CHANNELS.index("mouthClose"), ICT_CHANNELS.index("jawOpen")
 
-# Targets per viseme class; names without a side apply to both _L and _R.
+# Targets per viseme class; names without a side apply to both _L and _R. Closure is separate (close_lips).
 _TARGETS = {
   "sil": {},
-  "PP": {"jawOpen": 0.04, "mouthClose": 0.6, "mouthPress": 0.5, "mouthRollLower": 0.2,
-         "mouthRollUpper": 0.15},
+  "PP": {"jawOpen": 0.04, "mouthPress": 0.45},
   "FF": {"jawOpen": 0.08, "mouthRollLower": 0.55, "mouthUpperUp": 0.2, "mouthPress": 0.1},
   "TH": {"jawOpen": 0.14, "mouthLowerDown": 0.15, "mouthUpperUp": 0.05},
   "DD": {"jawOpen": 0.13, "mouthLowerDown": 0.08},
@@ -58,6 +64,7 @@ SIGMA_BEFORE_S = 0.05  # anticipatory spread
 SIGMA_AFTER_S = 0.035  # carry-over spread
 SHAPE = 1.5
 CORE = 0.7  # fraction of a segment around its middle where dominance is full
+CLOSING_S, OPENING_S = 0.06, 0.04  # lip closing and opening around a bilabial
 # A faint pull towards the resting mouth, so that targets decay to rest far from any segment.
 REST_DOMINANCE = 1e-3
 
@@ -96,6 +103,7 @@ def segments(events, end_s: float):
 def viseme_track(events, times_s: np.ndarray, end_s: float, articulation: float = 1.0) -> np.ndarray:
   """[T,53] mouth and jaw channel values at `times_s` [T] (ICT_CHANNELS order; 0 = resting mouth).
 
+
   events: (espeak mnemonic, start_s) in time order; end_s: end of the last phoneme;
   articulation: scale of non-closing movements (speaker style x emotion).
   """
@@ -120,3 +128,21 @@ def viseme_track(events, times_s: np.ndarray, end_s: float, articulation: float 
     weight = falloff * magnitude[None, :, group]  # [T,P]
     out[:, mask] = (weight @ targets[:, mask]) / (weight.sum(1, keepdims=True) + REST_DOMINANCE)
   return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def closure_track(events, times_s: np.ndarray, end_s: float) -> np.ndarray:
+  """[T] lip closure in [0,1] at `times_s`: 1 during bilabials, raised-cosine ramps around them."""
+  closure = np.zeros(times_s.shape[0])
+  for cls, _, start, end in segments(events, end_s):
+    if cls == "PP":
+      before = np.clip((start - times_s) / CLOSING_S, 0, 1)
+      after = np.clip((times_s - end) / OPENING_S, 0, 1)
+      closure = np.maximum(closure, 0.5 + 0.5 * np.cos(np.pi * np.maximum(before, after)))
+  return closure
+
+
+def close_lips(coeffs: np.ndarray, closure: np.ndarray) -> np.ndarray:
+  """[T,53] coefficients with mouthClose = closure [T] x jawOpen: the lips meet where closure is 1."""
+  out = coeffs.copy()
+  out[:, _CLOSE] = closure * coeffs[:, _JAW_OPEN]
+  return out
