@@ -43,17 +43,17 @@ def channel_vector(values: dict) -> np.ndarray:
 
 PROTOTYPES = {
   "neutral": {},
-  "angry": {"browDown": 0.7, "eyeWide": 0.2, "eyeSquint": 0.4, "mouthUpperUp": 0.15, "mouthPress": 0.35,
-            "noseSneer": 0.15},
-  "contempt": {"mouthSmile_R": 0.45, "mouthDimple_R": 0.45, "eyeSquint_R": 0.12, "mouthPress_R": 0.1,
-               "browDown_L": 0.1},
-  "disgusted": {"noseSneer": 0.6, "mouthUpperUp": 0.45, "mouthFrown": 0.3, "mouthLowerDown": 0.25,
-                "browDown": 0.35, "cheekSquint": 0.25, "eyeSquint": 0.2},
-  "fear": {"browInnerUp": 0.7, "browOuterUp": 0.4, "browDown": 0.25, "eyeWide": 0.6, "eyeSquint": 0.12,
-           "mouthStretch": 0.5, "jawOpen": 0.08},
-  "happy": {"cheekSquint": 0.5, "eyeSquint": 0.3, "mouthSmile": 0.7, "mouthDimple": 0.2},
-  "sad": {"browInnerUp": 0.6, "browDown": 0.25, "mouthFrown": 0.5, "mouthShrugLower": 0.3},
-  "surprised": {"browInnerUp": 0.7, "browOuterUp": 0.7, "eyeWide": 0.6, "jawOpen": 0.15},
+  "angry": {"browDown": 0.85, "eyeWide": 0.25, "eyeSquint": 0.5, "mouthUpperUp": 0.2, "mouthPress": 0.45,
+            "noseSneer": 0.25},
+  "contempt": {"mouthSmile_R": 0.6, "mouthDimple_R": 0.55, "eyeSquint_R": 0.15, "mouthPress_R": 0.15,
+               "browDown_L": 0.15},
+  "disgusted": {"noseSneer": 0.75, "mouthUpperUp": 0.55, "mouthFrown": 0.4, "mouthLowerDown": 0.3,
+                "browDown": 0.45, "cheekSquint": 0.35, "eyeSquint": 0.3},
+  "fear": {"browInnerUp": 0.85, "browOuterUp": 0.5, "browDown": 0.3, "eyeWide": 0.75, "eyeSquint": 0.12,
+           "mouthStretch": 0.6, "jawOpen": 0.1},
+  "happy": {"cheekSquint": 0.65, "eyeSquint": 0.4, "mouthSmile": 0.85, "mouthDimple": 0.25},
+  "sad": {"browInnerUp": 0.8, "browDown": 0.3, "mouthFrown": 0.7, "mouthShrugLower": 0.4},
+  "surprised": {"browInnerUp": 0.85, "browOuterUp": 0.85, "eyeWide": 0.75, "jawOpen": 0.18},
 }  # fmt: skip
 # Gaze and blinks stay out of the prototypes: eyeLook/eyeBlink show the eye control alone (eyes.py).
 _PROTOTYPE_VECTORS = {k: channel_vector(v) for k, v in PROTOTYPES.items()}
