@@ -75,20 +75,30 @@ def lit_vertex_colors(albedo_bn3, normals_bn3, gamma_b27):
   return albedo_bn3 * sh_irradiance(normals_bn3, gamma_b27)
 
 
-def sample_texture(texture_hwc, uv_bhw2):
+def sample_texture(texture_hwc, uv_bhw2, wrap: bool = True):
   """Bilinear lookup of `texture_hwc` [H,W,C] (float) at uv [..., 2] in [0,1], origin bottom-left.
 
-  Coordinates wrap (UDIM tiles of the ICT model all read the one texture); differentiable in uv and texture.
+  With `wrap`, coordinates repeat (UDIM tiles of the ICT model all read the one texture); otherwise they
+  clamp to the border. Differentiable in uv and texture.
   """
   height, width = texture_hwc.shape[:2]
-  u = jnp.mod(uv_bhw2[..., 0], 1.0) * width - 0.5
-  v = (1.0 - jnp.mod(uv_bhw2[..., 1], 1.0)) * height - 0.5
+  u, v = uv_bhw2[..., 0], uv_bhw2[..., 1]
+  if wrap:
+    u, v = jnp.mod(u, 1.0), jnp.mod(v, 1.0)
+  return sample_pixels(texture_hwc, u * width, (1.0 - v) * height, wrap=wrap)
+
+
+def sample_pixels(image_hwc, x, y, wrap: bool = False):
+  """Bilinear lookup of `image_hwc` [H,W,C] at continuous pixel coordinates x, y [...] (origin top-left)."""
+  height, width = image_hwc.shape[:2]
+  u, v = x - 0.5, y - 0.5
   u0, v0 = jnp.floor(u), jnp.floor(v)
   fu, fv = (u - u0)[..., None], (v - v0)[..., None]
   u0, v0 = u0.astype(jnp.int32), v0.astype(jnp.int32)
 
   def texel(vv, uu):
-    return texture_hwc[jnp.clip(vv, 0, height - 1), jnp.mod(uu, width)]
+    uu = jnp.mod(uu, width) if wrap else jnp.clip(uu, 0, width - 1)
+    return image_hwc[jnp.clip(vv, 0, height - 1), uu]
 
   top = texel(v0, u0) * (1 - fu) + texel(v0, u0 + 1) * fu
   bottom = texel(v0 + 1, u0) * (1 - fu) + texel(v0 + 1, u0 + 1) * fu
