@@ -88,6 +88,10 @@ def test_mel_windows_follow_sadtalker():
     idx = np.clip(np.arange(start, start + 16), 0, 80)
     np.testing.assert_array_equal(windows[t], mel[idx])
   np.testing.assert_array_equal(features.mel_windows(mel, np.array([3, 3, 7])), windows[[3, 3, 7]])
+  for frames, num_mel in ((1, 4), (7, 23), (250, schema.num_mel_frames(250)), (250, 100)):
+    np.testing.assert_array_equal(
+      features.mel_window_index(np.arange(frames), num_mel), schema.mel_window_indices(frames, num_mel)
+    )
 
 
 def test_crop_or_pad_to_frames():

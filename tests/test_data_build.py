@@ -299,3 +299,45 @@ def test_layout_mismatch_is_reported(tmp_path, capsys):
   )
   err = capsys.readouterr().err
   assert "not in the mead layout" in err and "no clip under" in err
+
+
+def test_info_reports_the_dataset(built, capsys):
+  _, data_dir = built
+  assert cli.main(["data", "info", "--dataset", "a2e_manifest/mead", "--data-dir", str(data_dir)]) == 0
+  info = json.loads(capsys.readouterr().out)
+  assert info["splits"]["train"] == 3 and info["left_out"] == {"audio": 1, "duration": 1}
+  assert info["pairing"]["test"]["groups"] == 2 and info["channel_names"].startswith("exp00 exp01")
+
+
+@pytest.mark.slow
+def test_parallel_build_writes_the_same_records(built, tmp_path):
+  import tensorflow_datasets as tfds
+
+  out, data_dir = built
+  builder = builders.A2eManifest(
+    config="mead", manifest=str(out), workers=2, data_dir=str(tmp_path), file_format="array_record"
+  )
+  builder.download_and_prepare()
+  assert builder.report.counts() == {"audio": 1, "duration": 1}
+  serial = tfds.data_source("a2e_manifest/mead", split="train", data_dir=str(data_dir))
+  parallel = builder.as_data_source("train")
+  by_id = {r["clip_id"]: r for r in serial}
+  for record in parallel:
+    np.testing.assert_array_equal(record["mel"], by_id[record["clip_id"]]["mel"])
+
+
+def test_synthetic_builder_synthesises_a_missing_corpus(tmp_path, monkeypatch):
+  from a2e_jax.data.synth import corpus
+
+  calls = []
+
+  def fake_build_corpus(folder, preset, seed, workers, overwrite):
+    calls.append((preset, seed))
+    clips = fake_clips.make_clips(speakers=1, sentences=1, emotions=(0, 1))
+    fake_clips.write_corpus(folder, clips)
+
+  monkeypatch.setattr(corpus, "build_corpus", fake_build_corpus)
+  builder = builders.A2eSynthetic(config="tiny", seed=3, data_dir=str(tmp_path), file_format="array_record")
+  builder.download_and_prepare()
+  assert calls == [("tiny", 3)]
+  assert builder.info.splits["train"].num_examples == 2

@@ -169,6 +169,14 @@ def test_eval_iterator_covers_every_clip_once(clips, index):
         np.testing.assert_array_equal(b["coeffs"][row, :frames], clips[clip]["coeffs"])
 
 
+def test_eval_shards_join_to_the_whole_batch(clips, index):
+  whole = pipeline._EvalBatches(clips, index, 8, 1, 25)
+  halves = pipeline._EvalBatches(clips, index, 8, 2, 25)
+  for step in range(whole.num_batches):
+    joined = jax.tree.map(lambda *xs: np.concatenate(xs), halves[2 * step], halves[2 * step + 1])
+    assert _equal(joined, whole[step])
+
+
 def test_augment_changes_only_mel(clips, index):
   cfg = pipeline.data_config()
   plain = _host(next(pipeline.make_batch_iterator(cfg, "train", 8, _mesh(), source=clips, index=index)))

@@ -122,14 +122,24 @@ class A2eManifest(tfds.core.GeneratorBasedBuilder):
       metadata=tfds.core.MetadataDict(),
     )
 
+  @staticmethod
+  def _manual_folder(dl_manager) -> str | None:
+    try:
+      return os.fspath(dl_manager.manual_dir)
+    except AssertionError:  # TFDS's way of saying there is none, or it is empty
+      return None
+
   def _manifest_path(self, dl_manager) -> str:
     if self._manifest:
       return os.fspath(self._manifest)
-    folder = dl_manager.manual_dir
+    folder = self._manual_folder(dl_manager)
     for name in ("manifest.jsonl", "manifest.csv"):
-      if os.path.isfile(os.path.join(folder, name)):
+      if folder and os.path.isfile(os.path.join(folder, name)):
         return os.path.join(folder, name)
-    raise UserError(f"no manifest.jsonl or manifest.csv in {folder}; pass the manifest (--manifest)")
+    raise UserError(
+      f"no manifest.jsonl or manifest.csv in {folder or 'the manual dir'}; pass the manifest "
+      "(--manifest) or the corpus folder as manual_dir"
+    )
 
   def _split_generators(self, dl_manager):
     entries = manifest_lib.read_manifest(self._manifest_path(dl_manager))
@@ -202,7 +212,7 @@ class A2eSynthetic(A2eManifest):
     super().__init__(**kwargs)
 
   def _manifest_path(self, dl_manager) -> str:
-    if self._manifest or (dl_manager.manual_dir and os.path.isdir(dl_manager.manual_dir)):
+    if self._manifest or self._manual_folder(dl_manager):
       return super()._manifest_path(dl_manager)
     from a2e_jax.data.synth.corpus import build_corpus
 
