@@ -2,6 +2,7 @@
 batch mode with a broken input, and the weights bundle itself."""
 
 import json
+import subprocess
 
 import jax
 import numpy as np
@@ -147,3 +148,17 @@ def test_weights_bundle_round_trip(tmp_path, monkeypatch):
     weights_module.load_weights()
   with pytest.raises(UserError, match="not a folder"):
     weights_module.load_weights(str(tmp_path / "missing"))
+
+
+def test_video_has_frames_and_sound(bundle, tmp_path):
+  import imageio_ffmpeg
+
+  audio = str(tmp_path / "short.wav")
+  soundfile.write(audio, speechlike(0.8), 16000)
+  assert _a2e("generate", "--audio", audio, "--checkpoint", bundle, "--out", tmp_path, "--export", "npz",
+              "--video", "--size", "64") == 0
+  frames, seconds = imageio_ffmpeg.count_frames_and_secs(str(tmp_path / "short.mp4"))
+  assert frames == 20 and abs(seconds - 0.8) < 0.05
+  probe = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(tmp_path / "short.mp4")],
+                         capture_output=True, text=True).stderr
+  assert "Audio: aac" in probe and "Video: h264" in probe

@@ -90,14 +90,14 @@ def write_exports(seq, stem: str, formats, spaces: Spaces) -> dict:
   return written
 
 
-def write_video(path: str, seq, model, audio_path: str, ref_image: str | None = None, size: int = 256) -> str:
-  """Renders `seq` (the output model's space) on `model` with the renderer and muxes `audio_path`."""
-  try:
-    from a2e_jax.render import video
-  except ImportError:
-    raise UserError("video output needs the renderer (a2e_jax.render.video), which this checkout lacks; "
-                    "drop --video or update the checkout") from None
-  video.render_sequence_video(path, seq, model, audio_path=audio_path, ref_image=ref_image, size=size)
+def write_video(path: str, seq, model, audio_path: str, ref_image: str | None = None, size: int = 256,
+                progress: bool = True) -> str:
+  """Renders `seq` (the output model's space) on `model` with the JAX renderer, `audio_path` muxed in."""
+  from a2e_jax.render.api import render_video, sequence_arrays
+
+  arrays = sequence_arrays(seq, model)
+  render_video(path, model, arrays["exp"], pose_t6=arrays["pose"], id_k=arrays["id"], audio=audio_path,
+               ref_image=ref_image, size=size, progress=progress)
   return path
 
 
