@@ -61,6 +61,11 @@ class FaceRenderer:
                                  photo=photo is not None)
     self.photo = photo
     self._model = jax.tree.map(jnp.asarray, model)
+    self._neighbours = None
+    if antialias:
+      from a2e_jax.render.antialias import edge_neighbours
+
+      self._neighbours = jnp.asarray(edge_neighbours(np.asarray(model.triangles)))
 
   @property
   def camera(self) -> cam_lib.Camera:
@@ -90,7 +95,8 @@ class FaceRenderer:
     albedo = self.model.colors(None if tex_k is None else jnp.asarray(tex_k, jnp.float32))
     photo_args = self.photo.arrays() if self.photo is not None else None
     return _render(self._model, jnp.asarray(exp_bk), jnp.asarray(pose_b6), jnp.asarray(id_k),
-                   jnp.asarray(gamma), jnp.asarray(albedo, jnp.float32), photo_args, options=self.options)
+                   jnp.asarray(gamma), jnp.asarray(albedo, jnp.float32), photo_args, self._neighbours,
+                   options=self.options)
 
   def iter_frames(self, exp_tk, pose_t6=None, id_k=None, gamma=None, tex_k=None):
     """Yields uint8 frame batches [b,H,W,3] for a clip of T frames, `batch` at a time (padded, then cut)."""
@@ -111,7 +117,8 @@ def _pad_rows(array, start, stop, pad):
 
 
 @functools.partial(jax.jit, static_argnames=("options",))
-def _render(model, exp_bk, pose_b6, id_k, gamma_b27, albedo_n3, photo_args, *, options: RenderOptions):
+def _render(model, exp_bk, pose_b6, id_k, gamma_b27, albedo_n3, photo_args, neighbours, *,
+            options: RenderOptions):
   cam = options.camera
   verts = model.vertices(id_k, exp_bk)  # [B,N,3]
   posed = cam_lib.transform(verts, pose_b6[:, :3], pose_b6[:, 3:])
@@ -138,5 +145,5 @@ def _render(model, exp_bk, pose_b6, id_k, gamma_b27, albedo_n3, photo_args, *, o
   if options.antialias:
     from a2e_jax.render.antialias import antialias
 
-    image = antialias(image, frags, screen, triangles, perspective=cam.perspective)
+    image = antialias(image, frags, screen, triangles, neighbours, perspective=cam.perspective)
   return jnp.clip(image, 0.0, 1.0), mask
