@@ -35,22 +35,22 @@ trap forward TERM INT
 status=0
 running=("${all_pids[@]}")
 while ((${#running[@]} > 0)); do
-  finished=
-  if wait -n -p finished "${running[@]}"; then
-    rc=0
-  else
-    rc=$?
-  fi
-  [[ -z $finished ]] && continue  # a trapped signal interrupted the wait
+  sleep 0.5 &
+  wait $! || true  # a short wait that the trap can interrupt
   still=()
   for pid in "${running[@]}"; do
-    [[ $pid != "$finished" ]] && still+=("$pid")
+    if kill -0 "$pid" 2>/dev/null; then
+      still+=("$pid")
+      continue
+    fi
+    rc=0
+    wait "$pid" || rc=$?
+    if ((rc != 0 && status == 0)); then
+      status=$rc
+      echo "launch/multiprocess_cpu.sh: a process exited with status $rc; stopping the others" >&2
+      forward
+    fi
   done
   running=("${still[@]+"${still[@]}"}")
-  if ((rc != 0 && status == 0)); then
-    status=$rc
-    echo "launch/multiprocess_cpu.sh: a process exited with status $rc; stopping the others" >&2
-    forward
-  fi
 done
 exit "$status"
