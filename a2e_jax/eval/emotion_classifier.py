@@ -156,14 +156,17 @@ def train_emotion_classifier(clips, num_coeffs: int, num_emotions: int = 8, wind
                                  std_k.astype(np.float32), params={})
   net = classifier.net
   rng = np.random.default_rng(seed)
-  params = net.init(jax.random.key(seed), jnp.zeros((1, window, num_coeffs)), jnp.ones((1, window)))["params"]
+  # Jitted: eager init would compile every primitive on its own (seconds on a CPU).
+  params = jax.jit(net.init)(jax.random.key(seed), jnp.zeros((1, window, num_coeffs)), jnp.ones((1, window)))
+  params = params["params"]
   tx = optax.adamw(optax.cosine_decay_schedule(learning_rate, steps), weight_decay=1e-4)
-  opt_state = tx.init(params)
+  opt_state = jax.jit(tx.init)(params)
 
   @jax.jit
-  def step(params, opt_state, x, mask, y, key):
+  def step(params, opt_state, x, mask, y, i):
     def loss_fn(p):
-      logits = net.apply({"params": p}, x, mask, train=True, rngs={"dropout": key})
+      logits = net.apply({"params": p}, x, mask, train=True,
+                         rngs={"dropout": jax.random.fold_in(jax.random.key(seed), i)})
       return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
     loss, grads = jax.value_and_grad(loss_fn)(params)
@@ -179,6 +182,6 @@ def train_emotion_classifier(clips, num_coeffs: int, num_emotions: int = 8, wind
       start = int(rng.integers(0, max(len(seq) - window, 0) + 1))
       piece = (seq[start:start + window] - mean_k) / std_k
       x[row, :len(piece)], mask[row, :len(piece)] = piece, 1.0
-    params, opt_state, _ = step(params, opt_state, x, mask, labels[pick], jax.random.key(i))
+    params, opt_state, _ = step(params, opt_state, x, mask, labels[pick], i)
   classifier.params = params
   return classifier
