@@ -37,5 +37,5 @@ def get_config(arg=None):
     config.optim.warmup_steps = 2
     config.eval.update(every=3, batches=1, metrics_clips=0)
     config.checkpoint.update(every=3, keep=2)
-    config.summary.update(plots=False, progress_bar=False)
+    config.summary.update(plots=False, faces=False, progress_bar=False)
   return config.lock()

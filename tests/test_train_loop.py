@@ -86,7 +86,7 @@ def test_tensorboard_gets_losses_learning_rate_throughput_eval_and_plots(tmp_pat
   assert [s for s, _ in scalars["train/loss"]] == [2, 4, 6, 8]
   assert [s for s, _ in scalars["eval/loss"]] == [4, 8]
   assert all(v > 0 for _, v in scalars["perf/examples_per_s"])
-  assert "eval/coefficient_curves" in images
+  assert images == {"eval/coefficient_curves", "eval/faces_predicted_over_true"}
   # metrics.jsonl has every step; the learning rate warms up.
   train = summary.read_metrics(tmp_path)
   assert sorted(train) == list(range(1, 9))

@@ -13,7 +13,8 @@
   eval        every (steps; 0 disables), batches (per eval split), seed (of the eval batches),
               metrics_clips (whole clips per split scored by a2e_jax.eval: lip error, FDD, blinks; 0: none)
   checkpoint  every (steps), keep (latest), best_metric/best_mode (also kept), async_save
-  summary     tensorboard, plots (coefficient curves at each eval), progress_bar
+  summary     tensorboard, plots (coefficient curves at each eval), faces (a filmstrip of rendered predicted
+              and true faces at each eval), progress_bar
 """
 
 import ml_collections
@@ -41,5 +42,6 @@ def base_config(model_size: str = "base") -> ml_collections.ConfigDict:
   config.eval = ml_collections.ConfigDict(dict(every=1000, batches=8, seed=1234, metrics_clips=64))
   config.checkpoint = ml_collections.ConfigDict(dict(
     every=1000, keep=3, best_metric="eval/loss", best_mode="min", async_save=True))
-  config.summary = ml_collections.ConfigDict(dict(tensorboard=True, plots=True, progress_bar=True))
+  config.summary = ml_collections.ConfigDict(dict(
+    tensorboard=True, plots=True, faces=True, progress_bar=True))
   return config

@@ -1,8 +1,9 @@
 """A2ENet's training objective: cross-reconstruction disentanglement plus expression supervision.
 
 The batch (data/schema.py) holds four time-aligned views: "a" = x(i,m), "b" = x(j,n), "ab" = x(i,n) on
-a's timeline, "ba" = x(j,m) on b's. Each view is encoded once (the four stacked into one batch); then
-one audio-decoder call and one expression-decoder call decode eight pairings at once:
+a's timeline, "ba" = x(j,m) on b's. Each view is encoded once (the four stacked into one batch, each row's
+views side by side so no pairing crosses devices); then one audio-decoder call and one expression-decoder
+call decode eight pairings at once:
 
   self:  content(v) + emotion(v) -> v                     for v in a, b, ab, ba
   cross: content(a) + emotion(b) -> ab,  content(b) + emotion(a) -> ba,
@@ -56,14 +57,27 @@ def _masked_mean(err_bt_, mask_bt):
   return (err_bt * mask_bt).sum() / jnp.maximum(mask_bt.sum(), 1.0)
 
 
-def _stack(batch, key, views):
-  return jnp.concatenate([jnp.asarray(batch[v][key]) for v in views], axis=0)
+def _stack(batch, key):
+  """[B*4, ...] with the four views of each row next to each other (row-major): a batch sharded over
+  devices keeps every row's views, and so its pairings, on the row's own device."""
+  x_bv = jnp.stack([jnp.asarray(batch[v][key]) for v in VIEWS], axis=1)
+  return x_bv.reshape((-1,) + x_bv.shape[2:])
 
 
-def _take(x, views, order):
-  """Rows of x (stacked in VIEWS order, batch B each) rearranged to follow `order`."""
-  b = x.shape[0] // len(views)
-  return jnp.concatenate([x[views.index(v) * b:(views.index(v) + 1) * b] for v in order], axis=0)
+def _pick(x, groups: int, index):
+  """x [B*groups, ...] -> [B*len(index), ...]: members `index` of each row's group."""
+  x_bg = x.reshape((-1, groups) + x.shape[1:])
+  picked = x_bg[:, jnp.asarray(index)]
+  return picked.reshape((-1,) + x.shape[1:])
+
+
+def _self_cross(x, mask):
+  """Masked means of x [B*P, T, ...] over the self pairings (the first NUM_SELF of each row) and the rest."""
+  p = len(PAIRINGS)
+  x_bp, m_bp = x.reshape((-1, p) + x.shape[1:]), mask.reshape((-1, p) + mask.shape[1:])
+  flat = lambda y: y.reshape((-1,) + y.shape[2:])  # noqa: E731
+  return (_masked_mean(flat(x_bp[:, :NUM_SELF]), flat(m_bp[:, :NUM_SELF])),
+          _masked_mean(flat(x_bp[:, NUM_SELF:]), flat(m_bp[:, NUM_SELF:])))
 
 
 def _vertex_losses(face_model, pred_btk, target_btk, mask_bt, unit: float):
@@ -96,10 +110,11 @@ def compute_losses(module, params, batch, rng, loss_cfg, face_model=None, train:
   """
   cfg = module.config
   k_content, k_emotion, k_audio, k_expr, k_override = jax.random.split(rng, 5)
-  mask = _stack(batch, "mask", VIEWS).astype(jnp.float32)
-  mel = _stack(batch, "mel", VIEWS)
-  labels = _stack(batch, "emotion", VIEWS).astype(jnp.int32)
-  intensity = _stack(batch, "intensity", VIEWS).astype(jnp.float32)
+  v = len(VIEWS)
+  mask = _stack(batch, "mask").astype(jnp.float32)
+  mel = _stack(batch, "mel")
+  labels = _stack(batch, "emotion").astype(jnp.int32)
+  intensity = _stack(batch, "intensity").astype(jnp.float32)
 
   variables = params if "params" in params else {"params": params}
 
@@ -111,37 +126,35 @@ def compute_losses(module, params, batch, rng, loss_cfg, face_model=None, train:
 
   # The ablation without the emotion branch has nothing to swap: it trains on the self pairings only.
   pairings = PAIRINGS if cfg.use_emotion else PAIRINGS[:NUM_SELF]
-  content_src, emotion_src, target = ([p[i] for p in pairings] for i in range(3))
-  content_p = _take(content, VIEWS, content_src)
-  emotion_p = _take(emotion, VIEWS, emotion_src)
+  content_src, emotion_src, target = ([VIEWS.index(p[i]) for p in pairings] for i in range(3))
+  content_p = _pick(content, v, content_src)
+  emotion_p = _pick(emotion, v, emotion_src)
   # Each pairing is masked where both its content source and its target are valid.
-  mask_p = _take(mask, VIEWS, content_src) * _take(mask, VIEWS, target)
+  mask_p = _pick(mask, v, content_src) * _pick(mask, v, target)
   metrics = {}
 
   audio_pred = apply("decode_audio", k_audio, content_p, emotion_p, mask_p, train=train)
-  audio_err = (audio_pred - a2enet.audio_target(_take(mel, VIEWS, target), cfg.audio_frames)) ** 2
-  b = mask.shape[0] // len(VIEWS)
-  n = NUM_SELF * b
-  metrics["audio_self"] = _masked_mean(audio_err[:n], mask_p[:n])
-  if cfg.use_emotion:
-    metrics["audio_cross"] = _masked_mean(audio_err[n:], mask_p[n:])
+  audio_err = (audio_pred - a2enet.audio_target(_pick(mel, v, target), cfg.audio_frames)) ** 2
 
   emotion_dec = emotion_p
   if cfg.use_emotion:
-    label_p, intensity_p = _take(labels, VIEWS, emotion_src), _take(intensity, VIEWS, emotion_src)
+    label_p, intensity_p = _pick(labels, v, emotion_src), _pick(intensity, v, emotion_src)
     embedded = module.apply(variables, label_p, intensity_p, method="emotion_embedding")
     rate = cfg.emotion_override_rate if train else 0.0
     override = (jax.random.uniform(k_override, label_p.shape) < rate) & (intensity_p > 0)
     emotion_dec = jnp.where(override[:, None], embedded, emotion_p)
 
-  beta0 = _take(_stack(batch, "beta0", VIEWS), VIEWS, target)
-  eye = _take(_stack(batch, "eye", VIEWS), VIEWS, target)
-  coeffs_true = _take(_stack(batch, "coeffs", VIEWS), VIEWS, target).astype(jnp.float32)
+  beta0 = _pick(_stack(batch, "beta0"), v, target)
+  eye = _pick(_stack(batch, "eye"), v, target)
+  coeffs_true = _pick(_stack(batch, "coeffs"), v, target).astype(jnp.float32)
   coeffs_pred = apply("decode_expression", k_expr, content_p, emotion_dec, beta0, eye, mask_p, train=train)
   coeff_err = (coeffs_pred - coeffs_true) ** 2
-  metrics["coeff_self"] = _masked_mean(coeff_err[:n], mask_p[:n])
   if cfg.use_emotion:
-    metrics["coeff_cross"] = _masked_mean(coeff_err[n:], mask_p[n:])
+    metrics["audio_self"], metrics["audio_cross"] = _self_cross(audio_err, mask_p)
+    metrics["coeff_self"], metrics["coeff_cross"] = _self_cross(coeff_err, mask_p)
+  else:
+    metrics["audio_self"] = _masked_mean(audio_err, mask_p)
+    metrics["coeff_self"] = _masked_mean(coeff_err, mask_p)
 
   vel_pred = coeffs_pred[:, 1:] - coeffs_pred[:, :-1]
   vel_true = coeffs_true[:, 1:] - coeffs_true[:, :-1]
@@ -156,8 +169,11 @@ def compute_losses(module, params, batch, rng, loss_cfg, face_model=None, train:
       face_model, coeffs_pred, coeffs_true, mask_p, loss_cfg.vertex_unit)
 
   if cfg.use_emotion:
-    pair_mask = mask[:2 * b] * mask[2 * b:]  # (a, b) against (ab, ba): same sentences, same timelines
-    metrics["content_equal"] = _masked_mean((content[:2 * b] - content[2 * b:]) ** 2, pair_mask)
+    # (a, b) against (ab, ba): the same sentences on the same timelines.
+    first, second = (VIEWS.index("a"), VIEWS.index("b")), (VIEWS.index("ab"), VIEWS.index("ba"))
+    pair_mask = _pick(mask, v, first) * _pick(mask, v, second)
+    metrics["content_equal"] = _masked_mean((_pick(content, v, first) - _pick(content, v, second)) ** 2,
+                                            pair_mask)
     log_probs = jax.nn.log_softmax(logits)
     metrics["emotion_ce"] = -jnp.take_along_axis(log_probs, labels[:, None], axis=-1).mean()
     metrics["emotion_acc"] = (logits.argmax(-1) == labels).astype(jnp.float32).mean()

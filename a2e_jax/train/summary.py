@@ -4,7 +4,8 @@ Only process 0 writes. `WORKDIR/metrics.jsonl` gets one JSON line per train step
 (`{"step": s, "split": "train" | "eval", name: value, ...}`); a resumed run appends, so when a step appears
 twice the later line is the resumed run's. TensorBoard files (tensorboardX, no TensorFlow) go to
 `WORKDIR/tensorboard/`: train metrics averaged over each logging window, the learning rate, throughput,
-eval metrics, and images of predicted against true coefficient curves.
+eval metrics, images of predicted against true coefficient curves and, where the task can render faces, a
+filmstrip of predicted over true faces (an image: tensorboardX's videos would need moviepy).
 """
 
 import json
@@ -82,6 +83,11 @@ def read_metrics(workdir, split: str = "train") -> dict[int, dict]:
         if record.pop("split") == split:
           out[record.pop("step")] = record
   return out
+
+
+def filmstrip(top_thwc: np.ndarray, bottom_thwc: np.ndarray) -> np.ndarray:
+  """[2H, T*W, 3] uint8: two rows of frames (e.g. predicted over true faces)."""
+  return np.concatenate([np.concatenate(list(row), axis=1) for row in (top_thwc, bottom_thwc)], axis=0)
 
 
 def plot_coefficients(pred_tk: np.ndarray, true_tk: np.ndarray, channel_names, mask_t=None,

@@ -38,6 +38,7 @@ class Task:
     predict: (params, view) -> coefficients [B,T,K] of one batch view, for the curve plots; optional.
     channel_names: names of the K coefficient channels, for the plots.
     evaluate: (params, mesh) -> {name: float}, further eval metrics (e.g. lip vertex error); optional.
+    render_faces: coefficients [T,K] (numpy) -> frames [T,H,W,3] uint8, for the eval filmstrip; optional.
   """
 
   init_variables: Callable[[jax.Array], dict]
@@ -49,6 +50,7 @@ class Task:
   predict: Callable | None = None
   channel_names: tuple[str, ...] = ()
   evaluate: Callable | None = None
+  render_faces: Callable | None = None
 
 
 def build_task(config) -> Task:
@@ -153,9 +155,17 @@ def a2enet_task(config) -> Task:
   evaluate = None
   if config.eval.metrics_clips and config.input == "dataset" and face is not None:
     evaluate = _clip_metrics(module, config, face, names)
+  render_faces = None
+  if face is not None:
+
+    def render_faces(exp_tk):
+      from a2e_jax.render import render_frames
+
+      return render_frames(face, exp_tk, size=96, batch=8)
+
   return Task(init_variables=init_variables, loss_fn=loss_fn, train_batches=train_batches,
               eval_batches=eval_batches_fn, eval_splits=splits, constants=face, predict=predict,
-              channel_names=names, evaluate=evaluate)
+              channel_names=names, evaluate=evaluate, render_faces=render_faces)
 
 
 def _clip_metrics(module, config, face, names):

@@ -229,12 +229,22 @@ class _Run:
     return results
 
   def plot(self, step: int, batch) -> None:
+    """Coefficient curves, and (with a face renderer) a filmstrip of predicted over true faces, of the
+    first eval clip."""
     view = batch["a"] if "a" in batch else batch
     pred = multihost_utils.process_allgather(self.predict(self.state.params, view), tiled=True)
     true, mask = (multihost_utils.process_allgather(view[k], tiled=True) for k in ("coeffs", "mask"))
+    if jax.process_index() != 0:
+      return
     image = summary.plot_coefficients(pred[0], true[0], self.task.channel_names, mask[0],
                                       title=f"step {step}: first eval clip")
     self.summary.image(step, "eval/coefficient_curves", image)
+    if self.task.render_faces is not None and self.config.summary.faces:
+      frames = max(int(mask[0].sum()), 1)
+      picks = np.linspace(0, frames - 1, min(frames, 8)).round().astype(int)
+      render = self.task.render_faces
+      strip = summary.filmstrip(render(pred[0][picks]), render(true[0][picks]))
+      self.summary.image(step, "eval/faces_predicted_over_true", strip)
 
   # -- the loop ------------------------------------------------------------------------------------------
 
