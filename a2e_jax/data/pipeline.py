@@ -303,13 +303,12 @@ class _EvalBatches:
     length = self.frames(step)
     frames = np.arange(length)
     first = step * self.global_batch + shard * self.rows
-    first_clip = int(self.order[min(first, len(self.order) - 1)])
-    batch = _empty_view(self.rows, length, len(self.source[first_clip]["beta0"]))
-    for row, position in enumerate(range(first, min(first + self.rows, len(self.order)))):
-      clip = int(self.order[position])
-      _fill(
-        batch, row, self.source[clip], frames, (frames < self.index.num_frames[clip]).astype(np.float32), clip
-      )
+    clips = [int(c) for c in self.order[first : first + self.rows]]
+    records = [self.source[c] for c in clips]
+    num_coeffs = len((records[0] if records else self.source[int(self.order[0])])["beta0"])
+    batch = _empty_view(self.rows, length, num_coeffs)  # rows past the last clip stay empty (clip -1)
+    for row, (clip, record) in enumerate(zip(clips, records)):
+      _fill(batch, row, record, frames, (frames < self.index.num_frames[clip]).astype(np.float32), clip)
     return batch
 
   def __repr__(self) -> str:
