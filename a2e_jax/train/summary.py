@@ -16,7 +16,7 @@ import jax
 import numpy as np
 
 # Channels the curve plots show when the model has them (ICT/ARKit names): mouth, smile, brows, blinks.
-PLOT_CHANNELS = ("jawOpen", "mouthFunnel", "mouthSmile_L", "browInnerUp", "eyeBlink_L", "mouthFrown_L")
+PLOT_CHANNELS = ("jawOpen", "mouthFunnel", "mouthSmile_L", "browInnerUp_L", "eyeBlink_L", "mouthFrown_L")
 
 
 class Summary:
