@@ -35,7 +35,7 @@ def _linear_baseline_errors(index, clips):
 
 def test_dtw_recovers_phone_timing(index, clips):
   score = align.score_alignment(index, clips)
-  assert score["pairs"] == 3 * 4 * 3 and score["skipped_pairs"] == 0
+  assert score["pairs"] == 3 * 4 * 3 and score["unmatched_phones"] == 0
   assert score["median_abs_error_frames"] <= 1.0
   baseline = _linear_baseline_errors(index, clips)
   assert score["mean_abs_error_frames"] < 0.6 * baseline.mean()  # the renditions are not uniform stretches
@@ -63,6 +63,12 @@ def test_parallel_build_equals_serial(index, clips):
   parallel = align.build_pair_index(clips, workers=2)
   np.testing.assert_array_equal(parallel.warps, index.warps)
   np.testing.assert_array_equal(parallel.warp_base, index.warp_base)
+
+
+def test_phones_matched_across_insertions():
+  iu, iv = align._matched_phones(np.array([0, 5, 6, 7, 0]), np.array([0, 5, 9, 6, 7, 0]))
+  np.testing.assert_array_equal(iu, [0, 1, 2, 3, 4])
+  np.testing.assert_array_equal(iv, [0, 1, 3, 4, 5])
 
 
 def test_frame_warp_of_a_known_path():
