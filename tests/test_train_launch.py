@@ -87,12 +87,13 @@ def test_a2e_train_reports_bad_overrides_in_one_line(tmp_path):
 @pytest.mark.slow
 def test_a2e_train_trains_a2enet_tiny(tmp_path):
   """The real model and losses through `a2e train` (random batches of the schema's shapes)."""
-  result = _a2e_train(tmp_path, "--config.input=random", "--config.train.steps=3", "--config.eval.every=3")
+  # No evaluation: the loss in eval mode is tested with the losses (tests/test_losses.py), and another
+  # compilation of A2ENet would double this test's time.
+  result = _a2e_train(tmp_path, "--config.input=random", "--config.train.steps=3", "--config.eval.every=0")
   assert result.returncode == 0, result.stdout + result.stderr
   assert "done at step 3" in result.stdout
   train = summary.read_metrics(tmp_path)
   assert sorted(train) == [1, 2, 3]
   for name in ("coeff_self", "coeff_cross", "audio_self", "content_equal", "emotion_ce", "loss"):
     assert np.isfinite(train[3][name]), name
-  assert "eval/random/coeff_self" in summary.read_metrics(tmp_path, "eval")[3]
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["3"]
