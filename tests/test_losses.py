@@ -153,3 +153,16 @@ def test_tiny_model_overfits_a_synthetic_batch(setup):
   assert last["loss"] < 0.2 * first["loss"], (first, last)
   assert last["coeff_cross"] < 0.2 * first["coeff_cross"], (first["coeff_cross"], last["coeff_cross"])
   assert last["emotion_acc"] == 1.0
+
+
+def test_same_losses_with_the_batch_sharded_over_8_devices(setup):
+  config, module, params = setup
+  batch = synthetic_batch(config, 8, 8, seed=2)
+  fn = jax.jit(lambda b: losses.compute_losses(module, params, b, jax.random.key(1), losses.loss_config(),
+                                               train=False)[1])
+  single = fn(batch)
+  mesh = jax.make_mesh((8,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+  rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+  sharded = fn(jax.device_put(batch, rows))
+  for key in single:
+    np.testing.assert_allclose(float(sharded[key]), float(single[key]), rtol=2e-5, atol=1e-7, err_msg=key)
