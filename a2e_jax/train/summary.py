@@ -51,10 +51,6 @@ class Summary:
     if self._writer is not None:
       self._writer.add_image(name, image_hwc, step, dataformats="HWC")
 
-  def video(self, step: int, name: str, frames_thwc: np.ndarray, fps: int = 25) -> None:
-    if self._writer is not None:
-      self._writer.add_video(name, frames_thwc.transpose(0, 3, 1, 2)[None], step, fps=fps)
-
   def flush(self) -> None:
     if self._writer is not None:
       self._writer.flush()
