@@ -177,7 +177,7 @@ class A2eManifest(tfds.core.GeneratorBasedBuilder):
       results = pool.map(_load, tasks, chunksize=max(1, len(tasks) // (16 * self._workers)))
     else:
       results = map(_load, tasks)
-    written = 0
+    written, problems_before = 0, len(self.report.problems)
     try:
       for (entry, _), (status, payload, notes) in zip(tasks, results):
         if status != "ok":
@@ -195,7 +195,10 @@ class A2eManifest(tfds.core.GeneratorBasedBuilder):
       if pool is not None:
         pool.shutdown(cancel_futures=True)
     self.report.clips[split] = written
-    log.warning("%s/%s split %s: %s", self.name, self.builder_config.name, split, self.report.summary())
+    left_out = len(self.report.problems) - problems_before
+    log.warning(
+      "%s/%s %s: %d clips written, %d left out", self.name, self.builder_config.name, split, written, left_out
+    )
 
 
 class A2eSynthetic(A2eManifest):
