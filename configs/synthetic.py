@@ -1,6 +1,6 @@
 """A2ENet on the built-in synthetic emotional speech corpus (the embedded default data set).
 
-  a2e train --config configs/synthetic.py --workdir runs/synthetic          # about an hour on a 2-core CPU
+  a2e train --config configs/synthetic.py --workdir runs/synthetic          # 1-3 h on a 2-core CPU
   a2e train --config configs/synthetic.py:base --workdir runs/synthetic_base  # the base model (a GPU)
   a2e train --config configs/synthetic.py:tiny --workdir /tmp/a2e_tiny      # a few steps: tests, smoke runs
 
