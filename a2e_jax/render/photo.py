@@ -4,10 +4,11 @@ The mesh of the clip's first frame is projected into the photo with the same cam
 scaled to the photo), which fixes for every surface point where in the photo its colour is. In later frames
 each pixel of the face looks up that frame-0 position (perspective-correct: the frame-0 homogeneous
 coordinates are interpolated with the frame's barycentrics, then divided), so the still portrait moves
-with the mesh. Surface that the photo does not show (hidden in frame 0, found by a depth test) borrows the
-colour of the nearest visible vertex — a closing eyelid takes the skin above it — except in the model's
-"mouth" region: the mouth interior and teeth are drawn plain dark (MOUTH_COLOR). The face is pasted over
-the photo with a one-pixel feathered edge.
+with the mesh. Whether the photo shows a surface point is a depth test against the frame-0 z-buffer at its
+frame-0 pixel (a shadow-map test). Surface the photo does not show borrows the colour of the nearest
+vertex it does show — a closing eyelid takes the skin above it — except in the model's "mouth" region:
+the mouth interior and teeth are drawn plain dark (MOUTH_COLOR). The face is pasted over the photo with a
+one-pixel feathered edge.
 
 The photo must be framed the way the coefficients' pose expects: the aligned crop that Deep3DFaceRecon or
 SadTalker fitted (a face centred in a square image, like their 224×224 crops), or, for coefficients
@@ -27,7 +28,7 @@ from a2e_jax.render import shading
 from a2e_jax.render.rasterize import Fragments, interpolate, rasterize
 
 MOUTH_COLOR = (0.09, 0.04, 0.04)
-# A vertex counts as seen in frame 0 when it is within this view depth of the visible surface there.
+# A point counts as seen in frame 0 when it is within this view depth of the visible surface there.
 VISIBILITY_TOLERANCE = 0.03
 
 
@@ -38,19 +39,21 @@ class PhotoTexture:
   Attributes:
     image: [H,W,3] float32 photo in [0,1].
     camera: the camera at the photo's size.
-    lookup: [N,3] per vertex, the homogeneous frame-0 screen coordinates (camera.project) where its colour
-      is: its own when visible in frame 0, else the nearest visible vertex's.
+    screen0: [N,3] homogeneous frame-0 screen coordinates of the vertices (camera.project).
+    depth0: [H,W] float32 frame-0 z-buffer (view depth; +inf on background).
+    lookup: [N,3] like screen0, but for vertices hidden in frame 0 the nearest seen vertex's.
     dark: [N] float32, 1 for hidden vertices of the mouth region (drawn MOUTH_COLOR).
   """
 
   image: np.ndarray
   camera: cam_lib.Camera
+  screen0: np.ndarray
+  depth0: np.ndarray
   lookup: np.ndarray
   dark: np.ndarray
 
   def arrays(self) -> dict:
-    return {"image": jnp.asarray(self.image), "lookup": jnp.asarray(self.lookup),
-            "dark": jnp.asarray(self.dark)}
+    return {k: jnp.asarray(getattr(self, k)) for k in ("image", "screen0", "depth0", "lookup", "dark")}
 
 
 def load_photo(path: str) -> np.ndarray:
@@ -82,7 +85,8 @@ def photo_texture(model, image, exp_k=None, pose_6=None, id_k=None) -> PhotoText
   screen = cam_lib.project(camera, posed)
   frags = rasterize(screen, model.triangles, camera.height, camera.width, near=camera.near)
   screen = np.asarray(screen[0])
-  seen = _seen(screen, np.asarray(frags.depth[0]), np.asarray(frags.mask[0]))
+  depth0 = np.where(np.asarray(frags.mask[0]), np.asarray(frags.depth[0]), np.inf).astype(np.float32)
+  seen = _seen(screen, depth0)
   if not seen.any():
     raise UserError("the face's first frame is not inside the reference image; check the pose/translation")
   from scipy.spatial import cKDTree
@@ -93,42 +97,57 @@ def photo_texture(model, image, exp_k=None, pose_6=None, id_k=None) -> PhotoText
   dark = np.zeros(len(points), np.float32)
   mouth = np.asarray(model.regions.get("mouth", np.zeros(0, np.int32)), np.int64)
   dark[mouth] = ~seen[mouth]
-  return PhotoTexture(image=image, camera=camera, lookup=screen[nearest], dark=dark)
+  return PhotoTexture(image=image, camera=camera, screen0=screen, depth0=depth0, lookup=screen[nearest],
+                      dark=dark)
 
 
-def _seen(screen_n3, depth_hw, mask_hw):
-  """[N] bool, True for vertices on the surface visible in frame 0.
-
-  A vertex is seen when it is no deeper than the z-buffer at the 2×2 pixel centres around it (plus a
-  tolerance); with no covered centre around it, it lies on the silhouette and is seen too.
-  """
+def _seen(screen_n3, depth_hw):
+  """[N] bool, True for vertices on the surface visible in frame 0 (`_seen_at` on the host)."""
   height, width = depth_hw.shape
   w = screen_n3[:, 2]
   safe_w = np.where(w > 0, w, 1.0)
   x, y = screen_n3[:, 0] / safe_w, screen_n3[:, 1] / safe_w
   inside = (w > 0) & (x >= 0) & (x < width) & (y >= 0) & (y < height)
-  row0 = np.floor(np.clip(y, -1, height) - 0.5).astype(np.int64)
-  col0 = np.floor(np.clip(x, -1, width) - 0.5).astype(np.int64)
-  nearest = np.full(len(w), np.inf)
-  for dr in (0, 1):
-    for dc in (0, 1):
-      r, c = np.clip(row0 + dr, 0, height - 1), np.clip(col0 + dc, 0, width - 1)
-      nearest = np.minimum(nearest, np.where(mask_hw[r, c], depth_hw[r, c], np.inf))
-  return inside & (w <= nearest + VISIBILITY_TOLERANCE)
+  return inside & np.asarray(_seen_at(jnp.asarray(depth_hw), jnp.asarray(x), jnp.asarray(y), jnp.asarray(w)))
 
 
 def photo_colors(frags: Fragments, triangles_f3, photo: dict):
-  """[B,H,W,3] the photo seen through the mesh: frame-0 positions looked up per pixel, the mouth dark."""
-  image = photo["image"]
+  """[B,H,W,3] the photo seen through the mesh (see module doc)."""
+  image, depth0 = photo["image"], photo["depth0"]
   batch = frags.tri_id.shape[0]
-  lookup = jnp.broadcast_to(photo["lookup"], (batch,) + photo["lookup"].shape)
-  # Homogeneous frame-0 coordinates are linear on each triangle, so perspective-correct barycentrics
-  # interpolate them exactly; dividing afterwards gives the frame-0 pixel of the same surface point.
-  xyw = interpolate(lookup, frags, triangles_f3)
-  w = jnp.where(jnp.abs(xyw[..., 2]) > 1e-6, xyw[..., 2], 1.0)
-  color = shading.sample_pixels(image, xyw[..., 0] / w, xyw[..., 1] / w)
+
+  def frame0(per_vertex):
+    """Frame-0 pixel (x, y) and depth of each pixel's surface point, from per-vertex screen coordinates."""
+    # Homogeneous coordinates are linear on each triangle, so perspective-correct barycentrics interpolate
+    # them exactly; dividing afterwards gives the frame-0 pixel of the same surface point.
+    xyw = interpolate(jnp.broadcast_to(per_vertex, (batch,) + per_vertex.shape), frags, triangles_f3)
+    w = jnp.where(jnp.abs(xyw[..., 2]) > 1e-6, xyw[..., 2], 1.0)
+    return xyw[..., 0] / w, xyw[..., 1] / w, xyw[..., 2]
+
+  x, y, w = frame0(photo["screen0"])
+  seen = _seen_at(depth0, x, y, w)
+  fx, fy, _ = frame0(photo["lookup"])
   dark = interpolate(photo["dark"][:, None], frags, triangles_f3)
-  return (1.0 - dark) * color + dark * jnp.asarray(MOUTH_COLOR, jnp.float32)
+  mouth = jnp.asarray(MOUTH_COLOR, jnp.float32)
+  fallback = (1.0 - dark) * shading.sample_pixels(image, fx, fy) + dark * mouth
+  return jnp.where(seen[..., None], shading.sample_pixels(image, x, y), fallback)
+
+
+def _seen_at(depth_hw, x, y, w):
+  """Whether depth w at continuous pixel (x, y) is on the frame-0 surface at one of the 4 nearest centres.
+
+  Any of the four rather than their minimum: a point beside a depth edge (the lip line) is seen when the
+  surface it belongs to covers one of its neighbouring centres.
+  """
+  height, width = depth_hw.shape
+  row0 = jnp.floor(jnp.clip(y, -1, height) - 0.5).astype(jnp.int32)
+  col0 = jnp.floor(jnp.clip(x, -1, width) - 0.5).astype(jnp.int32)
+  seen = jnp.zeros(x.shape, bool)
+  for dr in (0, 1):
+    for dc in (0, 1):
+      depth = depth_hw[jnp.clip(row0 + dr, 0, height - 1), jnp.clip(col0 + dc, 0, width - 1)]
+      seen |= w <= depth + VISIBILITY_TOLERANCE
+  return seen
 
 
 def composite(color_bhw3, mask_bhw, photo: dict):
