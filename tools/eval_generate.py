@@ -111,6 +111,20 @@ def held_out(generator, data_cfg, face, classifier, splits, max_clips, batch_siz
   return results
 
 
+def chunk_sweep(weights, data_cfg, face, split, sizes, max_clips, batch_size=16):
+  """{chunk frames: lip vertex error (mm²)} of the generate path on `split` (emotion from the speech)."""
+  from a2e_jax.eval import evaluate
+  from a2e_jax.infer.generate import Generator
+
+  lve = {}
+  for size in sizes:
+    predictor = GeneratePredictor(Generator(weights, size, size // 4))
+    batches = _batches(data_cfg, split, batch_size, max_clips)
+    names = predictor.generator.channel_names
+    lve[int(size)] = evaluate.evaluate(predictor, batches, face, None, None, names, f"chunk{size}")["lve_mm2"]
+  return lve
+
+
 def intensity_check(generator, data_cfg, split, max_clips, batch_size=16):
   """Mean distance (coefficient L2 per frame, eye channels aside) from neutral at intensity 1 and 3."""
   from a2e_jax.data import schema
@@ -175,13 +189,14 @@ def real_speech(generator, face, path=REAL_SPEECH):
           "heard_emotion": schema.EMOTIONS[heard], "heard_probability": float(result.speech_emotion[heard])}
 
 
-def quality(weights, data_cfg, splits=("val_speaker", "val_sentence"), max_clips=96, classifier_path=None):
+def quality(weights, data_cfg, splits=("val_speaker", "val_sentence"), max_clips=96, classifier_path=None,
+            chunk_frames=None):
   """Every number of the model card's quality section."""
   from a2e_jax.eval.runs import get_classifier
   from a2e_jax.face.registry import resolve_model
   from a2e_jax.infer.generate import Generator
 
-  generator = Generator(weights)
+  generator = Generator(weights, chunk_frames)
   face = resolve_model(weights.face_model).to_numpy()
   classifier_path = classifier_path or os.path.join(REPO, "runs", "emotion_classifier.npz")
   classifier = get_classifier(classifier_path, data_cfg, weights.config.num_coeffs)
@@ -213,6 +228,8 @@ def main(argv=None) -> int:
   parser.add_argument("--dataset", default="a2e_synthetic/default")
   parser.add_argument("--max-clips", type=int, default=96, help="held-out clips per split (0: all)")
   parser.add_argument("--classifier", help="emotion classifier .npz (trained on first use)")
+  parser.add_argument("--chunk-frames", type=int, help="inference chunk (default: the weights' own)")
+  parser.add_argument("--sweep", help="only compare chunk sizes on val_sentence, e.g. 32,64,128")
   parser.add_argument("--out", default="runs/eval_generate.json")
   args = parser.parse_args(argv)
   sys.path.insert(0, REPO)
@@ -221,8 +238,16 @@ def main(argv=None) -> int:
 
   data_cfg = data_config()
   data_cfg.data_dir, data_cfg.dataset = args.data_dir, args.dataset
+  if args.sweep:
+    from a2e_jax.face.registry import resolve_model
+
+    weights = load_weights(args.checkpoint)
+    sizes = [int(x) for x in args.sweep.split(",")]
+    print(chunk_sweep(weights, data_cfg, resolve_model(weights.face_model).to_numpy(), "val_sentence", sizes,
+                      args.max_clips))
+    return 0
   results = quality(load_weights(args.checkpoint), data_cfg, max_clips=args.max_clips,
-                    classifier_path=args.classifier)
+                    classifier_path=args.classifier, chunk_frames=args.chunk_frames)
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   with open(args.out, "w") as f:
     json.dump(results, f, indent=2)

@@ -73,7 +73,8 @@ class Generator:
 
   Args:
     weights: `weights.Weights`.
-    chunk_frames: frames per chunk (default: the training window, at least 16).
+    chunk_frames: frames per chunk (default: the weights' card's "chunk_frames", else the training window,
+      at least 16).
     overlap_frames: frames shared by neighbouring chunks (default chunk / 4).
     group: chunks per compiled call.
     emotion_window_s: span over which the speech's emotion is averaged.
@@ -87,7 +88,7 @@ class Generator:
 
     enable_compilation_cache()
     self.weights = weights
-    self.chunk = int(chunk_frames or max(weights.window_frames, 16))
+    self.chunk = int(chunk_frames or weights.card.get("chunk_frames") or max(weights.window_frames, 16))
     self.overlap = int(self.chunk // 4 if overlap_frames is None else overlap_frames)
     if not 0 <= self.overlap < self.chunk:
       raise UserError(f"chunk overlap {self.overlap} must be in [0, {self.chunk}) frames")
