@@ -18,7 +18,7 @@ from a2e_jax.render.video import FPS, tile, write_video
 
 
 def render_frames(model, exp_tk=None, *, pose_t6=None, id_k=None, gamma=None, size: int = 256,
-                  width: int | None = None, batch: int = 16, background=DEFAULT_BACKGROUND,
+                  width: int | None = None, camera=None, batch: int = 16, background=DEFAULT_BACKGROUND,
                   antialias: bool = False, ref_image=None):
   """[T,H,W,3] uint8 frames of `model` (all in memory; use render_video for long clips).
 
@@ -27,6 +27,7 @@ def render_frames(model, exp_tk=None, *, pose_t6=None, id_k=None, gamma=None, si
     exp_tk: [T,Ke] expression coefficients (None: one neutral frame).
     pose_t6, id_k, gamma: see module doc.
     size, width: image size (Deep3DFaceRecon's camera scaled to it).
+    camera: a render.camera.Camera instead (overrides size and width).
     batch: frames per compiled call.
     background: RGB in [0,1].
     antialias: smooth silhouette edges.
@@ -34,7 +35,8 @@ def render_frames(model, exp_tk=None, *, pose_t6=None, id_k=None, gamma=None, si
       (render/photo.py); the frames then take its size.
   """
   exp_tk = np.zeros((1, model.num_exp), np.float32) if exp_tk is None else np.asarray(exp_tk, np.float32)
-  renderer = _renderer(model, exp_tk, pose_t6, id_k, size, width, batch, background, antialias, ref_image)
+  renderer = _renderer(model, exp_tk, pose_t6, id_k, size, width, batch, background, antialias, ref_image,
+                       camera)
   return np.concatenate(list(renderer.iter_frames(exp_tk, pose_t6, id_k, gamma)))
 
 
@@ -86,15 +88,16 @@ def _held(clip: dict, total: int):
   return fit(clip["exp"]), fit(clip.get("pose")), clip.get("id"), fit(clip.get("gamma"))
 
 
-def _renderer(model, exp_tk, pose_t6, id_k, size, width, batch, background, antialias, ref_image):
+def _renderer(model, exp_tk, pose_t6, id_k, size, width, batch, background, antialias, ref_image,
+              camera=None):
   photo = None
   if ref_image is not None:
     from a2e_jax.render.photo import photo_texture
 
     pose0 = None if pose_t6 is None else np.asarray(pose_t6, np.float32)[0]
     photo = photo_texture(model, ref_image, exp_tk[0], pose0, id_k)
-  return FaceRenderer(model, size=size, width=width, batch=batch, background=background, antialias=antialias,
-                      photo=photo)
+  return FaceRenderer(model, size=size, width=width, camera=camera, batch=batch, background=background,
+                      antialias=antialias, photo=photo)
 
 
 def sequence_arrays(seq, model) -> dict:

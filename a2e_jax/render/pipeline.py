@@ -27,7 +27,6 @@ class RenderOptions:
   """Static choices baked into the compiled render function."""
 
   camera: cam_lib.Camera
-  background: tuple = DEFAULT_BACKGROUND
   antialias: bool = False
   textured: bool = False
   photo: bool = False
@@ -56,9 +55,9 @@ class FaceRenderer:
     self.model = model
     self.batch = int(batch)
     textured = model.texture is not None and model.uvs is not None and model.uv_triangles is not None
-    self.options = RenderOptions(camera=camera, background=tuple(float(c) for c in background),
-                                 antialias=antialias, textured=textured and photo is None,
+    self.options = RenderOptions(camera=camera, antialias=antialias, textured=textured and photo is None,
                                  photo=photo is not None)
+    self.background = jnp.asarray(background, jnp.float32).reshape(3)
     self.photo = photo
     self._model = jax.tree.map(jnp.asarray, model)
     self._neighbours = None
@@ -95,8 +94,8 @@ class FaceRenderer:
     albedo = self.model.colors(None if tex_k is None else jnp.asarray(tex_k, jnp.float32))
     photo_args = self.photo.arrays() if self.photo is not None else None
     return _render(self._model, jnp.asarray(exp_bk), jnp.asarray(pose_b6), jnp.asarray(id_k),
-                   jnp.asarray(gamma), jnp.asarray(albedo, jnp.float32), photo_args, self._neighbours,
-                   options=self.options)
+                   jnp.asarray(gamma), jnp.asarray(albedo, jnp.float32), self.background, photo_args,
+                   self._neighbours, options=self.options)
 
   def iter_frames(self, exp_tk, pose_t6=None, id_k=None, gamma=None, tex_k=None):
     """Yields uint8 frame batches [b,H,W,3] for a clip of T frames, `batch` at a time (padded, then cut)."""
@@ -117,7 +116,7 @@ def _pad_rows(array, start, stop, pad):
 
 
 @functools.partial(jax.jit, static_argnames=("options",))
-def _render(model, exp_bk, pose_b6, id_k, gamma_b27, albedo_n3, photo_args, neighbours, *,
+def _render(model, exp_bk, pose_b6, id_k, gamma_b27, albedo_n3, background, photo_args, neighbours, *,
             options: RenderOptions):
   cam = options.camera
   verts = model.vertices(id_k, exp_bk)  # [B,N,3]
@@ -135,7 +134,6 @@ def _render(model, exp_bk, pose_b6, id_k, gamma_b27, albedo_n3, photo_args, neig
                           texture=model.texture.astype(jnp.float32) / 255.0 if options.textured else None,
                           uvs=model.uvs, uv_triangles=model.uv_triangles)
   mask = frags.mask
-  background = jnp.asarray(options.background, jnp.float32)
   if options.photo:
     from a2e_jax.render import photo as photo_lib
 
