@@ -33,6 +33,8 @@ class _Setup:
     self.rng = jax.random.key(0)
     self.shardings = state_lib.state_shardings(self.init, self.tx, self.rng, mesh)
     self.batches = RandomBatches(8, standin.FRAMES, standin.COEFFS, mesh, seed=7)
+    self.train_step = step.make_train_step(standin.loss_fn(self.module), self.tx, self.schedule,
+                                           self.shardings, mesh)
 
   def fresh_state(self):
     return state_lib.create_state(self.init, self.tx, self.rng, self.shardings, self.mesh)
@@ -41,10 +43,8 @@ class _Setup:
     return state_lib.abstract_state(self.init, self.tx, self.rng, self.shardings)
 
   def train(self, state, steps):
-    train_step = step.make_train_step(standin.loss_fn(self.module), self.tx, self.schedule, self.shardings,
-                                      self.mesh)
     for _ in range(steps):
-      state, _ = train_step(state, next(self.batches), jax.random.key(1), None)
+      state, _ = self.train_step(state, next(self.batches), jax.random.key(1), None)
     return state
 
 

@@ -122,8 +122,9 @@ def test_gradient_accumulation_matches_one_big_batch():
   params = sharding.unbox(params)
   loss_fn = standin.loss_fn(module)
   no_dropout = lambda p, b, r, train, c: loss_fn(p, b, r, False, c)  # noqa: E731
-  one = step._grads(no_dropout, params, batch, jax.random.key(0), None, 1)
-  four = step._grads(no_dropout, params, batch, jax.random.key(0), None, 4)
+  grads = jax.jit(step._grads, static_argnums=(0, 5))
+  one = grads(no_dropout, params, batch, jax.random.key(0), None, 1)
+  four = grads(no_dropout, params, batch, jax.random.key(0), None, 4)
   np.testing.assert_allclose(four[0], one[0], rtol=1e-5)
   for a, b in zip(jax.tree.leaves(four[2]), jax.tree.leaves(one[2])):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
