@@ -2,6 +2,7 @@
 
 import json
 
+import flax.linen as nn
 import jax
 import numpy as np
 import pytest
@@ -91,20 +92,34 @@ def test_oracle_scores_perfectly(classifier):
   assert baseline["lve_mm2"] > 0 and baseline["fdd_mm2"] > 0 and baseline["blink_recall"] == 0.0
 
 
+def _live_head(params):
+  """params whose zero-initialised output head is random, so the emotion reaches the coefficients."""
+  decoder = dict(params["expression_decoder"])
+  kernel = decoder["out"]["kernel"]
+  decoder["out"] = {**decoder["out"], "kernel": 0.1 * np.random.default_rng(0).standard_normal(kernel.shape)}
+  return {**params, "expression_decoder": decoder}
+
+
 def test_evaluate_a2enet_writes_json_and_plot(classifier, tmp_path):
   config = a2enet.model_config("tiny")
   module = a2enet.A2ENet(config)
-  params = jax.jit(module.init)(jax.random.key(0), a2enet.example_view(config))["params"]
+  params = nn.unbox(jax.jit(module.init)(jax.random.key(0), a2enet.example_view(config)))["params"]
   face = random_face_model(K)
   results = evaluate.evaluate(evaluate.ModelPredictor(module, params), _batches(config), face, classifier,
                               out_dir=str(tmp_path), channel_names=ICT_CHANNELS, name="tiny")
   for key in ("lve_mm2", "lve_swap_ratio", "fdd_mm2", "emotion_accuracy", "emotion_swap_accuracy",
+              "emotion_schedule_accuracy",
               "classifier_accuracy_on_truth", "blink_precision", "blink_recall", "identity_error",
               "identity_transfer", "audio_emotion_accuracy"):
     assert np.isfinite(results[key]), key
   # An untrained decoder returns β0 (eyes gated by the control): identity fully transferred, blinks obeyed.
   np.testing.assert_allclose(results["identity_transfer"], 1.0, atol=1e-5)
   assert results["blink_recall"] == 1.0
+  # A constant per-frame schedule is the same as one label per clip.
+  predictor, view = evaluate.ModelPredictor(module, _live_head(params)), _batches(config, 1)[0]
+  labels, intensity = np.array([1, 5, 7], np.int32), np.array([1.0, 2.0, 3.0])
+  np.testing.assert_allclose(predictor.with_emotion(view, np.repeat(labels[:, None], 20, 1), intensity),
+                             predictor.with_emotion(view, labels, intensity), atol=1e-5)
   written = json.loads((tmp_path / "metrics_tiny.json").read_text())
   assert written["lve_mm2"] == results["lve_mm2"]
   assert (tmp_path / "eval_tiny.png").stat().st_size > 10_000

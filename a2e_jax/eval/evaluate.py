@@ -38,8 +38,14 @@ class ModelPredictor:
       _, pooled, logits, _ = module.apply(variables(p), view["mel"], view["mask"], method="encode_emotion")
       return decode(p, view, pooled), logits
 
-    def from_label(p, view, label_b, intensity_b):
-      return decode(p, view, module.apply(variables(p), label_b, intensity_b, method="emotion_embedding"))
+    def from_label(p, view, label, intensity_b):
+      # Labels [B] give one emotion per clip; labels [B,T] a per-frame schedule, embedded frame by frame.
+      b, t = view["mask"].shape
+      per_frame = label.ndim == 2
+      flat_label = label.reshape(-1) if per_frame else label
+      flat_intensity = jnp.repeat(intensity_b, t) if per_frame else intensity_b
+      emotion = module.apply(variables(p), flat_label, flat_intensity, method="emotion_embedding")
+      return decode(p, view, emotion.reshape(b, t, -1) if per_frame else emotion)
 
     self._speech, self._label = jax.jit(from_speech), jax.jit(from_label)
 
@@ -49,6 +55,7 @@ class ModelPredictor:
     return np.asarray(coeffs), np.asarray(logits)
 
   def with_emotion(self, view, label_b, intensity_b):
+    """Coefficients [B,T,K] with the emotion overridden: labels [B] (a clip each) or [B,T] (a schedule)."""
     return np.asarray(self._label(self.params, _model_view(view), jnp.asarray(label_b),
                                   jnp.asarray(intensity_b, jnp.float32)))
 
@@ -93,6 +100,7 @@ def evaluate(predictor, batches, face_model, classifier=None, out_dir: str | Non
   lve, lve_swap, fdd, ident, transfer, coeff_mse = [], [], [], [], [], []
   blinks = {"pred_events": 0, "pred_matched": 0, "control_events": 0, "control_matched": 0}
   generated, swapped, truth, labels, swap_labels, head_correct = [], [], [], [], [], []
+  halves, half_labels = [], []
   example, pool = None, []
   row_key = 0
   for batch in batches:
@@ -107,6 +115,10 @@ def evaluate(predictor, batches, face_model, classifier=None, out_dir: str | Non
     targets = swap_targets(view["emotion"], keys)
     intensity = np.where(view["intensity"] > 0, view["intensity"], 2)
     pred_swap = predictor.with_emotion(view, targets.astype(np.int32), intensity)
+    # A schedule: the swap target over each clip's first half, its own emotion over the second.
+    first_half = np.arange(view["mask"].shape[1])[None] < (lengths[:, None] // 2)
+    schedule = np.where(first_half, targets[:, None], view["emotion"][:, None]).astype(np.int32)
+    pred_schedule = predictor.with_emotion(view, schedule, intensity)
     # Identity transfer: each clip decoded again with the most different β0 seen so far (another speaker).
     pool.extend(view["beta0"][valid])
     del pool[:-_BETA0_POOL]
@@ -129,6 +141,8 @@ def evaluate(predictor, batches, face_model, classifier=None, out_dir: str | Non
         blinks = {k: blinks[k] + counts[k] for k in blinks}
       generated.append((p, beta0))
       swapped.append((ps, beta0))
+      halves += [(pred_schedule[r, :n // 2], beta0), (pred_schedule[r, n // 2:n], beta0)]
+      half_labels += [int(targets[r]), int(view["emotion"][r])]
       truth.append((t, beta0))
       labels.append(int(view["emotion"][r]))
       swap_labels.append(int(targets[r]))
@@ -161,9 +175,11 @@ def evaluate(predictor, batches, face_model, classifier=None, out_dir: str | Non
   confusion = None
   if classifier is not None:
     labels_n, swap_n = np.array(labels), np.array(swap_labels)
-    pred_gen, pred_swap, pred_true = (classifier.predict(c) for c in (generated, swapped, truth))
+    pred_gen, pred_swap, pred_true, pred_halves = (
+      classifier.predict(c) for c in (generated, swapped, truth, halves))
     results["emotion_accuracy"] = float(np.mean(pred_gen == labels_n))
     results["emotion_swap_accuracy"] = float(np.mean(pred_swap == swap_n))
+    results["emotion_schedule_accuracy"] = float(np.mean(pred_halves == np.array(half_labels)))
     results["classifier_accuracy_on_truth"] = float(np.mean(pred_true == labels_n))
     confusion = np.zeros((len(schema.EMOTIONS),) * 2, np.int64)
     np.add.at(confusion, (labels_n, pred_gen), 1)
