@@ -91,6 +91,10 @@ def test_tensorboard_gets_losses_learning_rate_throughput_eval_and_plots(tmp_pat
   train = summary.read_metrics(tmp_path)
   assert sorted(train) == list(range(1, 9))
   assert train[1]["learning_rate"] == 0 and train[3]["learning_rate"] > train[2]["learning_rate"] > 0
+  # Running a finished run again restores it and stops at once.
+  again = trainer.train_and_evaluate(_config("--config.summary.plots=True"), tmp_path)
+  assert again["step"] == 8 and again["train"] == {}
+  assert sorted(summary.read_metrics(tmp_path)) == sorted(train)
 
 
 # ------------------------------------------------------------------------------- interrupted runs

@@ -45,10 +45,13 @@ def train_main(config, workdir, **distributed_args) -> int:
   import jax
 
   if jax.process_index() == 0:
+    last = result["eval"].get("eval/loss", result["train"].get("loss"))
     if result["preempted"]:
       print(f"a2e train: stopped at step {result['step']} (SIGTERM); rerun the command to resume")
+    elif last is None:
+      print(f"a2e train: the run in {workdir} is already at step {result['step']}; raise "
+            "--config.train.steps to train on")
     else:
-      last = result["eval"].get("eval/loss", result["train"].get("loss"))
       print(f"a2e train: done at step {result['step']} (loss {last:.4g}); run folder {workdir} "
             f"(tensorboard --logdir {workdir}/tensorboard)")
   return 0
