@@ -21,7 +21,7 @@ def get_config(arg=None):
   config = base_config("base")
   config.model.dtype = "bfloat16"
   config.data.dataset = "a2e_synthetic/large"
-  config.data.workers = 8  # grain worker processes feeding the GPUs
+  config.data.workers = 4  # grain worker processes per training process
   if variant == "mead":
     config.data.dataset = "a2e_manifest/mead"
     config.model.num_coeffs = 64

@@ -26,4 +26,6 @@ config=${1:?$usage}
 workdir=${2:?$usage}
 shift 2
 quoted=$(printf ' %q' "$@")
-"${gcloud_ssh[@]}" --command "cd $repo_dir && .venv/bin/python launch/train.py --config $config --workdir $workdir$quoted"
+# A2E_DISTRIBUTED=auto: every host calls jax.distributed.initialize(), which finds the slice's hosts.
+"${gcloud_ssh[@]}" --command "cd $repo_dir && A2E_DISTRIBUTED=auto .venv/bin/python launch/train.py \
+  --config $config --workdir $workdir$quoted"

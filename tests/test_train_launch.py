@@ -22,6 +22,7 @@ STANDIN = str(REPO / "tests" / "train_standin.py")
   ({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "1"}, "single"),
   ({"TPU_WORKER_HOSTNAMES": "t0,t1,t2,t3"}, "tpu"),
   ({"TPU_WORKER_HOSTNAMES": "t0"}, "single"),
+  ({"A2E_DISTRIBUTED": "auto"}, "auto"),
 ])  # fmt: skip
 def test_detects_how_many_processes_and_from_where(env, kind):
   assert distributed.detect(env=env)[0] == kind

@@ -3,8 +3,10 @@
 Where the processes come from, in order:
   explicit  coordinator address, process count and id from flags or the environment variables
             A2E_COORDINATOR_ADDRESS, A2E_NUM_PROCESSES, A2E_PROCESS_ID (launch/multiprocess_cpu.sh)
-  SLURM     a job step with SLURM_NTASKS > 1 (launch/slurm_gpu.sbatch); JAX reads the rest
-  TPU pod   a Cloud TPU slice with several hosts (TPU_WORKER_HOSTNAMES lists them); JAX reads the rest
+  auto      A2E_DISTRIBUTED=auto: JAX's own cluster detection (launch/tpu_pod.sh: a TPU VM's metadata)
+  SLURM     a job step with SLURM_NTASKS > 1 (launch/slurm_gpu.sbatch); JAX reads the rest, and gives
+            each process the GPU of its SLURM_LOCALID (so: one task per GPU)
+  TPU pod   a slice with several hosts listed in TPU_WORKER_HOSTNAMES (GKE); JAX reads the rest
 Anything else is one process, which needs no initialisation.
 """
 
@@ -22,7 +24,7 @@ ENV_PROCESS_ID = "A2E_PROCESS_ID"
 def detect(coordinator_address: str | None = None, num_processes: int | None = None,
            process_id: int | None = None, env=None) -> tuple[str, dict]:
   """(kind, keyword arguments for jax.distributed.initialize); kind is one of
-  "single", "explicit", "slurm", "tpu"."""
+  "single", "explicit", "auto", "slurm", "tpu"."""
   env = os.environ if env is None else env
   coordinator_address = coordinator_address or env.get(ENV_COORDINATOR) or None
   num_processes = num_processes if num_processes is not None else _int(env, ENV_NUM_PROCESSES)
@@ -38,6 +40,8 @@ def detect(coordinator_address: str | None = None, num_processes: int | None = N
       return "single", {}
     return "explicit", dict(coordinator_address=coordinator_address, num_processes=num_processes,
                             process_id=process_id)
+  if env.get("A2E_DISTRIBUTED") == "auto":
+    return "auto", {}
   slurm_tasks = max(_int(env, "SLURM_NTASKS") or 1, _int(env, "SLURM_STEP_NUM_TASKS") or 1)
   if "SLURM_JOB_ID" in env and slurm_tasks > 1:
     return "slurm", {}
