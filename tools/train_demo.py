@@ -6,8 +6,8 @@
 
 1. The default built-in corpus (`a2e data synth --preset default`) and its dataset (`a2e data build`)
    are made when --data-dir lacks them.
-2. `train_and_evaluate` with configs/synthetic.py (default variant: the tiny A2ENet) and --steps; the run in --workdir
-   resumes if interrupted.
+2. `train_and_evaluate` with configs/synthetic.py (default variant: the tiny A2ENet) and --steps; the run
+   in --workdir resumes if interrupted.
 3. tools/eval_generate.py's quality numbers on held-out speakers and sentences and on real speech.
 4. a2e_jax/assets/demo/params.msgpack (float32 parameters of the best checkpoint) and model_card.json
    (model config, data, training, metrics, the command).
@@ -113,19 +113,19 @@ def _channels(run_config):
 
 
 def _curve(workdir: str) -> list:
-  """(step, train loss, eval loss) at each evaluation, from the run's metrics.jsonl."""
+  """[step, train loss, eval loss] at each evaluation, from the run's metrics.jsonl."""
   path = os.path.join(workdir, "metrics.jsonl")
   if not os.path.isfile(path):
     return []
-  rows, last_train = [], None
+  rows, last_train = {}, None
   with open(path) as f:
     for line in f:
       record = json.loads(line)
-      if "train/loss" in record:
-        last_train = record["train/loss"]
-      if "eval/loss" in record:
-        rows.append([record.get("step"), last_train, record["eval/loss"]])
-  return rows
+      if record.get("split") == "train":
+        last_train = record["loss"]
+      elif "eval/loss" in record:
+        rows[record["step"]] = [record["step"], last_train, record["eval/loss"]]  # a resumed step: the last
+  return list(rows.values())
 
 
 if __name__ == "__main__":
