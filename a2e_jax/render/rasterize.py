@@ -73,14 +73,14 @@ def rasterize(screen_bn3, triangles_f3, height: int, width: int, *, perspective:
     perspective: whether screen_bn3 is homogeneous (X, Y, W) or (x_px, y_px, depth).
     near: smallest view depth drawn (perspective only).
     footprint: side of the pixel block tested for every triangle at once (default: 2 up to 320 px, 4 above).
-    tile: side of the blocks that larger triangles are cut into (default 2·footprint).
+    tile: side of the blocks that larger triangles are cut into (default 4).
     chunk: pixel candidates per step of the large-triangle loop (bounds memory).
     group: frames rasterized together (see `visible_triangles`).
   Returns:
     Fragments.
   """
   footprint = footprint or (2 if max(height, width) <= 320 else 4)
-  tile = tile or 2 * footprint
+  tile = tile or 4
   screen_bn3 = jnp.asarray(screen_bn3, jnp.float32)
   triangles_f3 = jnp.asarray(triangles_f3, jnp.int32)
   tri_id = visible_triangles(jax.lax.stop_gradient(screen_bn3), triangles_f3, height, width,
@@ -196,24 +196,31 @@ def _visible(screen_bn3, triangles_f3, height, width, perspective, near, footpri
   ty, tx = jnp.meshgrid(jnp.arange(tile), jnp.arange(tile), indexing="ij")
   flat_box = box.reshape(4, -1)
 
-  def step(i, bufs):
+  def work_items(i):
+    """Per work item of step i: triangle, frame, the block's first row/col, the box's last row/col."""
     item = i * per_step + jnp.arange(per_step, dtype=jnp.int32)
     m = jnp.minimum(jnp.searchsorted(ends, item, side="right", method="scan_unrolled"), ends.shape[0] - 1)
-    tri, frm = m // batch, m % batch
     k = item - (ends[m] - count[m])
-    rows = expand(flat_box[0, m] + (k // tiles_x[m]) * tile) + ty
-    cols = expand(flat_box[1, m] + (k % tiles_x[m]) * tile) + tx
-    in_box = expand(item < total) & (rows <= expand(flat_box[2, m])) & (cols <= expand(flat_box[3, m]))
+    row0 = flat_box[0, m] + (k // tiles_x[m]) * tile
+    col0 = flat_box[1, m] + (k % tiles_x[m]) * tile
+    # Items past the end get an empty box.
+    last_row = jnp.where(item < total, flat_box[2, m], -1)
+    return m // batch, m % batch, row0, col0, last_row, flat_box[3, m]
 
-    def item_depths(vertex_major):
-      item_corners = vertex_major[triangles_f3[tri], frm[:, None]][:, :, None, :]  # [P,3,1,3]
-      edges, _, _ = setup(item_corners, triangles_f3[tri][:, None, :])
-      return jnp.where(in_box, cover(jax.tree.map(lambda a: expand(a[:, 0]), edges), rows, cols), jnp.inf)
+  def candidates(vertex_major, tri, frm, row0, col0, last_row, last_col):
+    """(depth, flat pixel) [P,tile,tile] of each item's block."""
+    rows, cols = expand(row0) + ty, expand(col0) + tx
+    item_corners = vertex_major[triangles_f3[tri], frm[:, None]][:, :, None, :]  # [P,3,1,3]
+    edges, _, _ = setup(item_corners, triangles_f3[tri][:, None, :])
+    in_box = (rows <= expand(last_row)) & (cols <= expand(last_col))
+    depth = jnp.where(in_box, cover(jax.tree.map(lambda a: expand(a[:, 0]), edges), rows, cols), jnp.inf)
+    return depth, jnp.where(depth < jnp.inf, expand(frm * pixels) + rows * width + cols, dump)
 
-    depth = _materialize(item_depths, vertex_major)
-    pix = jnp.where(depth < jnp.inf, expand(frm * pixels) + rows * width + cols, dump).ravel()
-    ids = jnp.broadcast_to(expand(tri), depth.shape).ravel()
-    return _zbuffer_merge(*bufs, pix, depth.ravel(), ids)
+  def step(i, bufs):
+    items = _materialize(work_items, i)
+    depth, pix = _materialize(candidates, vertex_major, *items)
+    ids = jnp.broadcast_to(expand(items[0]), depth.shape).ravel()
+    return _zbuffer_merge(*bufs, pix.ravel(), depth.ravel(), ids)
 
   steps = (total + per_step - 1) // per_step
   zbuf, idbuf = jax.lax.fori_loop(0, steps, step, (zbuf, idbuf))
