@@ -35,23 +35,24 @@ class GeneratePredictor:
   def __init__(self, generator):
     self.generator = generator
 
-  def _clip(self, view, r, keys):
+  def _clip(self, view, r, keys, transition_s):
     n = int(view["mask"][r].sum())
     chunks, _ = self.generator.window_chunks(np.asarray(view["mel"][r, :n]))
     info = {}
     eye = np.asarray(view["eye"][r, :n])
     coeffs = np.concatenate(list(self.generator.run(chunks, n, keys=keys, eye_te=lambda _: eye,
-                                                    beta0_k=view["beta0"][r], info=info)))
+                                                    beta0_k=view["beta0"][r], transition_s=transition_s,
+                                                    info=info)))
     return coeffs, info.get("speech_emotion")
 
-  def _all(self, view, keys_of_row):
+  def _all(self, view, keys_of_row, transition_s=0.5):
     b, t = view["mask"].shape
     out = np.zeros((b, t, len(self.generator.channel_names)), np.float32)
     logits = np.zeros((b, self.generator.weights.config.num_emotions), np.float32)
     for r in range(b):
       if view["mask"][r].sum() == 0:
         continue
-      coeffs, probs = self._clip(view, r, keys_of_row(r))
+      coeffs, probs = self._clip(view, r, keys_of_row(r), transition_s)
       out[r, :len(coeffs)] = coeffs
       if probs is not None:
         logits[r] = np.log(np.maximum(probs, 1e-12))
@@ -66,14 +67,20 @@ class GeneratePredictor:
     return self.with_label(view, label_b, intensity_b)
 
   def with_label(self, view, label_b, intensity_b):
+    """Labels [B] (one per clip) or [B,T] (a per-frame schedule, switched without a ramp as eval asks)."""
     from a2e_jax.data import schema
     from a2e_jax.infer.controls import EmotionKey
 
-    def keys(r):
-      weights = tuple(float(i == int(label_b[r])) for i in range(len(schema.EMOTIONS)))
-      return [EmotionKey(weights=weights, intensity=float(intensity_b[r]))]
+    label_b = np.asarray(label_b)
 
-    return self._all(view, keys)[0]
+    def keys(r):
+      labels_t = label_b[r, :int(view["mask"][r].sum())] if label_b.ndim == 2 else label_b[r:r + 1]
+      starts = np.flatnonzero(np.r_[True, labels_t[1:] != labels_t[:-1]])
+      return [EmotionKey(time_s=float(t) / schema.FPS, intensity=float(intensity_b[r]),
+                         weights=tuple(float(i == int(labels_t[t])) for i in range(len(schema.EMOTIONS))))
+              for t in starts]
+
+    return self._all(view, keys, transition_s=0.0)[0]
 
 
 def _batches(data_cfg, split, batch_size, max_clips):

@@ -60,6 +60,7 @@ def main(argv=None) -> int:
   parser.add_argument("--max-clips", type=int, default=96, help="held-out clips per split for the card")
   parser.add_argument("--out", default=os.path.join(REPO, "a2e_jax", "assets", "demo"))
   parser.add_argument("--skip-train", action="store_true", help="use the run in --workdir as it is")
+  parser.add_argument("--note", help="a remark for the card's training section (e.g. how the run went)")
   args = parser.parse_args(argv)
 
   import eval_generate
@@ -87,7 +88,7 @@ def main(argv=None) -> int:
              "eval_splits": list(run_config.data.eval_splits)},
     "training": {"config": "configs/synthetic.py", "overrides": overrides,
                  "steps": int(run_config.train.steps), "batch_size": int(run_config.train.batch_size),
-                 "seconds": round(train_seconds),
+                 "seconds": None if args.skip_train else round(train_seconds), "note": args.note,
                  "checkpoint": "best by " + str(run_config.checkpoint.best_metric),
                  "learning_curve": _curve(args.workdir)},
     "command": "python tools/train_demo.py " + " ".join(argv if argv is not None else sys.argv[1:]),
