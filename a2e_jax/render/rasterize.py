@@ -148,12 +148,12 @@ def visible_triangles(screen_bn3, triangles_f3, height, width, *, perspective=Tr
   kwargs = dict(height=height, width=width, perspective=perspective, near=near, footprint=footprint,
                 tile=tile, chunk=chunk)
   groups = padded.reshape(steps, group, *padded.shape[1:])
-  ids = jax.lax.map(lambda s: _visible(s, triangles_f3, **kwargs), groups)
+  ids = jax.lax.map(lambda a: _visible(*a, triangles_f3, **kwargs), (groups, jnp.arange(steps)))
   return ids.reshape(steps * group, height, width)[:batch]
 
 
-def _visible(screen_bn3, triangles_f3, height, width, perspective, near, footprint, tile, chunk):
-  """`visible_triangles` for one group of frames."""
+def _visible(screen_bn3, index, triangles_f3, height, width, perspective, near, footprint, tile, chunk):
+  """`visible_triangles` for one group of frames (`index`: the group's, ≥ 0)."""
   batch, num_tri = screen_bn3.shape[0], triangles_f3.shape[0]
   pixels = height * width
   if batch * pixels >= 2**31 - 1:
@@ -176,7 +176,7 @@ def _visible(screen_bn3, triangles_f3, height, width, perspective, near, footpri
     ok &= (rows <= expand(r1)) & (cols <= expand(c1))
     return jnp.where(ok, cover(jax.tree.map(expand, edges), rows, cols), jnp.inf), jnp.stack(box), valid
 
-  depth, box, valid = _materialize(small_triangles, vertex_major)
+  depth, box, valid = _materialize(small_triangles, index, vertex_major)
   r0, c0, r1, c1 = box
   rows, cols = expand(r0) + dy, expand(c0) + dx
   frame = jnp.arange(batch, dtype=jnp.int32)[None, :]
@@ -217,8 +217,8 @@ def _visible(screen_bn3, triangles_f3, height, width, perspective, near, footpri
     return depth, jnp.where(depth < jnp.inf, expand(frm * pixels) + rows * width + cols, dump)
 
   def step(i, bufs):
-    items = _materialize(work_items, i)
-    depth, pix = _materialize(candidates, vertex_major, *items)
+    items = _materialize(work_items, total, i)
+    depth, pix = _materialize(candidates, total, vertex_major, *items)
     ids = jnp.broadcast_to(expand(items[0]), depth.shape).ravel()
     return _zbuffer_merge(*bufs, pix.ravel(), depth.ravel(), ids)
 
@@ -228,15 +228,17 @@ def _visible(screen_bn3, triangles_f3, height, width, perspective, near, footpri
   return jnp.where(tri_id == _NO_ID, -1, tri_id)
 
 
-def _materialize(fn, *args):
-  """fn(*args), computed once into memory.
+def _materialize(fn, token, *args):
+  """fn(*args), computed once into memory; `token` is a traced integer that is never negative.
 
   XLA:CPU fuses cheap-looking elementwise work into each of its consumers, recomputing the per-triangle
   setup for every pixel candidate and every use (optimization_barrier is expanded before fusion there). The
-  outputs of a conditional are always materialized; both branches are `fn`, so the predicate never matters.
+  outputs of a conditional are always materialized. The predicate is true, but XLA cannot know that; the
+  other branch only makes zeros, so the heavy code is compiled once.
   """
-  leaf = jax.tree.leaves(args)[0].ravel()[0]
-  return jax.lax.cond(leaf == leaf, fn, fn, *args)
+  shapes = jax.eval_shape(fn, *args)
+  return jax.lax.cond(token >= 0, fn, lambda *_: jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes),
+                      *args)
 
 
 def _zbuffer_merge(zbuf, idbuf, pix, depth, ids):
