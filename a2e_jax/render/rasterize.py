@@ -6,7 +6,7 @@ Output (`Fragments`): per pixel the visible triangle id (−1 for background), p
 barycentrics and depth. Pixels are sampled at their centres (c + ½, r + ½); see camera.py for the axes.
 
 How visibility is found (no gradients; everything has fixed shapes and runs under `jit` on any backend):
-- Coverage of a pixel p by a triangle uses homogeneous edge functions (Olano & Greer 1998): with vertices
+- Coverage of a pixel p by a triangle uses homogeneous edge functions (Olano & Greer 1997): with vertices
   V_k = (X_k, Y_k, W_k) moved so that p is the origin, c_k = X'_a Y'_b − X'_b Y'_a for the edge (a, b)
   opposite vertex k. p is covered when every c_k has the sign of the triangle's determinant; then
   b_k = c_k / Σc are the perspective-correct barycentrics and the depth is Σ b_k W_k. This needs no
@@ -39,7 +39,6 @@ import jax.numpy as jnp
 import numpy as np
 
 _NO_ID = np.iinfo(np.int32).max
-
 
 
 class Fragments(NamedTuple):
