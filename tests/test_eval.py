@@ -123,3 +123,27 @@ def test_evaluate_a2enet_writes_json_and_plot(classifier, tmp_path):
   written = json.loads((tmp_path / "metrics_tiny.json").read_text())
   assert written["lve_mm2"] == results["lve_mm2"]
   assert (tmp_path / "eval_tiny.png").stat().st_size > 10_000
+
+
+def test_swap_pairs_compare_with_the_true_rendition():
+  config = a2enet.model_config("tiny")
+  face = random_face_model(K)
+  batch = synthetic_batch(config, 3, 20, seed=4)
+  delta = np.random.default_rng(5).normal(size=K).astype(np.float32) * 0.1
+
+  class Offset:
+    """Own speech: the truth of a plus delta; an override: the truth of ab plus 2·delta."""
+
+    def __call__(self, view):
+      return batch["a"]["coeffs"] + delta, None
+
+    def with_emotion(self, view, label_b, intensity_b):
+      np.testing.assert_array_equal(label_b, batch["ab"]["emotion"])
+      return batch["ab"]["coeffs"] + 2 * delta
+
+  out = evaluate.evaluate_swap_pairs(Offset(), [batch], face)
+  assert out["swap_pairs"] == 3
+  np.testing.assert_allclose(out["lve_swap_true_ratio"], 4.0, rtol=1e-5)
+  lips = np.asarray(face.region("lips"))
+  expect = np.max(np.sum(np.einsum("vck,k->vc", np.asarray(face.exp_basis)[lips], delta) ** 2, -1))
+  np.testing.assert_allclose(out["lve_self_pairs_mm2"], expect * evaluate.MM2_PER_UNIT2, rtol=1e-4)

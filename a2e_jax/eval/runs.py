@@ -14,7 +14,8 @@ from a2e_jax.face.channels import ICT_CHANNELS
 
 CLASSIFIER_FILE = "emotion_classifier.npz"
 CLASSIFIER_CLIPS = 4000  # ground-truth training clips the classifier sees at most
-HEADLINE = ("lve_mm2", "fdd_mm2", "emotion_accuracy", "emotion_swap_accuracy", "lve_swap_ratio",
+SWAP_PAIR_CLIPS = 512  # training-style windows for the swap-against-the-true-rendition check
+HEADLINE = ("lve_mm2", "fdd_mm2", "emotion_accuracy", "emotion_swap_accuracy", "lve_swap_true_ratio",
             "blink_precision", "blink_recall", "identity_error", "identity_transfer")
 
 
@@ -63,14 +64,25 @@ def get_classifier(path: str, data_cfg, num_coeffs: int, seed: int = 0):
   return classifier
 
 
-def _batches(data_cfg, split: str, batch_size: int, max_clips: int, mesh):
+def _batches(data_cfg, split: str, batch_size: int, max_clips: int, mesh, seed: int = 0):
+  """Whole clips of `split`; with `max_clips`, a random sample of them (every emotion and length)."""
   from a2e_jax.data import pipeline
 
-  iterator = pipeline.make_eval_iterator(data_cfg, split, batch_size, mesh)
-  for i, batch in enumerate(iterator):
-    if max_clips and i * batch_size >= max_clips:
-      return
-    yield batch
+  source = None
+  if max_clips:
+    source, _ = pipeline.open_split(data_cfg, split)
+    if max_clips < len(source):
+      picks = np.sort(np.random.default_rng(seed).permutation(len(source))[:max_clips])
+      source = [source[int(i)] for i in picks]
+  return pipeline.make_eval_iterator(data_cfg, split, batch_size, mesh, source=source)
+
+
+def _pair_batches(data_cfg, split: str, batch_size: int, count: int, mesh, seed: int = 0):
+  """`count` training-style batches (views a, b, ab, ba) of `split` from a fixed seed."""
+  from a2e_jax.data import pipeline
+
+  iterator = pipeline.make_batch_iterator(data_cfg, split, batch_size, mesh, seed=seed)
+  return (next(iterator) for _ in range(count))
 
 
 def evaluate_runs(workdir: str, compare=(), baselines=(), step="best", data_dir=None, dataset=None,
@@ -106,12 +118,15 @@ def evaluate_runs(workdir: str, compare=(), baselines=(), step="best", data_dir=
     predictors["beta0"] = evaluate.Beta0Predictor()
   mesh = _one_device_mesh()
   results = {}
+  pair_batches = max(1, (max_clips or SWAP_PAIR_CLIPS) // batch_size)
   for split in splits:
     results[split] = {}
     for name, predictor in predictors.items():
       batches = _batches(data_cfg, split, batch_size, max_clips, mesh)
       results[split][name] = evaluate.evaluate(predictor, batches, face, classifier,
                                                os.path.join(out_dir, split), names, name)
+      pairs = _pair_batches(data_cfg, split, batch_size, pair_batches, mesh)
+      results[split][name].update(evaluate.evaluate_swap_pairs(predictor, pairs, face))
   os.makedirs(out_dir, exist_ok=True)
   with open(os.path.join(out_dir, "eval.json"), "w") as f:
     json.dump(results, f, indent=2)
