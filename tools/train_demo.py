@@ -3,6 +3,7 @@
   python tools/train_demo.py                                  # everything, with the defaults below
   python tools/train_demo.py --steps 3000 --workdir runs/demo --data-dir data/tfds
   python tools/train_demo.py --skip-train                     # re-evaluate the run, rewrite the bundle
+  python tools/train_demo.py --config.data.augment.gain_db=6  # any config override passes through
 
 1. The default built-in corpus (`a2e data synth --preset default`) and its dataset (`a2e data build`)
    are made when --data-dir lacks them.
@@ -38,13 +39,13 @@ def ensure_dataset(data_dir: str, corpus_dir: str) -> None:
                         data_dir], check=True)
 
 
-def demo_config(args):
+def demo_config(args, extra=()):
   from a2e_jax.config import load_config
 
   overrides = [f"--config.data.data_dir={args.data_dir}", f"--config.train.steps={args.steps}",
                f"--config.train.batch_size={args.batch_size}", f"--config.data.window_frames={args.window}",
                f"--config.eval.every={args.eval_every}", f"--config.checkpoint.every={args.eval_every}",
-               "--config.eval.metrics_clips=0", "--config.summary.progress_bar=False"]
+               "--config.eval.metrics_clips=0", "--config.summary.progress_bar=False", *extra]
   return load_config(os.path.join(REPO, "configs", "synthetic.py"), overrides), overrides
 
 
@@ -61,7 +62,10 @@ def main(argv=None) -> int:
   parser.add_argument("--out", default=os.path.join(REPO, "a2e_jax", "assets", "demo"))
   parser.add_argument("--skip-train", action="store_true", help="use the run in --workdir as it is")
   parser.add_argument("--note", help="a remark for the card's training section (e.g. how the run went)")
-  args = parser.parse_args(argv)
+  args, extra = parser.parse_known_args(argv)
+  unknown = [a for a in extra if not a.startswith("--config.")]
+  if unknown:
+    parser.error(f"unrecognized arguments: {' '.join(unknown)} (config overrides are --config.a.b=value)")
 
   import eval_generate
 
@@ -70,7 +74,7 @@ def main(argv=None) -> int:
   from a2e_jax.train.trainer import train_and_evaluate
 
   ensure_dataset(args.data_dir, args.corpus)
-  config, overrides = demo_config(args)
+  config, overrides = demo_config(args, extra)
   started = time.perf_counter()
   if not args.skip_train:
     train_and_evaluate(config, args.workdir)
