@@ -8,8 +8,9 @@ On held-out clips of the built-in corpus (data/pipeline.py's eval iterator), thr
   generate   the Generator's chunked path (emotion from the speech; overrides as label keys)
   one_pass   the network on whole clips in one call (eval.evaluate.ModelPredictor), for reference
   beta0      the resting face only (the baseline of the training issue)
-giving lip vertex error, emotion accuracy, override (swap) accuracy and its lip-error ratio, blink
-precision/recall against the control, identity error. Then:
+giving lip vertex error, emotion accuracy, override (swap) accuracy, blink precision/recall against the
+control, identity error; and, on training-style pairs, the override's lip error against the same sentence
+really spoken in the target emotion (`lve_swap_true_ratio`, eval.evaluate_swap_pairs). Then:
   intensity  per non-neutral clip, the distance of its own emotion at intensity 1 and 3 from neutral
   real       ../shared/audio/real_speech_en_stereo_8s.wav: Pearson correlation of the lip gap (inner lip
              landmarks 62/66 of the face model, mm) with the speech's RMS envelope per frame; blinks
@@ -97,8 +98,22 @@ def _batches(data_cfg, split, batch_size, max_clips):
     yield {k: np.asarray(v) for k, v in jax.device_get(batch).items()}
 
 
+def _pair_batches(data_cfg, split, batch_size, count):
+  """`count` training-style batches (views a, b, ab, ba) of `split` from a fixed seed."""
+  import jax
+  import ml_collections
+
+  from a2e_jax.data import pipeline
+  from a2e_jax.train import sharding
+
+  mesh = sharding.make_mesh(ml_collections.ConfigDict(dict(data=1, fsdp=1, model=1)), jax.devices()[:1])
+  iterator = pipeline.make_batch_iterator(data_cfg, split, batch_size, mesh, seed=0)
+  return (next(iterator) for _ in range(count))
+
+
 def held_out(generator, data_cfg, face, classifier, splits, max_clips, batch_size=16):
-  """{split: {predictor: metrics}} from eval.evaluate on the same clips."""
+  """{split: {predictor: metrics}} from eval.evaluate on the same clips, plus the override against the
+  true rendition (eval.evaluate_swap_pairs) on the same training-style windows."""
   from a2e_jax.eval import evaluate
   from a2e_jax.models.a2enet import A2ENet
 
@@ -113,6 +128,8 @@ def held_out(generator, data_cfg, face, classifier, splits, max_clips, batch_siz
       batches = _batches(data_cfg, split, batch_size, max_clips)
       metrics = evaluate.evaluate(predictor, batches, face, classifier, None, generator.channel_names, name)
       metrics.pop("confusion", None)
+      pairs = _pair_batches(data_cfg, split, batch_size, max(1, max_clips // batch_size))
+      metrics.update(evaluate.evaluate_swap_pairs(predictor, pairs, face))
       metrics["seconds"] = time.perf_counter() - started
       results[split][name] = metrics
   return results
@@ -216,7 +233,7 @@ def quality(weights, data_cfg, splits=("val_speaker", "val_sentence"), max_clips
 
 
 def table(results: dict) -> str:
-  keys = ("lve_mm2", "emotion_accuracy", "emotion_swap_accuracy", "lve_swap_ratio", "blink_precision",
+  keys = ("lve_mm2", "emotion_accuracy", "emotion_swap_accuracy", "lve_swap_true_ratio", "blink_precision",
           "blink_recall", "identity_error", "audio_emotion_accuracy")
   lines = ["split         predictor " + " ".join(f"{k[:14]:>14}" for k in keys)]
   for split, by_name in results["held_out"].items():
