@@ -10,8 +10,9 @@ Each row turns B frames of screen vertices into per-pixel triangle id, barycentr
   gl_same  OpenGL with the same outputs (unindexed draw with barycentric attributes, 2 float targets)
   gl_fast  OpenGL's quickest route to id and depth only (indexed draw, no barycentrics)
 Times are medians over `repeats` after a warm-up (which compiles), the three taking turns within each
-repeat so that load from other processes hits them alike; frames/s = B / median. Ratios are JAX frames/s
-over each OpenGL row's.
+repeat so that load from other processes hits them alike; frames/s = B / median wall time. Ratios are JAX
+frames/s over each OpenGL row's. The JSON also has the process CPU time per call (XLA's and llvmpipe's
+threads both run in this process), which other processes' load disturbs less than wall time.
 """
 
 import argparse
@@ -23,17 +24,20 @@ import time
 import numpy as np
 
 
-def timed(fns: dict, repeats: int, warmup: int = 1) -> dict:
+def timed(fns: dict, repeats: int, warmup: int = 1) -> tuple[dict, dict]:
+  """({name: wall seconds per call}, {name: process CPU seconds per call}), the functions taking turns."""
   for fn in fns.values():
     for _ in range(warmup):
       fn()
-  times = {name: [] for name in fns}
+  wall = {name: [] for name in fns}
+  cpu = {name: [] for name in fns}
   for _ in range(repeats):
     for name, fn in fns.items():
-      start = time.perf_counter()
+      start, start_cpu = time.perf_counter(), time.process_time()
       fn()
-      times[name].append(time.perf_counter() - start)
-  return times
+      wall[name].append(time.perf_counter() - start)
+      cpu[name].append(time.process_time() - start_cpu)
+  return wall, cpu
 
 
 def meshes(names):
@@ -86,14 +90,15 @@ def main(argv=None) -> dict:
           frags = fn(screen)
           return np.asarray(frags.tri_id), np.asarray(frags.bary), np.asarray(frags.depth)
 
-        times = timed({"jax": run_jax, "gl_same": lambda g=gl_same, s=screen_np: g(s),
-                       "gl_fast": lambda g=gl_fast, s=screen_np: g(s)}, args.repeats)
+        times, cpu = timed({"jax": run_jax, "gl_same": lambda g=gl_same, s=screen_np: g(s),
+                            "gl_fast": lambda g=gl_fast, s=screen_np: g(s)}, args.repeats)
         gl_same.release()
         gl_fast.release()
         fps = {k: batch / statistics.median(v) for k, v in times.items()}
         row = dict(mesh=mesh_name, vertices=int(len(verts)), triangles=int(len(triangles)), size=size,
                    batch=batch, fps=fps, median_s={k: statistics.median(v) for k, v in times.items()},
                    min_s={k: min(v) for k, v in times.items()},
+                   cpu_median_s={k: statistics.median(v) for k, v in cpu.items()},
                    ratio_vs_gl_same=fps["jax"] / fps["gl_same"], ratio_vs_gl_fast=fps["jax"] / fps["gl_fast"])
         rows.append(row)
         print(f"{mesh_name:10s} {size:5d} {batch:5d} {fps['jax']:9.1f} {fps['gl_same']:12.1f} "

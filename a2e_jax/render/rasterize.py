@@ -62,7 +62,7 @@ class Fragments(NamedTuple):
 
 def rasterize(screen_bn3, triangles_f3, height: int, width: int, *, perspective: bool = True,
               near: float = 0.1, footprint: int | None = None, tile: int | None = None,
-              chunk: int = 1 << 17, group: int = 4) -> Fragments:
+              chunk: int = 1 << 17, group: int | None = None) -> Fragments:
   """Rasterizes a batch of meshes that share one triangle list.
 
   Args:
@@ -74,12 +74,14 @@ def rasterize(screen_bn3, triangles_f3, height: int, width: int, *, perspective:
     footprint: side of the pixel block tested for every triangle at once (default: 2 up to 320 px, 4 above).
     tile: side of the blocks that larger triangles are cut into (default 4).
     chunk: pixel candidates per step of the large-triangle loop (bounds memory).
-    group: frames rasterized together (see `visible_triangles`).
+    group: frames rasterized together (see `visible_triangles`; default 2 up to 320 px, 1 above).
   Returns:
     Fragments.
   """
-  footprint = footprint or (2 if max(height, width) <= 320 else 4)
+  small_image = max(height, width) <= 320
+  footprint = footprint or (2 if small_image else 4)
   tile = tile or 4
+  group = group or (2 if small_image else 1)
   screen_bn3 = jnp.asarray(screen_bn3, jnp.float32)
   triangles_f3 = jnp.asarray(triangles_f3, jnp.int32)
   tri_id = visible_triangles(jax.lax.stop_gradient(screen_bn3), triangles_f3, height, width,
@@ -134,11 +136,11 @@ def barycentrics(screen_bn3, triangles_f3, tri_id_bhw, *, perspective: bool = Tr
 @functools.partial(jax.jit, static_argnames=("height", "width", "perspective", "near", "footprint", "tile",
                                              "chunk", "group"))
 def visible_triangles(screen_bn3, triangles_f3, height, width, *, perspective=True, near=0.1, footprint=2,
-                      tile=4, chunk=1 << 17, group=4):
+                      tile=4, chunk=1 << 17, group=2):
   """[B,H,W] int32 id of the triangle visible at each pixel centre, −1 for background (no gradients).
 
-  Frames are rasterized `group` at a time in a loop: a few frames' candidates stay in cache, which is
-  faster on CPU than one pass over the whole batch, and memory stays bounded for any batch size.
+  Frames are rasterized `group` at a time in a loop: a few frames' z-buffers and candidates stay in cache,
+  which is faster on CPU than one pass over the whole batch, and memory stays bounded for any batch size.
   """
   batch = screen_bn3.shape[0]
   group = max(1, min(group, batch))
@@ -198,7 +200,7 @@ def _visible(screen_bn3, index, triangles_f3, height, width, perspective, near, 
   def work_items(i):
     """Per work item of step i: triangle, frame, the block's first row/col, the box's last row/col."""
     item = i * per_step + jnp.arange(per_step, dtype=jnp.int32)
-    m = jnp.minimum(jnp.searchsorted(ends, item, side="right", method="scan_unrolled"), ends.shape[0] - 1)
+    m = jnp.minimum(jnp.searchsorted(ends, item, side="right", method="scan"), ends.shape[0] - 1)
     k = item - (ends[m] - count[m])
     row0 = flat_box[0, m] + (k // tiles_x[m]) * tile
     col0 = flat_box[1, m] + (k % tiles_x[m]) * tile
