@@ -124,21 +124,16 @@ def _render(model, exp_bk, pose_b6, id_k, gamma_b27, albedo_n3, background, phot
   screen = cam_lib.project(cam, posed)
   triangles = model.triangles
   frags = rasterize(screen, triangles, cam.height, cam.width, perspective=cam.perspective, near=cam.near)
+  mask = frags.mask
   if options.photo:
     from a2e_jax.render import photo as photo_lib
 
-    color = photo_lib.photo_colors(frags, triangles, photo_args)
+    image = photo_lib.composite(photo_lib.photo_colors(frags, triangles, photo_args), mask, photo_args)
   else:
     normals = shading.vertex_normals(posed, triangles)
     color = shading.shade(frags, triangles, normals, gamma_b27, vertex_albedo_bn3=albedo_n3,
                           texture=model.texture.astype(jnp.float32) / 255.0 if options.textured else None,
                           uvs=model.uvs, uv_triangles=model.uv_triangles)
-  mask = frags.mask
-  if options.photo:
-    from a2e_jax.render import photo as photo_lib
-
-    image = photo_lib.composite(color, mask, photo_args)
-  else:
     image = jnp.where(mask[..., None], color, background)
   if options.antialias:
     from a2e_jax.render.antialias import antialias
