@@ -13,8 +13,8 @@ from a2e_jax.models import a2enet
 from a2e_jax.train import losses
 
 B, T = 2, 12
-TERMS = {"audio_self", "audio_cross", "coeff_self", "coeff_cross", "velocity", "eye", "content_equal",
-         "emotion_ce", "intensity", "embed_align", "vertex_lip", "vertex_landmark"}
+TERMS = {"audio_self", "audio_cross", "coeff_self", "coeff_cross", "coeff_schedule", "velocity", "eye",
+         "content_equal", "emotion_ce", "intensity", "embed_align", "vertex_lip", "vertex_landmark"}
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +166,16 @@ def test_same_losses_with_the_batch_sharded_over_8_devices(setup):
   sharded = fn(jax.device_put(batch, rows))
   for key in single:
     np.testing.assert_allclose(float(sharded[key]), float(single[key]), rtol=2e-5, atol=1e-7, err_msg=key)
+
+
+def test_schedule_pairings_switch_at_the_cut():
+  x = np.arange(2 * 8 * 5 * 3, dtype=np.float32).reshape(2, 8, 5, 3)
+  first = np.arange(5)[None] < np.array([[2], [4]])
+  out = np.asarray(losses._scheduled(jnp.asarray(x), jnp.asarray(first)))
+  for row, cut in ((0, 2), (1, 4)):
+    for k, (before, after) in enumerate(losses.SCHEDULES):
+      np.testing.assert_array_equal(out[row, k, :cut], x[row, before, :cut])
+      np.testing.assert_array_equal(out[row, k, cut:], x[row, after, cut:])
+  per_clip = np.asarray(losses._scheduled(jnp.asarray(x[:, :, 0]), jnp.asarray(first), per_clip=True))
+  np.testing.assert_array_equal(per_clip[0, 0, 1], x[0, 0, 0])
+  np.testing.assert_array_equal(per_clip[0, 0, 3], x[0, 4, 0])

@@ -2,12 +2,15 @@
 
 The batch (data/schema.py) holds four time-aligned views: "a" = x(i,m), "b" = x(j,n), "ab" = x(i,n) on
 a's timeline, "ba" = x(j,m) on b's. Each view is encoded once (the four stacked into one batch, each row's
-views side by side so no pairing crosses devices); then one audio-decoder call and one expression-decoder
-call decode eight pairings at once:
+views side by side so no pairing crosses devices); then one audio-decoder call decodes eight pairings and
+one expression-decoder call ten:
 
-  self:  content(v) + emotion(v) -> v                     for v in a, b, ab, ba
-  cross: content(a) + emotion(b) -> ab,  content(b) + emotion(a) -> ba,
-         content(ab) + emotion(ba) -> a, content(ba) + emotion(ab) -> b
+  self:     content(v) + emotion(v) -> v                     for v in a, b, ab, ba
+  cross:    content(a) + emotion(b) -> ab,  content(b) + emotion(a) -> ba,
+            content(ab) + emotion(ba) -> a, content(ba) + emotion(ab) -> b
+  schedule: content(a) + emotion(a) before a random cut, emotion(b) after it -> a, then ab (and the
+            mirror on b's timeline), the expression decoder only: a per-frame emotion with a true target,
+            which teaches the decoder to apply a changing emotion where it changes
 
 The expression decoder takes β0 and the eye signal of the target view (identity and blinks are not in
 the audio). At `emotion_override_rate` (model config) a pairing's audio emotion is replaced by the label
@@ -30,6 +33,9 @@ PAIRINGS = (
   ("a", "b", "ab"), ("b", "a", "ba"), ("ab", "ba", "a"), ("ba", "ab", "b"),
 )  # fmt: skip
 NUM_SELF = 4
+# Schedule pairings: (pairing before the cut, pairing after it); both share content and timeline.
+SCHEDULES = ((0, 4), (1, 5))
+SCHEDULE_GUARD = 2  # frames on each side of the cut left out of the loss (the true expression jumps there)
 
 
 def loss_config() -> ml_collections.ConfigDict:
@@ -39,6 +45,7 @@ def loss_config() -> ml_collections.ConfigDict:
     audio_cross=0.1,  # mel cross-reconstruction of swapped pairs
     coeff_self=10.0,  # coefficient MSE, self pairings
     coeff_cross=10.0,  # coefficient MSE, cross pairings
+    coeff_schedule=10.0,  # coefficient MSE, schedule pairings (emotion switching at a cut)
     content_equal=0.1,  # content(a) ≈ content(ab), content(b) ≈ content(ba)
     emotion_ce=0.2,  # emotion classification of all four views
     intensity=0.1,  # intensity regression where the intensity is known (> 0)
@@ -51,33 +58,41 @@ def loss_config() -> ml_collections.ConfigDict:
   ))
 
 
-def _masked_mean(err_bt_, mask_bt):
-  """Mean of err [B,T,...] over valid frames (and over the trailing axes)."""
-  err_bt = err_bt_.reshape(err_bt_.shape[:2] + (-1,)).mean(-1)
-  return (err_bt * mask_bt).sum() / jnp.maximum(mask_bt.sum(), 1.0)
+def _masked_mean(err, mask):
+  """Mean of err [*M, ...] over the entries where mask [*M] is 1 (and over err's trailing axes)."""
+  err = err.reshape(mask.shape + (-1,)).mean(-1)
+  return (err * mask).sum() / jnp.maximum(mask.sum(), 1.0)
 
 
-def _stack(batch, key):
-  """[B*4, ...] with the four views of each row next to each other (row-major): a batch sharded over
-  devices keeps every row's views, and so its pairings, on the row's own device."""
-  x_bv = jnp.stack([jnp.asarray(batch[v][key]) for v in VIEWS], axis=1)
-  return x_bv.reshape((-1,) + x_bv.shape[2:])
+def _views(batch, key):
+  """[B,4,...]: the four views of `key` per row."""
+  return jnp.stack([jnp.asarray(batch[v][key]) for v in VIEWS], axis=1)
 
 
-def _pick(x, groups: int, index):
-  """x [B*groups, ...] -> [B*len(index), ...]: members `index` of each row's group."""
-  x_bg = x.reshape((-1, groups) + x.shape[1:])
-  picked = x_bg[:, jnp.asarray(index)]
-  return picked.reshape((-1,) + x.shape[1:])
+def _flat(x):
+  """[B,P,...] -> [B*P,...] (row-major, so each row's pairings stay on the row's device)."""
+  return x.reshape((-1,) + x.shape[2:])
 
 
-def _self_cross(x, mask):
-  """Masked means of x [B*P, T, ...] over the self pairings (the first NUM_SELF of each row) and the rest."""
-  p = len(PAIRINGS)
-  x_bp, m_bp = x.reshape((-1, p) + x.shape[1:]), mask.reshape((-1, p) + mask.shape[1:])
-  flat = lambda y: y.reshape((-1,) + y.shape[2:])  # noqa: E731
-  return (_masked_mean(flat(x_bp[:, :NUM_SELF]), flat(m_bp[:, :NUM_SELF])),
-          _masked_mean(flat(x_bp[:, NUM_SELF:]), flat(m_bp[:, NUM_SELF:])))
+def _rows(x, p: int):
+  """[B*P,...] -> [B,P,...]."""
+  return x.reshape((-1, p) + x.shape[1:])
+
+
+def _over_time(x_bpd, t: int):
+  """[B,P,D] -> [B,P,T,D] (the same vector at every frame)."""
+  return jnp.broadcast_to(x_bpd[:, :, None], x_bpd.shape[:2] + (t,) + x_bpd.shape[2:])
+
+
+def _scheduled(x_bp, first_bt, per_clip: bool = False):
+  """[B,2,T,...] per-frame mix of the SCHEDULES pairings of x [B,P,T,...] (or of x [B,P,D] broadcast over
+  time when `per_clip`): the first pairing where first_bt [B,T] is true, the second after the cut."""
+  before, after = x_bp[:, [s[0] for s in SCHEDULES]], x_bp[:, [s[1] for s in SCHEDULES]]
+  t = first_bt.shape[1]
+  if per_clip:
+    before, after = _over_time(before, t), _over_time(after, t)
+  choose = first_bt.reshape(first_bt.shape[:1] + (1, t) + (1,) * (before.ndim - 3))
+  return jnp.where(choose, before, after)
 
 
 def _vertex_losses(face_model, pred_btk, target_btk, mask_bt, unit: float):
@@ -109,71 +124,91 @@ def compute_losses(module, params, batch, rng, loss_cfg, face_model=None, train:
     (total scalar, metrics dict of float32 scalars: "loss", each term, "emotion_acc").
   """
   cfg = module.config
-  k_content, k_emotion, k_audio, k_expr, k_override = jax.random.split(rng, 5)
+  k_content, k_emotion, k_audio, k_expr, k_override, k_cut = jax.random.split(rng, 6)
   v = len(VIEWS)
-  mask = _stack(batch, "mask").astype(jnp.float32)
-  mel = _stack(batch, "mel")
-  labels = _stack(batch, "emotion").astype(jnp.int32)
-  intensity = _stack(batch, "intensity").astype(jnp.float32)
+  mask_bv = _views(batch, "mask").astype(jnp.float32)
+  mel_bv = _views(batch, "mel")
+  labels = _views(batch, "emotion").astype(jnp.int32)
+  intensity = _views(batch, "intensity").astype(jnp.float32)
+  b, t = mask_bv.shape[0], mask_bv.shape[2]
 
   variables = params if "params" in params else {"params": params}
 
   def apply(method, key, *args, **kwargs):
     return module.apply(variables, *args, method=method, rngs={"dropout": key}, **kwargs)
 
-  content = apply("encode_content", k_content, mel, mask, train=train)
-  _, emotion, logits, intensity_pred = apply("encode_emotion", k_emotion, mel, mask, train=train)
+  content_bv = _rows(apply("encode_content", k_content, _flat(mel_bv), _flat(mask_bv), train=train), v)
+  _, emotion, logits, intensity_pred = apply("encode_emotion", k_emotion, _flat(mel_bv), _flat(mask_bv),
+                                             train=train)
+  emotion_bv = _rows(emotion, v)
 
   # The ablation without the emotion branch has nothing to swap: it trains on the self pairings only.
   pairings = PAIRINGS if cfg.use_emotion else PAIRINGS[:NUM_SELF]
   content_src, emotion_src, target = ([VIEWS.index(p[i]) for p in pairings] for i in range(3))
-  content_p = _pick(content, v, content_src)
-  emotion_p = _pick(emotion, v, emotion_src)
+  content_bp, emotion_bp = content_bv[:, content_src], emotion_bv[:, emotion_src]
   # Each pairing is masked where both its content source and its target are valid.
-  mask_p = _pick(mask, v, content_src) * _pick(mask, v, target)
+  mask_bp = mask_bv[:, content_src] * mask_bv[:, target]
   metrics = {}
 
-  audio_pred = apply("decode_audio", k_audio, content_p, emotion_p, mask_p, train=train)
-  audio_err = (audio_pred - a2enet.audio_target(_pick(mel, v, target), cfg.audio_frames)) ** 2
+  audio_pred = _rows(apply("decode_audio", k_audio, _flat(content_bp), _flat(emotion_bp), _flat(mask_bp),
+                           train=train), len(pairings))
+  audio_err = (audio_pred - a2enet.audio_target(_flat(mel_bv[:, target]), cfg.audio_frames).reshape(
+    audio_pred.shape)) ** 2
+  metrics["audio_self"] = _masked_mean(audio_err[:, :NUM_SELF], mask_bp[:, :NUM_SELF])
 
-  emotion_dec = emotion_p
+  beta0_bp = _views(batch, "beta0")[:, target]
+  eye_bp = _views(batch, "eye")[:, target]
+  coeffs_true = _views(batch, "coeffs")[:, target].astype(jnp.float32)
+  emotion_dec = emotion_bp
   if cfg.use_emotion:
-    label_p, intensity_p = _pick(labels, v, emotion_src), _pick(intensity, v, emotion_src)
-    embedded = module.apply(variables, label_p, intensity_p, method="emotion_embedding")
+    metrics["audio_cross"] = _masked_mean(audio_err[:, NUM_SELF:], mask_bp[:, NUM_SELF:])
+    label_p, intensity_p = labels[:, emotion_src], intensity[:, emotion_src]
+    embedded = _rows(module.apply(variables, _flat(label_p), _flat(intensity_p), method="emotion_embedding"),
+                     len(pairings))
     rate = cfg.emotion_override_rate if train else 0.0
     override = (jax.random.uniform(k_override, label_p.shape) < rate) & (intensity_p > 0)
-    emotion_dec = jnp.where(override[:, None], embedded, emotion_p)
+    emotion_dec = jnp.where(override[..., None], embedded, emotion_bp)
+    # Schedule pairings, decoded with per-frame emotions: every pairing's emotion is then [B,P,T,D].
+    cut_b = jax.random.randint(k_cut, (b,), t // 4, t - t // 4 + 1)
+    frame_t = jnp.arange(t)
+    first_bt = frame_t[None] < cut_b[:, None]
+    away_bt = (jnp.abs(frame_t[None] - cut_b[:, None] + 0.5) > SCHEDULE_GUARD).astype(jnp.float32)
+    scheduled = _scheduled(emotion_dec, first_bt, per_clip=True)
+    emotion_dec = jnp.concatenate([_over_time(emotion_dec, t), scheduled], 1)
+    content_bp = jnp.concatenate([content_bp, content_bp[:, [s[0] for s in SCHEDULES]]], 1)
+    beta0_bp = jnp.concatenate([beta0_bp, beta0_bp[:, [s[0] for s in SCHEDULES]]], 1)
+    eye_bp = jnp.concatenate([eye_bp, _scheduled(eye_bp, first_bt)], 1)
+    coeffs_true = jnp.concatenate([coeffs_true, _scheduled(coeffs_true, first_bt)], 1)
+    mask_bp = jnp.concatenate([mask_bp, _scheduled(mask_bp, first_bt) * away_bt[:, None]], 1)
 
-  beta0 = _pick(_stack(batch, "beta0"), v, target)
-  eye = _pick(_stack(batch, "eye"), v, target)
-  coeffs_true = _pick(_stack(batch, "coeffs"), v, target).astype(jnp.float32)
-  coeffs_pred = apply("decode_expression", k_expr, content_p, emotion_dec, beta0, eye, mask_p, train=train)
+  p = mask_bp.shape[1]
+  coeffs_pred = _rows(apply("decode_expression", k_expr, _flat(content_bp), _flat(emotion_dec),
+                            _flat(beta0_bp), _flat(eye_bp), _flat(mask_bp), train=train), p)
   coeff_err = (coeffs_pred - coeffs_true) ** 2
+  metrics["coeff_self"] = _masked_mean(coeff_err[:, :NUM_SELF], mask_bp[:, :NUM_SELF])
   if cfg.use_emotion:
-    metrics["audio_self"], metrics["audio_cross"] = _self_cross(audio_err, mask_p)
-    metrics["coeff_self"], metrics["coeff_cross"] = _self_cross(coeff_err, mask_p)
-  else:
-    metrics["audio_self"] = _masked_mean(audio_err, mask_p)
-    metrics["coeff_self"] = _masked_mean(coeff_err, mask_p)
+    cross = slice(NUM_SELF, len(PAIRINGS))
+    metrics["coeff_cross"] = _masked_mean(coeff_err[:, cross], mask_bp[:, cross])
+    metrics["coeff_schedule"] = _masked_mean(coeff_err[:, len(PAIRINGS):], mask_bp[:, len(PAIRINGS):])
 
-  vel_pred = coeffs_pred[:, 1:] - coeffs_pred[:, :-1]
-  vel_true = coeffs_true[:, 1:] - coeffs_true[:, :-1]
-  metrics["velocity"] = _masked_mean((vel_pred - vel_true) ** 2, mask_p[:, 1:] * mask_p[:, :-1])
+  vel_pred = coeffs_pred[:, :, 1:] - coeffs_pred[:, :, :-1]
+  vel_true = coeffs_true[:, :, 1:] - coeffs_true[:, :, :-1]
+  metrics["velocity"] = _masked_mean((vel_pred - vel_true) ** 2, mask_bp[:, :, 1:] * mask_bp[:, :, :-1])
 
   blink = a2enet.blink_channels(cfg.num_coeffs)
   if blink:
-    metrics["eye"] = _masked_mean(coeff_err[..., jnp.asarray(blink)], mask_p)
+    metrics["eye"] = _masked_mean(coeff_err[..., jnp.asarray(blink)], mask_bp)
 
   if face_model is not None:
     metrics["vertex_lip"], metrics["vertex_landmark"] = _vertex_losses(
-      face_model, coeffs_pred, coeffs_true, mask_p, loss_cfg.vertex_unit)
+      face_model, coeffs_pred, coeffs_true, mask_bp, loss_cfg.vertex_unit)
 
   if cfg.use_emotion:
     # (a, b) against (ab, ba): the same sentences on the same timelines.
-    first, second = (VIEWS.index("a"), VIEWS.index("b")), (VIEWS.index("ab"), VIEWS.index("ba"))
-    pair_mask = _pick(mask, v, first) * _pick(mask, v, second)
-    metrics["content_equal"] = _masked_mean((_pick(content, v, first) - _pick(content, v, second)) ** 2,
-                                            pair_mask)
+    first, second = [VIEWS.index("a"), VIEWS.index("b")], [VIEWS.index("ab"), VIEWS.index("ba")]
+    pair_mask = mask_bv[:, first] * mask_bv[:, second]
+    metrics["content_equal"] = _masked_mean((content_bv[:, first] - content_bv[:, second]) ** 2, pair_mask)
+    labels, intensity = _flat(labels), _flat(intensity)
     log_probs = jax.nn.log_softmax(logits)
     metrics["emotion_ce"] = -jnp.take_along_axis(log_probs, labels[:, None], axis=-1).mean()
     metrics["emotion_acc"] = (logits.argmax(-1) == labels).astype(jnp.float32).mean()
