@@ -80,3 +80,23 @@ def test_textured_quad_shows_its_texture():
   np.testing.assert_allclose(color[0, 24, 24], [1, 0, 0], atol=0.35)  # image top-left ← texture top-left
   np.testing.assert_allclose(color[0, 39, 39], [1, 1, 1], atol=0.35)
   assert color[0, 24, 39].argmax() == 1 and color[0, 39, 24].argmax() == 2
+
+
+def test_textured_model_renders_through_the_pipeline():
+  from a2e_jax.face.model import MorphableModel
+  from a2e_jax.render.pipeline import FaceRenderer
+
+  verts = np.array([[-1, -1, 0], [1, -1, 0], [1, 1, 0], [-1, 1, 0]], np.float32) * 0.5
+  texture = np.array([[[255, 0, 0], [0, 255, 0]], [[0, 0, 255], [255, 255, 255]]], np.uint8)
+  model = MorphableModel(
+    mean=verts, id_basis=np.zeros((4, 3, 1), np.float32), exp_basis=np.zeros((4, 3, 1), np.float32),
+    triangles=np.array([[0, 1, 2], [0, 2, 3]], np.int32), landmarks=np.zeros(68, np.int32), regions={},
+    uvs=np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float32),
+    uv_triangles=np.array([[0, 1, 2], [0, 2, 3]], np.int32), texture=texture)
+  # Ambient light only: the colour is texture × π·0.8/√(4π) ≈ 0.709.
+  images, mask = FaceRenderer(model, size=64, batch=1).render(gamma_b27=np.zeros(27, np.float32))
+  images = np.asarray(images)[0]
+  assert np.asarray(mask)[0, 32, 32] and not np.asarray(mask)[0, 2, 2]
+  ambient = 0.8 * np.pi / np.sqrt(4 * np.pi)
+  np.testing.assert_allclose(images[24, 24], [ambient, 0, 0], atol=0.2)
+  np.testing.assert_allclose(images[39, 39], [ambient] * 3, atol=0.2)
