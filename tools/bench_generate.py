@@ -106,37 +106,43 @@ def warm_rows(weights, wav, repeats):
                warmup=2), generator
 
 
-def cold_start(clip_path: str, cache_dir: str, repeats: int) -> list:
-  """Wall seconds of fresh processes that import a2e_jax and generate from `clip_path`."""
+def _child(clip_path: str, env=None) -> dict:
+  """Runs `--cold-child` in a fresh process: its wall seconds and the phases it reports."""
   script = os.path.join(REPO, "tools", "bench_generate.py")
+  start = time.perf_counter()
+  out = subprocess.run([sys.executable, script, "--cold-child", clip_path], check=True, env=env,
+                       capture_output=True, text=True).stdout
+  return {"wall_s": time.perf_counter() - start, **json.loads(out.strip().splitlines()[-1])}
+
+
+def cold_start(clip_path: str, cache_dir: str, repeats: int) -> dict:
+  """Medians over fresh processes that import a2e_jax and generate from `clip_path`: wall seconds and
+  phases (imports, weights, the first generate)."""
   env = {**os.environ, "A2E_JAX_CACHE": cache_dir, "JAX_PLATFORMS": "cpu"}
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    subprocess.run([sys.executable, script, "--cold-child", clip_path], check=True, env=env,
-                   stdout=subprocess.DEVNULL)
-    times.append(time.perf_counter() - start)
-  return times
+  runs = [_child(clip_path, env) for _ in range(repeats)]
+  return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
 
 def cold_child(clip_path: str) -> None:
-  """What a user's fresh process does: import, load the weights, generate from a file; prints the peak
-  resident memory in MB."""
+  """What a user's fresh process does: import, load the weights, generate from a file. Prints JSON:
+  seconds of each phase from interpreter start-up, and the peak resident memory in MB."""
   import resource
 
-  weights, _ = load_weights()
-  from a2e_jax.infer.generate import generate
+  start = time.perf_counter()
+  from a2e_jax import generate
 
+  imported = time.perf_counter()
+  weights, _ = load_weights()
+  loaded = time.perf_counter()
   generate(clip_path, weights=weights)
-  print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+  done = time.perf_counter()
+  print(json.dumps({"import_s": imported - start, "weights_s": loaded - imported, "generate_s": done - loaded,
+                    "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
 def peak_memory_mb(path: str) -> float:
   """Peak resident memory (MB) of a fresh process generating from `path`."""
-  script = os.path.join(REPO, "tools", "bench_generate.py")
-  out = subprocess.run([sys.executable, script, "--cold-child", path], check=True, capture_output=True,
-                       text=True).stdout
-  return float(out.strip().splitlines()[-1])
+  return _child(path)["rss_mb"]
 
 
 def main(argv=None) -> dict:
@@ -173,9 +179,9 @@ def main(argv=None) -> dict:
     soundfile.write(clip, wav[:160000], 16000)
     warm_cache, empty_cache = os.path.join(tmp, "cache"), os.path.join(tmp, "empty")
     cold_start(clip, warm_cache, 1)  # fills the cache
-    results["cold_start_s"] = statistics.median(cold_start(clip, warm_cache, args.cold_repeats))
+    results["cold_start"] = cold_start(clip, warm_cache, args.cold_repeats)
     os.makedirs(empty_cache)
-    results["cold_start_empty_cache_s"] = cold_start(clip, empty_cache, 1)[0]
+    results["cold_start_empty_cache"] = cold_start(clip, empty_cache, 1)
     if args.hour:
       minute, hour = os.path.join(tmp, "minute.wav"), os.path.join(tmp, "hour.wav")
       soundfile.write(minute, wav[:960000], 16000, subtype="PCM_16")
@@ -194,8 +200,10 @@ def main(argv=None) -> dict:
   for name, row in rows.items():
     print(f"{name:<10} {row['median_s']:>9.3f} {row['min_s']:>9.3f} {row['x_real_time']:>12.0f}")
   print(f"generate / one_pass speed: {results['generate_vs_one_pass']:.2f}x")
-  print(f"cold start, 10 s clip, cache warm: {results['cold_start_s']:.2f} s "
-        f"(empty cache: {results['cold_start_empty_cache_s']:.2f} s)")
+  for key, what in (("cold_start", "cache warm"), ("cold_start_empty_cache", "cache empty")):
+    c = results[key]
+    print(f"cold start, 10 s clip, {what}: {c['wall_s']:.2f} s (imports {c['import_s']:.2f}, weights "
+          f"{c['weights_s']:.2f}, first generate {c['generate_s']:.2f}; the rest is interpreter start-up)")
   if args.hour:
     print(f"peak RSS: 1 min {results['peak_rss_mb_1min']:.0f} MB, "
           f"60 min {results['peak_rss_mb_60min']:.0f} MB ({results['hour_wall_s']:.0f} s wall)")

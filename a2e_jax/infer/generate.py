@@ -265,8 +265,11 @@ class Generator:
 
   def _key_latents(self, keys) -> np.ndarray:
     """[Q,D] latents of the keys: label embeddings, fixed latents, zeros for speech keys."""
-    weights_qe, intensity_q = controls.label_arrays(keys)
-    latents = np.array(self._labels(self.weights.params, weights_qe, intensity_q), np.float32)
+    if any(k.weights is not None for k in keys):
+      weights_qe, intensity_q = controls.label_arrays(keys)
+      latents = np.array(self._labels(self.weights.params, weights_qe, intensity_q), np.float32)
+    else:  # nothing to embed: the label embedding need not be compiled (a faster cold start)
+      latents = np.zeros((len(keys), self.weights.config.dim), np.float32)
     for q, key in enumerate(keys):
       if key.latent is not None:
         latents[q] = key.latent
