@@ -19,7 +19,7 @@ from a2e_jax.render.video import FPS, tile, write_video
 
 def render_frames(model, exp_tk=None, *, pose_t6=None, id_k=None, gamma=None, size: int = 256,
                   width: int | None = None, camera=None, batch: int = 16, background=DEFAULT_BACKGROUND,
-                  antialias: bool = False, ref_image=None):
+                  antialias: bool = False, ref_image=None, ref_exp=None):
   """[T,H,W,3] uint8 frames of `model` (all in memory; use render_video for long clips).
 
   Args:
@@ -33,15 +33,17 @@ def render_frames(model, exp_tk=None, *, pose_t6=None, id_k=None, gamma=None, si
     antialias: smooth silhouette edges.
     ref_image: a portrait (path or [H,W,3] float in [0,1]) to colour the face from and composite over
       (render/photo.py); the frames then take its size.
+    ref_exp: [Ke] the expression the portrait shows (the reference β0; None: neutral), placed with the
+      first frame's pose to map the photo onto the mesh.
   """
   exp_tk = np.zeros((1, model.num_exp), np.float32) if exp_tk is None else np.asarray(exp_tk, np.float32)
-  renderer = _renderer(model, exp_tk, pose_t6, id_k, size, width, batch, background, antialias, ref_image,
+  renderer = _renderer(model, pose_t6, id_k, size, width, batch, background, antialias, ref_image, ref_exp,
                        camera)
   return np.concatenate(list(renderer.iter_frames(exp_tk, pose_t6, id_k, gamma)))
 
 
 def render_video(path: str, model, exp_tk, *, pose_t6=None, id_k=None, gamma=None, audio: str | None = None,
-                 ref_image=None, size: int = 256, fps: float = FPS, batch: int = 16, panels=(),
+                 ref_image=None, ref_exp=None, size: int = 256, fps: float = FPS, batch: int = 16, panels=(),
                  labels=None, background=DEFAULT_BACKGROUND, antialias: bool = False,
                  progress: bool = True) -> int:
   """Renders a clip to an H.264 mp4 with `audio` muxed in; returns the number of frames.
@@ -50,7 +52,7 @@ def render_video(path: str, model, exp_tk, *, pose_t6=None, id_k=None, gamma=Non
     path: output .mp4.
     model, exp_tk, pose_t6, id_k, gamma: the clip (see module doc).
     audio: an audio file to mux (clipped to the shorter stream), or None.
-    ref_image: a portrait to animate (see render_frames).
+    ref_image, ref_exp: a portrait to animate and the expression it shows (see render_frames).
     size, fps, batch, background, antialias: as in render_frames.
     panels: more clips shown beside the first, each a dict with "exp" [T',Ke] and optional "pose",
       "id", "gamma" (e.g. ground truth, an emotion swap); shorter ones hold their last frame.
@@ -58,7 +60,7 @@ def render_video(path: str, model, exp_tk, *, pose_t6=None, id_k=None, gamma=Non
     progress: show a progress bar.
   """
   exp_tk = np.asarray(exp_tk, np.float32)
-  renderer = _renderer(model, exp_tk, pose_t6, id_k, size, None, batch, background, antialias, ref_image)
+  renderer = _renderer(model, pose_t6, id_k, size, None, batch, background, antialias, ref_image, ref_exp)
   clips = [dict(exp=exp_tk, pose=pose_t6, id=id_k, gamma=gamma)] + [dict(p) for p in panels]
   if labels is not None and len(labels) != len(clips):
     raise UserError(f"{len(labels)} labels for {len(clips)} panels")
@@ -88,20 +90,20 @@ def _held(clip: dict, total: int):
   return fit(clip["exp"]), fit(clip.get("pose")), clip.get("id"), fit(clip.get("gamma"))
 
 
-def _renderer(model, exp_tk, pose_t6, id_k, size, width, batch, background, antialias, ref_image,
+def _renderer(model, pose_t6, id_k, size, width, batch, background, antialias, ref_image, ref_exp,
               camera=None):
   photo = None
   if ref_image is not None:
     from a2e_jax.render.photo import photo_texture
 
     pose0 = None if pose_t6 is None else np.asarray(pose_t6, np.float32)[0]
-    photo = photo_texture(model, ref_image, exp_tk[0], pose0, id_k)
+    photo = photo_texture(model, ref_image, ref_exp, pose0, id_k)
   return FaceRenderer(model, size=size, width=width, camera=camera, batch=batch, background=background,
                       antialias=antialias, photo=photo)
 
 
 def sequence_arrays(seq, model) -> dict:
-  """{"exp": [T,Ke], "pose": [T,6] or None, "id": [Ki] or None} of a CoeffSequence for `model`.
+  """{"exp": [T,Ke], "pose": [T,6] | None, "id": [Ki] | None, "beta0": [Ke] | None} of a sequence for `model`.
 
   Channels are matched by name (ICT `_L/_R` and ARKit `Left/Right` spellings both work, through
   face/retarget.py); coefficients of another model's space (BFM's 64 PCA coefficients on an ARKit-channel
@@ -114,4 +116,4 @@ def sequence_arrays(seq, model) -> dict:
   ident = seq.id_coeffs
   if ident is not None and len(ident) != model.num_id:
     ident = None
-  return {"exp": np.asarray(seq.coeffs, np.float32), "pose": seq.pose, "id": ident}
+  return {"exp": np.asarray(seq.coeffs, np.float32), "pose": seq.pose, "id": ident, "beta0": seq.beta0}

@@ -15,7 +15,8 @@ def register(subparsers) -> None:
   render.add_argument("--audio", help="audio to mux (wav, flac, m4a, mp3, ...); the video ends with the "
                                       "shorter stream")
   render.add_argument("--ref-image", help="portrait (PNG/JPEG) to animate, framed like Deep3DFaceRecon's "
-                                          "aligned crop; the video takes its size")
+                                          "aligned crop and showing the file's reference expression (beta0, "
+                                          "else neutral) in the first frame's pose; the video takes its size")
   render.add_argument("--out", required=True, help="output .mp4")
   render.add_argument("--size", type=int, default=256, help="frame size in pixels (default 256)")
   render.add_argument("--compare", nargs="+", default=(), metavar="COEFFS",
@@ -50,7 +51,7 @@ def run_render(args) -> int:
     labels = [os.path.splitext(os.path.basename(p))[0] for p in (args.coeffs, *args.compare)]
   frames = render_video(
     args.out, model, main["exp"], pose_t6=main["pose"], id_k=main["id"], audio=args.audio,
-    ref_image=args.ref_image, size=args.size, fps=seq.fps, batch=args.batch,
+    ref_image=args.ref_image, ref_exp=main["beta0"], size=args.size, fps=seq.fps, batch=args.batch,
     panels=[dict(exp=p["exp"], pose=p["pose"], id=p["id"]) for p in panels], labels=labels,
     antialias=args.antialias, progress=not args.no_progress)
   print(f"wrote {args.out}: {frames} frames at {seq.fps:g} fps, model {model.name}")

@@ -1,7 +1,8 @@
 """Photo texture: colour the face from a reference portrait and composite the animated face back over it.
 
-The mesh of the clip's first frame is projected into the photo with the same camera (Deep3DFaceRecon's,
-scaled to the photo), which fixes for every surface point where in the photo its colour is. In later frames
+The mesh showing the photo's expression (the reference β0 of the coefficients, neutral by default) in the
+clip's first pose is projected into the photo with the same camera (Deep3DFaceRecon's, scaled to the
+photo), which fixes for every surface point where in the photo its colour is. In later frames
 each pixel of the face looks up that frame-0 position (perspective-correct: the frame-0 homogeneous
 coordinates are interpolated with the frame's barycentrics, then divided), so the still portrait moves
 with the mesh. Whether the photo shows a surface point is a depth test against the frame-0 z-buffer at its
@@ -72,7 +73,10 @@ def load_photo(path: str) -> np.ndarray:
 
 
 def photo_texture(model, image, exp_k=None, pose_6=None, id_k=None) -> PhotoTexture:
-  """Projects the frame-0 mesh (expression, pose, identity) into `image` [H,W,3] (or a path)."""
+  """Projects the mesh with expression `exp_k` (what the photo shows), `pose_6` and `id_k` into `image`.
+
+  `image` is [H,W,3] float in [0,1] or a path; "frame 0" below means this projection.
+  """
   if isinstance(image, str):
     image = load_photo(image)
   image = np.asarray(image, np.float32)
