@@ -12,24 +12,9 @@ from model_helpers import random_face_model, synthetic_batch
 from a2e_jax.models import a2enet
 from a2e_jax.train import losses
 
-B, T = 2, 12
+B, T = 8, 8  # 8 rows: the same compiled step also runs with the batch split over the 8 fake devices
 TERMS = {"audio_self", "audio_cross", "coeff_self", "coeff_cross", "coeff_schedule", "velocity", "eye",
          "content_equal", "emotion_ce", "intensity", "embed_align", "vertex_lip", "vertex_landmark"}
-
-
-@pytest.fixture(scope="module")
-def setup():
-  config = a2enet.model_config("tiny")
-  module = a2enet.A2ENet(config)
-  params = nn.unbox(jax.jit(module.init)(jax.random.key(0), a2enet.example_view(config)))["params"]
-  return config, module, params
-
-
-def _loss_and_grad(module, loss_cfg, face_model=None, train=True):
-  def fn(params, batch, rng, face):
-    return losses.compute_losses(module, params, batch, rng, loss_cfg, face, train)
-
-  return jax.jit(jax.value_and_grad(fn, has_aux=True))
 
 
 def _live_heads(params):
@@ -41,12 +26,26 @@ def _live_heads(params):
   return {**params, "expression_decoder": decoder}
 
 
+def _loss_and_grad(module, loss_cfg):
+  def fn(params, batch, rng, face):
+    return losses.compute_losses(module, params, batch, rng, loss_cfg, face)
+
+  return jax.jit(jax.value_and_grad(fn, has_aux=True))
+
+
+@pytest.fixture(scope="module")
+def setup():
+  """(config, module, params with live heads, the jitted loss-and-gradient with a face model)."""
+  config = a2enet.model_config("tiny")
+  module = a2enet.A2ENet(config)
+  params = nn.unbox(jax.jit(module.init)(jax.random.key(0), a2enet.example_view(config)))["params"]
+  return config, module, _live_heads(params), _loss_and_grad(module, losses.loss_config())
+
+
 def test_every_term_finite_with_finite_gradients(setup):
-  config, module, params = setup
+  config, module, params, loss_and_grad = setup
   face = random_face_model(config.num_coeffs)
   batch = synthetic_batch(config, B, T)
-  params = _live_heads(params)
-  loss_and_grad = _loss_and_grad(module, losses.loss_config())
   (total, metrics), grads = loss_and_grad(params, batch, jax.random.key(1), face)
   assert set(metrics) == TERMS | {"loss", "emotion_acc"}
   assert all(np.isfinite(float(v)) for v in metrics.values()), metrics
@@ -58,13 +57,13 @@ def test_every_term_finite_with_finite_gradients(setup):
           if not bool(jnp.any(g != 0))]
   assert not dead, dead
   # Without a face model the vertex terms are skipped, not zero.
-  fn = jax.jit(lambda p, b, r: losses.compute_losses(module, p, b, r, cfg))
-  _, metrics = fn(params, batch, jax.random.key(1))
-  assert "vertex_lip" not in metrics and "coeff_cross" in metrics
+  shapes = jax.eval_shape(lambda: losses.compute_losses(module, params, batch, jax.random.key(1), cfg))[1]
+  assert "vertex_lip" not in shapes and "coeff_cross" in shapes
 
 
 def test_padded_frames_do_not_matter(setup):
-  config, module, params = setup
+  config, _, params, loss_and_grad = setup
+  face = random_face_model(config.num_coeffs)
   batch = synthetic_batch(config, B, T)
   noisy = jax.tree.map(np.array, batch)
   pad = batch["a"]["mask"][1] == 0
@@ -73,11 +72,22 @@ def test_padded_frames_do_not_matter(setup):
     view["mel"][1, pad] = 50.0
     view["coeffs"][1, pad] = -7.0
     view["eye"][1, pad] = 1.0
-  fn = jax.jit(lambda b: losses.compute_losses(module, params, b, jax.random.key(1), losses.loss_config(),
-                                               random_face_model(config.num_coeffs), train=False)[1])
-  clean, dirty = fn(batch), fn(noisy)
+  (_, clean), _ = loss_and_grad(params, batch, jax.random.key(1), face)
+  (_, dirty), _ = loss_and_grad(params, noisy, jax.random.key(1), face)
   for key in clean:
     np.testing.assert_allclose(float(clean[key]), float(dirty[key]), rtol=1e-4, atol=1e-6, err_msg=key)
+
+
+def test_same_losses_with_the_batch_sharded_over_8_devices(setup):
+  config, _, params, loss_and_grad = setup
+  face = random_face_model(config.num_coeffs)
+  batch = synthetic_batch(config, B, T, seed=2)
+  (_, single), _ = loss_and_grad(params, batch, jax.random.key(1), face)
+  mesh = jax.make_mesh((8,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+  rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+  (_, sharded), _ = loss_and_grad(params, jax.device_put(batch, rows), jax.random.key(1), face)
+  for key in single:
+    np.testing.assert_allclose(float(sharded[key]), float(single[key]), rtol=2e-5, atol=1e-7, err_msg=key)
 
 
 def test_vertex_terms_match_numpy(setup):
@@ -103,37 +113,40 @@ def test_vertex_terms_match_numpy(setup):
 
 
 def test_emotion_override_trains_the_label_embeddings(setup):
-  config, module, params = setup
-  params = _live_heads(params)
+  """With every clip overridden, the embeddings get the decoders' gradient; clips of unknown intensity
+  are never overridden (and embed_align, off here, is the only other route)."""
+  config, _, params, _ = setup
   batch = synthetic_batch(config, B, T)
   loss_cfg = losses.loss_config()
   loss_cfg.embed_align = 0.0
+  always = a2enet.model_config("tiny")
+  always.emotion_override_rate = 1.0
+  loss_and_grad = _loss_and_grad(a2enet.A2ENet(always), loss_cfg)
+  direction_grad = lambda b: float(jnp.abs(  # noqa: E731
+    loss_and_grad(params, b, jax.random.key(1), None)[1]["emotion_directions"]).sum())
+  assert direction_grad(batch) > 0.0
+  unknown = jax.tree.map(np.array, batch)
+  for view in unknown.values():
+    view["intensity"][:] = 0
+  assert direction_grad(unknown) == 0.0
 
-  def direction_grad(rate):
-    cfg = a2enet.model_config("tiny")
-    cfg.emotion_override_rate = rate
-    grads = _loss_and_grad(a2enet.A2ENet(cfg), loss_cfg)(params, batch, jax.random.key(1), None)[1]
-    return float(jnp.abs(grads["emotion_directions"]).sum())
 
-  assert direction_grad(0.0) == 0.0
-  assert direction_grad(1.0) > 0.0
-
-
-def test_ablation_without_emotion_branch(setup):
-  _, _, params = setup
+def test_ablation_without_emotion_branch():
   config = a2enet.model_config("tiny")
   config.use_emotion = False
   module = a2enet.A2ENet(config)
-  batch = synthetic_batch(config, B, T)
-  _, metrics = jax.jit(lambda p, b: losses.compute_losses(module, p, b, jax.random.key(0),
-                                                          losses.loss_config()))(params, batch)
+  params = jax.eval_shape(module.init, jax.random.key(0), a2enet.example_view(config))["params"]
+  metrics = jax.eval_shape(lambda p, b: losses.compute_losses(module, p, b, jax.random.key(0),
+                                                              losses.loss_config()), params,
+                           synthetic_batch(config, B, T))[1]
   assert set(metrics) == {"audio_self", "coeff_self", "velocity", "eye", "loss"}
 
 
 def test_tiny_model_overfits_a_synthetic_batch(setup):
   """300 Adam steps on one batch whose targets are a known function of the inputs."""
-  config, module, params = setup
-  batch = synthetic_batch(config, B, 16, seed=5)
+  config, module, _, _ = setup
+  params = nn.unbox(jax.jit(module.init)(jax.random.key(0), a2enet.example_view(config)))["params"]
+  batch = synthetic_batch(config, 2, 16, seed=5)
   loss_cfg = losses.loss_config()
   tx = optax.adam(2e-3)
 
@@ -153,19 +166,6 @@ def test_tiny_model_overfits_a_synthetic_batch(setup):
   assert last["loss"] < 0.2 * first["loss"], (first, last)
   assert last["coeff_cross"] < 0.2 * first["coeff_cross"], (first["coeff_cross"], last["coeff_cross"])
   assert last["emotion_acc"] == 1.0
-
-
-def test_same_losses_with_the_batch_sharded_over_8_devices(setup):
-  config, module, params = setup
-  batch = synthetic_batch(config, 8, 8, seed=2)
-  fn = jax.jit(lambda b: losses.compute_losses(module, params, b, jax.random.key(1), losses.loss_config(),
-                                               train=False)[1])
-  single = fn(batch)
-  mesh = jax.make_mesh((8,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
-  rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
-  sharded = fn(jax.device_put(batch, rows))
-  for key in single:
-    np.testing.assert_allclose(float(sharded[key]), float(single[key]), rtol=2e-5, atol=1e-7, err_msg=key)
 
 
 def test_schedule_pairings_switch_at_the_cut():
