@@ -79,21 +79,22 @@ def test_a2e_render_user_errors(tmp_path, capsys):
 
 
 def test_photo_mode_keeps_the_portrait_and_darkens_the_open_mouth(model, tmp_path):
-  # The "portrait" is a render of the face itself, so frame 0 must give it back unchanged.
+  # The "portrait" is a render of the neutral face itself, so any neutral frame must give it back, even when
+  # the clip starts with the mouth open (the photo is mapped with the reference expression, not frame 0's).
   portrait = render_frames(model, size=96, background=(0.4, 0.5, 0.6))[0]
   path = tmp_path / "portrait.png"
   Image.fromarray(portrait).save(path)
   exp = np.zeros((2, model.num_exp), np.float32)
-  exp[1, model.channel("jawOpen")] = 1.0
+  exp[0, model.channel("jawOpen")] = 1.0
   frames = render_frames(model, exp, ref_image=str(path), batch=2)
   assert frames.shape == (2, 96, 96, 3)
-  assert np.abs(frames[0].astype(int) - portrait).max() <= 1
+  assert np.abs(frames[1].astype(int) - portrait).max() <= 1
   mouth = np.round(np.array(photo.MOUTH_COLOR) * 255)
   dark = [np.all(np.abs(f.astype(int) - mouth) < 12, -1) for f in frames]
-  new_dark = dark[1] & ~dark[0]
+  new_dark = dark[0] & ~dark[1]
   assert new_dark[55:85].sum() > 20, "the open mouth shows the dark interior"
   assert not new_dark[:50].any(), "nothing above the mouth turns dark"
-  np.testing.assert_array_equal(frames[1, :5, :5], portrait[:5, :5])  # the background is the photo
+  np.testing.assert_array_equal(frames[0, :5, :5], portrait[:5, :5])  # the background is the photo
 
 
 def test_photo_errors(model, tmp_path):
