@@ -105,18 +105,23 @@ def test_evaluate_a2enet_writes_json_and_plot(classifier, tmp_path):
   module = a2enet.A2ENet(config)
   params = nn.unbox(jax.jit(module.init)(jax.random.key(0), a2enet.example_view(config)))["params"]
   face = random_face_model(K)
-  results = evaluate.evaluate(evaluate.ModelPredictor(module, params), _batches(config), face, classifier,
-                              out_dir=str(tmp_path), channel_names=ICT_CHANNELS, name="tiny")
+  predictor = evaluate.ModelPredictor(module, params)
+  results = evaluate.evaluate(predictor, _batches(config), face, classifier, out_dir=str(tmp_path),
+                              channel_names=ICT_CHANNELS, name="tiny")
   for key in ("lve_mm2", "lve_swap_ratio", "fdd_mm2", "emotion_accuracy", "emotion_swap_accuracy",
-              "emotion_schedule_accuracy",
-              "classifier_accuracy_on_truth", "blink_precision", "blink_recall", "identity_error",
-              "identity_transfer", "audio_emotion_accuracy"):
+              "emotion_schedule_accuracy", "classifier_accuracy_on_truth", "blink_precision", "blink_recall",
+              "identity_error", "identity_transfer", "audio_emotion_accuracy"):
     assert np.isfinite(results[key]), key
-  # An untrained decoder returns β0 (eyes gated by the control): identity fully transferred, blinks obeyed.
+  # An untrained decoder returns β0 (eyes gated by the control): identity fully transferred, blinks obeyed,
+  # and the emotion does not reach the coefficients, so there is no intensity to order.
   np.testing.assert_allclose(results["identity_transfer"], 1.0, atol=1e-5)
-  assert results["blink_recall"] == 1.0
+  assert results["blink_recall"] == 1.0 and "intensity_order" not in results
+  # The same compiled predictor with a live output head: the emotion label and intensity matter.
+  predictor.params = _live_head(params)
+  live = evaluate.evaluate(predictor, _batches(config), face, channel_names=ICT_CHANNELS)
+  assert 0.0 <= live["intensity_order"] <= 1.0 and live["intensity_3_vs_1"] > 1.0
   # A constant per-frame schedule is the same as one label per clip.
-  predictor, view = evaluate.ModelPredictor(module, _live_head(params)), _batches(config, 1)[0]
+  view = _batches(config, 1)[0]
   labels, intensity = np.array([1, 5, 7], np.int32), np.array([1.0, 2.0, 3.0])
   np.testing.assert_allclose(predictor.with_emotion(view, np.repeat(labels[:, None], 20, 1), intensity),
                              predictor.with_emotion(view, labels, intensity), atol=1e-5)

@@ -97,7 +97,7 @@ def evaluate(predictor, batches, face_model, classifier=None, out_dir: str | Non
   lips, upper = np.asarray(face_model.region("lips")), np.asarray(face_model.region("upper_face"))
   vertices = functools.partial(metrics.region_vertices, face_model)
   blink = [i for i, n in enumerate(channel_names) if n in ("eyeBlink_L", "eyeBlink_R")]
-  lve, lve_swap, fdd, ident, transfer, coeff_mse = [], [], [], [], [], []
+  lve, lve_swap, fdd, ident, transfer, coeff_mse, strength = [], [], [], [], [], [], []
   blinks = {"pred_events": 0, "pred_matched": 0, "control_events": 0, "control_matched": 0}
   generated, swapped, truth, labels, swap_labels, head_correct = [], [], [], [], [], []
   halves, half_labels = [], []
@@ -119,6 +119,10 @@ def evaluate(predictor, batches, face_model, classifier=None, out_dir: str | Non
     first_half = np.arange(view["mask"].shape[1])[None] < (lengths[:, None] // 2)
     schedule = np.where(first_half, targets[:, None], view["emotion"][:, None]).astype(np.int32)
     pred_schedule = predictor.with_emotion(view, schedule, intensity)
+    # Intensity: the swap target at levels 0 (neutral), 1 and 3; distance from neutral should grow.
+    label = targets.astype(np.int32)
+    by_level = [predictor.with_emotion(view, label, np.full(label.shape, level, np.float32))
+                for level in (0, 1, 3)]
     # Identity transfer: each clip decoded again with the most different β0 seen so far (another speaker).
     pool.extend(view["beta0"][valid])
     del pool[:-_BETA0_POOL]
@@ -142,6 +146,7 @@ def evaluate(predictor, batches, face_model, classifier=None, out_dir: str | Non
       generated.append((p, beta0))
       swapped.append((ps, beta0))
       halves += [(pred_schedule[r, :n // 2], beta0), (pred_schedule[r, n // 2:n], beta0)]
+      strength.append([float(np.abs(level[r, :n] - by_level[0][r, :n]).mean()) for level in by_level[1:]])
       half_labels += [int(targets[r]), int(view["emotion"][r])]
       truth.append((t, beta0))
       labels.append(int(view["emotion"][r]))
@@ -166,6 +171,10 @@ def evaluate(predictor, batches, face_model, classifier=None, out_dir: str | Non
     **{k: float(np.mean([d[k] for d in ident])) for k in ident[0]},
   }
   results["lve_swap_ratio"] = results["lve_swap_mm2"] / max(results["lve_mm2"], 1e-12)
+  strength = np.asarray(strength)
+  if strength[:, 0].max() > 0:  # predictors that ignore the emotion have no intensity to order
+    results["intensity_order"] = float(np.mean(strength[:, 1] > strength[:, 0]))
+    results["intensity_3_vs_1"] = float(strength[:, 1].mean() / strength[:, 0].mean())
   if transfer:
     results["identity_transfer"] = float(np.mean(transfer))
   if blink:
