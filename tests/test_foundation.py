@@ -129,3 +129,19 @@ def test_load_model_bad_file(tmp_path):
   np.savez(tmp_path / "other.npz", x=np.zeros(3))
   with pytest.raises(UserError, match="not an a2e face model"):
     load_model(str(tmp_path / "other.npz"))
+
+
+@pytest.mark.parametrize("with_id", [False, True])
+def test_vertices_single_identity_matches_numpy(with_id):
+  """One identity for all frames takes the one-GEMM path; it must equal the plain formula."""
+  model = _random_model()
+  rng = np.random.default_rng(2)
+  id_k = rng.normal(size=(4,)).astype(np.float32) if with_id else None
+  exp_btk = rng.normal(size=(3, 5, 3)).astype(np.float32)
+  got = jax.jit(lambda m, e: m.vertices(id_k, e))(model, exp_btk)
+  shape = np.float64(model.mean)
+  if with_id:
+    shape = shape + np.einsum("k,nck->nc", id_k, np.float64(model.id_basis))
+  want = shape + np.einsum("btk,nck->btnc", exp_btk, np.float64(model.exp_basis))
+  assert got.shape == (3, 5, 50, 3)
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
