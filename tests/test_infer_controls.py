@@ -97,6 +97,14 @@ def test_blink_tracks():
       controls.blink_track(bad, 10)
 
 
+def test_long_blink_tracks_are_built_in_pieces_equal_to_one_call():
+  frames = controls.BLINK_PIECE_FRAMES * 2 + 77
+  times = (np.arange(frames) + 0.5) / 25
+  expected = eyes.blink_track(times, frames / 25, 30.0, np.random.default_rng(5))
+  np.testing.assert_array_equal(controls.blink_track("rate=30", frames, rng=np.random.default_rng(5)),
+                                expected.astype(np.float32))
+
+
 def test_gaze_and_pose_tracks():
   assert not controls.gaze_track("still", 20).any()
   gaze = controls.gaze_track("auto", 500, rng=np.random.default_rng(0))

@@ -32,6 +32,7 @@ from a2e_jax.errors import UserError
 SPEECH = "speech"
 DEFAULT_INTENSITY = 2.0
 DEFAULT_TRANSITION_S = 0.5
+BLINK_PIECE_FRAMES = 1500
 _NUMBER = r"[0-9]*\.?[0-9]+"
 
 
@@ -174,7 +175,14 @@ def blink_track(spec, num_frames: int, emotion: str = "neutral", scale: float = 
     if not 0 < rate <= 120:
       raise UserError(f"--blink {spec!r}: use auto, none, rate=N (0 < N <= 120 blinks per minute) or a "
                       "reference .npz/.csv with eye channels")
-  return eyes.blink_track(times_s, duration_s, rate, rng).astype(np.float32)
+  # The corpus's blink_track holds a [frames, blinks] array; pieces of frames keep that small for an hour,
+  # and restarting the generator's state for each piece draws the same blinks every time.
+  state = rng.bit_generator.state
+  pieces = []
+  for start in range(0, num_frames, BLINK_PIECE_FRAMES):
+    rng.bit_generator.state = state
+    pieces.append(eyes.blink_track(times_s[start:start + BLINK_PIECE_FRAMES], duration_s, rate, rng))
+  return np.concatenate(pieces).astype(np.float32)
 
 
 def gaze_track(spec, num_frames: int, emotion: str = "neutral", scale: float = 0.0,
