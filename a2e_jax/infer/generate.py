@@ -22,7 +22,7 @@ from a2e_jax.errors import UserError
 from a2e_jax.face.sequence import CoeffSequence
 from a2e_jax.infer import controls, streaming
 
-GROUP = 16  # chunks per compiled call
+GROUP = 32  # chunks per compiled call (32 beat 8, 16 and 64 in tools/bench_generate.py on 2 CPU cores)
 CACHED_CHUNKS = 256  # mel windows of this many chunks (about 42 MB) are kept for the second pass
 STREAM_SECONDS = 600.0  # files longer than this are streamed from disk instead of loaded
 DEFAULT_EMOTION_WINDOW_S = 10.0
