@@ -42,3 +42,13 @@ def speechlike(seconds: float, seed: int = 0, rate: int = 16_000) -> np.ndarray:
   envelope = np.clip(np.sin(2 * np.pi * 3.7 * t + rng.uniform(0, 6)), 0, None) ** 2
   tone = np.sin(2 * np.pi * (120 + 40 * np.sin(2 * np.pi * 0.5 * t)) * t)
   return (0.3 * envelope * (0.6 * tone + 0.4 * rng.standard_normal(t.size))).astype(np.float32)
+
+
+def without_compilation_cache():
+  """A module-scoped autouse fixture body: generation in tests leaves JAX's persistent cache off (it is a
+  process-wide setting that would make every later compilation of the test session write to disk)."""
+  import pytest
+
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setenv("A2E_JAX_CACHE", "off")
+    yield

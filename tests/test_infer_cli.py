@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 import soundfile
-from infer_helpers import random_weights, speechlike
+from infer_helpers import random_weights, speechlike, without_compilation_cache
 
 from a2e_jax import cli
 from a2e_jax.errors import UserError
@@ -16,6 +16,11 @@ from a2e_jax.face.channels import ICT_CHANNELS
 from a2e_jax.face.coeffs import BFM_CHANNELS
 from a2e_jax.face.export import read_sequence
 from a2e_jax.infer import weights as weights_module
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_compilation_cache():
+  yield from without_compilation_cache()
 
 
 @pytest.fixture(scope="module")

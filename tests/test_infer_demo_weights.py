@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+from infer_helpers import without_compilation_cache
 
 from a2e_jax.data import schema
 from a2e_jax.face.channels import ICT_CHANNELS
@@ -16,6 +17,11 @@ pytestmark = pytest.mark.skipif(not BUNDLED, reason="no demo weights in a2e_jax/
                                 "(python tools/train_demo.py)")
 
 EYE_FREE = np.array([not n.startswith("eye") for n in ICT_CHANNELS])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_compilation_cache():
+  yield from without_compilation_cache()
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 import soundfile
-from infer_helpers import random_weights, speechlike, untrained_weights
+from infer_helpers import random_weights, speechlike, untrained_weights, without_compilation_cache
 
 from a2e_jax.audio import features
 from a2e_jax.data import schema
@@ -16,6 +16,11 @@ from a2e_jax.face.sequence import CoeffSequence, save_npz
 from a2e_jax.infer import generate as gen
 from a2e_jax.infer import streaming
 from a2e_jax.models.a2enet import A2ENet
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_compilation_cache():
+  yield from without_compilation_cache()
 
 
 @pytest.mark.parametrize("frames, chunk, overlap", [(5, 16, 4), (16, 16, 4), (17, 16, 4), (100, 16, 4),
