@@ -143,7 +143,7 @@ def test_ablation_without_emotion_branch():
 
 
 def test_tiny_model_overfits_a_synthetic_batch(setup):
-  """300 Adam steps on one batch whose targets are a known function of the inputs."""
+  """150 Adam steps on one batch whose targets are a known function of the inputs."""
   config, module, _, _ = setup
   params = nn.unbox(jax.jit(module.init)(jax.random.key(0), a2enet.example_view(config)))["params"]
   batch = synthetic_batch(config, 2, 16, seed=5)
@@ -159,7 +159,7 @@ def test_tiny_model_overfits_a_synthetic_batch(setup):
 
   opt_state = tx.init(params)
   history = []
-  for i in range(300):
+  for i in range(150):
     params, opt_state, metrics = step(params, opt_state, jax.random.key(i))
     history.append(jax.device_get(metrics))
   first, last = history[0], history[-1]
