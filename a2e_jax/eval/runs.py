@@ -127,6 +127,8 @@ def evaluate_runs(workdir: str, compare=(), baselines=(), step="best", data_dir=
                                                os.path.join(out_dir, split), names, name)
       pairs = _pair_batches(data_cfg, split, batch_size, pair_batches, mesh)
       results[split][name].update(evaluate.evaluate_swap_pairs(predictor, pairs, face))
+      with open(os.path.join(out_dir, split, f"metrics_{name}.json"), "w") as f:
+        json.dump(results[split][name], f, indent=2)
   os.makedirs(out_dir, exist_ok=True)
   with open(os.path.join(out_dir, "eval.json"), "w") as f:
     json.dump(results, f, indent=2)
