@@ -1,0 +1,1 @@
+"""Data: the clip/batch contract, manifests, TFDS builders, DTW pairing, the grain input pipeline."""

@@ -1,0 +1,1 @@
+"""Evaluation: lip vertex error, FDD, emotion accuracy, blinks, identity, emotion swap; a2e eval."""
