@@ -185,3 +185,9 @@ def test_augment_changes_only_mel(clips, index):
   np.testing.assert_array_equal(plain["a"]["coeffs"], louder["a"]["coeffs"])
   assert not np.array_equal(plain["a"]["mel"], louder["a"]["mel"])
   assert np.abs(plain["a"]["mel"] - louder["a"]["mel"]).max() <= 6.0 * 8 / 100 + 1e-5
+  cfg.augment.update(warp=0.1, eq_db=6.0, floor=0.5, mel_noise=0.2)
+  recorded = _host(next(pipeline.make_batch_iterator(cfg, "train", 8, _mesh(), source=clips, index=index)))
+  for view in pipeline.VIEWS:
+    np.testing.assert_array_equal(plain[view]["coeffs"], recorded[view]["coeffs"])
+    assert np.abs(recorded[view]["mel"]).max() <= 4.0
+  assert not np.array_equal(louder["a"]["mel"], recorded["a"]["mel"])

@@ -12,8 +12,13 @@ giving lip vertex error, emotion accuracy, override (swap) accuracy, blink preci
 control, identity error; and, on training-style pairs, the override's lip error against the same sentence
 really spoken in the target emotion (`lve_swap_true_ratio`, eval.evaluate_swap_pairs). Then:
   intensity  per non-neutral clip, the distance of its own emotion at intensity 1 and 3 from neutral
-  real       ../shared/audio/real_speech_en_stereo_8s.wav: Pearson correlation of the lip gap (inner lip
-             landmarks 62/66 of the face model, mm) with the speech's RMS envelope per frame; blinks
+  real       ../shared/audio/real_speech_en_stereo_8s.wav: Pearson correlation of the mouth opening with the
+             speech's RMS envelope per 25 fps frame (the samples of that frame), for the jaw opening (nose
+             tip to chin, landmarks 30/8, mm) and the lip gap (inner lip centres 62/66, mm); blinks
+  envelope   with --corpus: the same correlations of the ground truth and of generation on held-out corpus
+             clips (their wavs) — the truth's own figure is the most a model trained on it can be expected
+             to reach. The lip gap's is low (about 0.47): the lips close for /p b m/ inside loud speech, as
+             they should, and every such frame counts against it; the jaw's is about 0.62.
 Writes JSON (--out) and prints a table.
 """
 
@@ -28,6 +33,7 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REAL_SPEECH = os.path.join(os.path.dirname(REPO), "shared", "audio", "real_speech_en_stereo_8s.wav")
 UPPER_INNER_LIP, LOWER_INNER_LIP = 62, 66  # 68-landmark scheme, 0-based
+NOSE_TIP, CHIN = 30, 8
 
 
 class GeneratePredictor:
@@ -171,13 +177,30 @@ def intensity_check(generator, data_cfg, split, max_clips, batch_size=16):
           "distance_intensity3": float(d3.mean()), "fraction_3_farther": float(np.mean(d3 > d1))}
 
 
-def lip_gap_mm(face, coeffs_tk) -> np.ndarray:
-  """[T] vertical distance between the inner lip centre landmarks, in mm."""
+def _vertical_gap_mm(face, coeffs_tk, upper: int, lower: int) -> np.ndarray:
   from a2e_jax.eval import metrics
 
-  index = np.asarray(face.landmarks)[[UPPER_INNER_LIP, LOWER_INNER_LIP]]
+  index = np.asarray(face.landmarks)[[upper, lower]]
   vertices = metrics.region_vertices(face, index, coeffs_tk)  # [T,2,3] in units of 10 cm
   return (vertices[:, 0, 1] - vertices[:, 1, 1]) * 100.0
+
+
+def lip_gap_mm(face, coeffs_tk) -> np.ndarray:
+  """[T] vertical distance between the inner lip centre landmarks, in mm."""
+  return _vertical_gap_mm(face, coeffs_tk, UPPER_INNER_LIP, LOWER_INNER_LIP)
+
+
+def jaw_opening_mm(face, coeffs_tk) -> np.ndarray:
+  """[T] vertical distance from the nose tip to the chin, in mm (grows as the jaw drops)."""
+  return _vertical_gap_mm(face, coeffs_tk, NOSE_TIP, CHIN)
+
+
+def rms_envelope(wav, frames: int) -> np.ndarray:
+  """[frames] RMS of each 25 fps frame's 640 samples."""
+  from a2e_jax.data import schema
+
+  return np.sqrt((np.asarray(wav[:frames * schema.SAMPLES_PER_FRAME], np.float64).reshape(frames, -1) ** 2)
+                 .mean(axis=1))
 
 
 def _lagged_correlation(follower_t, leader_t, lag: int) -> float:
@@ -198,23 +221,61 @@ def real_speech(generator, face, path=REAL_SPEECH):
   wav = io.load_audio(path)
   result = generator(wav, schema.SAMPLE_RATE, blink="rate=20", seed=0)
   frames = result.seq.num_frames
-  rms = np.sqrt((wav[:frames * schema.SAMPLES_PER_FRAME].reshape(frames, -1) ** 2).mean(axis=1))
-  gap = lip_gap_mm(face, result.coeffs)
+  rms = rms_envelope(wav, frames)
+  gap, jaw = lip_gap_mm(face, result.coeffs), jaw_opening_mm(face, result.coeffs)
   blink = [generator.channel_names.index(n) for n in ("eyeBlink_L", "eyeBlink_R")]
   counts = metrics.blink_counts(result.coeffs[:, blink].mean(1), result.seq.eye[:, :2].mean(1))
   precision, recall = metrics.precision_recall(counts)
   lagged = {lag: _lagged_correlation(gap, rms, lag) for lag in (-2, -1, 0, 1, 2)}
+  jaw_lagged = {lag: _lagged_correlation(jaw, rms, lag) for lag in (-2, -1, 0, 1, 2)}
   quiet = rms < 0.1 * rms.max()
   heard = int(np.argmax(result.speech_emotion))
   return {"file": os.path.basename(path), "frames": frames,
-          "envelope_correlation": lagged[0], "envelope_correlation_by_lag": lagged,
+          "jaw_envelope_correlation": jaw_lagged[0], "jaw_envelope_correlation_by_lag": jaw_lagged,
+          "lip_envelope_correlation": lagged[0], "lip_envelope_correlation_by_lag": lagged,
+          "jaw_opening_mm_speech": float(jaw[~quiet].mean()),
+          "jaw_opening_mm_pauses": float(jaw[quiet].mean()),
           "lip_gap_mm_speech": float(gap[~quiet].mean()), "lip_gap_mm_pauses": float(gap[quiet].mean()),
           "pause_frames": int(quiet.sum()), "blink_precision": precision, "blink_recall": recall,
           "heard_emotion": schema.EMOTIONS[heard], "heard_probability": float(result.speech_emotion[heard])}
 
 
+def corpus_envelope(generator, face, corpus_dir, splits, clips_per_split=48):
+  """{split: mean correlations of jaw opening and lip gap with the RMS envelope, for the ground truth and
+  for generation} over `clips_per_split` clips of each split of the corpus in `corpus_dir` (evenly spaced in
+  its manifest), from their wavs; None when `corpus_dir` holds no corpus."""
+  import soundfile
+
+  from a2e_jax.data import schema
+  from a2e_jax.face.sequence import load_npz
+
+  manifest = os.path.join(corpus_dir or "", "manifest.jsonl")
+  if not corpus_dir or not os.path.isfile(manifest):
+    return None
+  with open(manifest) as f:
+    records = [json.loads(line) for line in f]
+  out = {}
+  for split in splits:
+    in_split = [r for r in records if r["split"] == split]
+    picks = np.linspace(0, len(in_split) - 1, min(clips_per_split, len(in_split))).astype(int)
+    chosen = [in_split[i] for i in picks]
+    rows = []
+    for record in chosen:
+      wav, rate = soundfile.read(os.path.join(corpus_dir, record["audio"]), dtype="float32")
+      assert rate == schema.SAMPLE_RATE, record["audio"]  # rms_envelope counts 640 samples a frame
+      truth = load_npz(os.path.join(corpus_dir, record["coeffs"]))[0].coeffs
+      made = generator(wav, rate, blink="none", seed=0).coeffs[:len(truth)]
+      rms = rms_envelope(wav, len(made))
+      rows.append([_lagged_correlation(measure(face, c[:len(made)]), rms, 0)
+                   for c in (truth, made) for measure in (jaw_opening_mm, lip_gap_mm)])
+    mean = np.mean(rows, axis=0)
+    out[split] = {"clips": len(rows), "truth_jaw": float(mean[0]), "truth_lip": float(mean[1]),
+                  "generate_jaw": float(mean[2]), "generate_lip": float(mean[3])}
+  return out
+
+
 def quality(weights, data_cfg, splits=("val_speaker", "val_sentence"), max_clips=96, classifier_path=None,
-            chunk_frames=None):
+            chunk_frames=None, corpus_dir=None):
   """Every number of the model card's quality section."""
   from a2e_jax.eval.runs import get_classifier
   from a2e_jax.face.registry import resolve_model
@@ -228,6 +289,7 @@ def quality(weights, data_cfg, splits=("val_speaker", "val_sentence"), max_clips
     "held_out": held_out(generator, data_cfg, face, classifier, splits, max_clips),
     "intensity": intensity_check(generator, data_cfg, splits[0], max_clips),
     "real_speech": real_speech(generator, face),
+    "corpus_envelope": corpus_envelope(generator, face, corpus_dir, splits),
     "chunk_frames": generator.chunk, "overlap_frames": generator.overlap,
   }
 
@@ -242,6 +304,8 @@ def table(results: dict) -> str:
   lines.append(f"intensity: {json.dumps(results['intensity'])}")
   real = {k: v for k, v in results["real_speech"].items() if "lag" not in k}
   lines.append(f"real speech: {json.dumps(real)}")
+  if results.get("corpus_envelope"):
+    lines.append(f"envelope correlation on corpus clips: {json.dumps(results['corpus_envelope'])}")
   return "\n".join(lines)
 
 
@@ -252,6 +316,8 @@ def main(argv=None) -> int:
   parser.add_argument("--dataset", default="a2e_synthetic/default")
   parser.add_argument("--max-clips", type=int, default=96, help="held-out clips per split (0: all)")
   parser.add_argument("--classifier", help="emotion classifier .npz (trained on first use)")
+  parser.add_argument("--corpus", help="the corpus folder (a2e data synth) for the envelope correlations of "
+                                       "held-out clips' truth and generation")
   parser.add_argument("--chunk-frames", type=int, help="inference chunk (default: the weights' own)")
   parser.add_argument("--sweep", help="only compare chunk sizes on val_sentence, e.g. 32,64,128")
   parser.add_argument("--out", default="runs/eval_generate.json")
@@ -271,7 +337,7 @@ def main(argv=None) -> int:
                       args.max_clips))
     return 0
   results = quality(load_weights(args.checkpoint), data_cfg, max_clips=args.max_clips,
-                    classifier_path=args.classifier, chunk_frames=args.chunk_frames)
+                    classifier_path=args.classifier, chunk_frames=args.chunk_frames, corpus_dir=args.corpus)
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   with open(args.out, "w") as f:
     json.dump(results, f, indent=2)

@@ -103,7 +103,8 @@ def main(argv=None) -> int:
   weights = weights_lib.load_bundle(args.out)
   data_cfg = config.data
   results = eval_generate.quality(weights, data_cfg, tuple(data_cfg.eval_splits), args.max_clips,
-                                  os.path.join(args.workdir, "emotion_classifier.npz"))
+                                  os.path.join(args.workdir, "emotion_classifier.npz"),
+                                  corpus_dir=args.corpus)
   card["metrics"] = results
   weights_lib.save_bundle(args.out, run_config.model, params, card)
   print(eval_generate.table(results))

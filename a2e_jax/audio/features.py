@@ -42,6 +42,14 @@ def mel_basis() -> np.ndarray:
 
 
 @functools.cache
+def mel_band_hz() -> np.ndarray:
+  """[80] float64 centre frequencies (Hz) of the mel bands of `mel_basis`."""
+  import librosa
+
+  return librosa.mel_frequencies(N_MELS + 2, fmin=FMIN, fmax=FMAX)[1:-1]
+
+
+@functools.cache
 def _sparse_mel_basis():
   # Each FFT bin feeds at most two mel bands: the sparse product does 1/40 of the dense one's work and,
   # unlike a BLAS call, does not stall when other processes load the CPU.

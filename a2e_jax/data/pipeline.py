@@ -1,11 +1,12 @@
 """The grain input pipeline: clip records -> windows -> cross-reconstruction pairs -> sharded global batches.
 
 Training example e (counting over all steps: e = step * global_batch + row) is a pure function of
-(seed, e): its anchor clip is position e mod N of the epoch's permutation of the anchors, and its partners,
-windows and augmentation come from a generator seeded with (seed, e). Each grain record is one process's
-rows of one global batch, so process p (grain `ShardOptions` from the mesh: normally
-jax.process_index() of jax.process_count()) reads only the clips of its own rows, any number of processes
-or workers yields the same global batches, and the grain iterator's state resumes exactly.
+(seed, e): its anchor clip is position e mod N of the epoch's permutation of the anchors, its partners and
+windows come from a generator seeded with (seed, e, 0) and its augmentation (data/mel_augment.py) from one
+seeded with (seed, e, 1). Each grain record is one process's rows of one global batch, so process p (grain
+`ShardOptions` from the mesh: normally jax.process_index() of jax.process_count()) reads only the clips of
+its own rows, any number of processes or workers yields the same global batches, and the grain iterator's
+state resumes exactly.
 
 Batch layout (data/schema.py): {"a", "b", "ab", "ba"}, each a dict of
   mel [B,T,16,80] float32, coeffs [B,T,K] float32, beta0 [B,K] float32, eye [B,T,EYE] float32,
@@ -26,6 +27,7 @@ import numpy as np
 
 from a2e_jax.audio import features
 from a2e_jax.data import align, schema
+from a2e_jax.data.mel_augment import MelAugment
 from a2e_jax.errors import UserError
 
 VIEWS = ("a", "b", "ab", "ba")
@@ -52,9 +54,13 @@ def data_config() -> ml_collections.ConfigDict:
       "worker_buffer_size": 2,
       "read_threads": 2,  # threads building local batches in each process or worker
       "prefetch": 4,  # local batches built ahead by each process or worker
-      "augment": {
+      "augment": {  # data/mel_augment.py; each view draws its own, 0 turns an effect off
         "gain_db": 0.0,  # uniform level change of each view's log-mel in +-gain_db
         "mel_noise": 0.0,  # std of Gaussian noise on the normalised log-mel
+        "warp": 0.0,  # vocal-tract-length perturbation: frequencies scaled by 1 +- warp
+        "eq_db": 0.0,  # channel colour: tilt and one broad peak/dip of up to +-eq_db
+        "floor": 0.0,  # probability of a noise floor under the speech
+        "floor_max": -1.0,  # its loudest level (normalised log-mel; -4 is silence)
       },
     }
   )
@@ -173,8 +179,7 @@ def _fill(
   frames_t: np.ndarray,
   valid_t: np.ndarray,
   clip: int,
-  gain_db: float = 0.0,
-  mel_noise: float = 0.0,
+  augment: MelAugment | None = None,
   rng=None,
 ) -> None:
   """Writes one clip's frames `frames_t` (clamped to the clip) into row `row` of a view's batch arrays."""
@@ -182,12 +187,8 @@ def _fill(
   frames = np.minimum(frames_t, len(coeffs) - 1)
   out_mel = view["mel"][row]
   np.take(mel, features.mel_window_index(frames, len(mel)), axis=0, out=out_mel, mode="clip")  # unbuffered
-  if gain_db:
-    # A level change of g dB shifts the normalised log-mel by 8 g / 100 (before its clip to [-4, 4]).
-    out_mel += np.float32(rng.uniform(-gain_db, gain_db) * 2 * features.MAX_ABS / -features.MIN_LEVEL_DB)
-    np.clip(out_mel, -features.MAX_ABS, features.MAX_ABS, out=out_mel)
-  if mel_noise:
-    out_mel += rng.normal(0.0, mel_noise, out_mel.shape).astype(np.float32)
+  if augment:
+    augment.apply(out_mel, rng)
   np.multiply(coeffs[frames], valid_t[:, None], out=view["coeffs"][row])
   np.multiply(record["eye"][frames], valid_t[:, None], out=view["eye"][row])
   view["beta0"][row] = record["beta0"]
@@ -204,8 +205,7 @@ class _Setup:
   source: Sequence[dict]
   index: align.PairIndex
   pairs: dict
-  gain_db: float
-  mel_noise: float
+  augment: MelAugment
   window_frames: int
   seed: int
   global_batch: int
@@ -229,6 +229,8 @@ class _Setup:
     anchors = self.sampler.anchors
     a = int(self.permutation(example // anchors.size)[example % anchors.size])
     rng = np.random.default_rng([self.seed, example, 0])
+    # Augmentation draws from its own generator, so the settings never change which windows are taken.
+    augment_rng = np.random.default_rng([self.seed, example, 1])
     a, b, ab, ba, paired = self.sampler.sample(a, rng)
     records = {i: self.source[i] for i in {a, b, ab, ba}}
     if batch is None:
@@ -239,7 +241,7 @@ class _Setup:
       start = int(rng.integers(0, max(length - self.window_frames, 0) + 1))
       frames = start + np.arange(self.window_frames)
       valid = (frames < length).astype(np.float32)
-      augment = (self.gain_db, self.mel_noise, rng)
+      augment = (self.augment, augment_rng)
       _fill(batch[names[0]], row, records[first], frames, valid, first, *augment)
       warp = self.index.warp(first, second)
       _fill(
@@ -276,8 +278,7 @@ class _TrainBatches:
     s = self.setup
     return (
       f"_TrainBatches(clips={len(s.index)}, seed={s.seed}, global_batch={s.global_batch}, "
-      f"shards={self.shards}, window={s.window_frames}, pairs={s.pairs}, gain_db={s.gain_db}, "
-      f"mel_noise={s.mel_noise})"
+      f"shards={self.shards}, window={s.window_frames}, pairs={s.pairs}, augment={s.augment})"
     )
 
 
@@ -406,8 +407,7 @@ def train_shard_source(data_cfg, source, index: align.PairIndex, seed: int, glob
     source,
     index,
     data_cfg.pairs.to_dict(),
-    float(data_cfg.augment.gain_db),
-    float(data_cfg.augment.mel_noise),
+    MelAugment.from_config(data_cfg.augment),
     data_cfg.window_frames,
     seed,
     global_batch,
