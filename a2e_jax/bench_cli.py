@@ -34,5 +34,6 @@ def run(args) -> int:
     raise UserError(f"no benchmark {args.name!r}; choose one of: {choices}")
   script = TOOLS / f"bench_{args.name}.py"
   sys.argv = [str(script), *args.args]
+  sys.path.insert(0, str(TOOLS))  # as `python tools/bench_NAME.py` would: the tools' shared modules
   runpy.run_path(str(script), run_name="__main__")
   return 0

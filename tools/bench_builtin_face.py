@@ -16,9 +16,9 @@ import os
 import platform
 import statistics
 import tempfile
-import time
 
 import numpy as np
+from timing import timed
 
 
 def main(argv=None) -> dict:
@@ -38,15 +38,7 @@ def main(argv=None) -> dict:
     model.save(path)
     size_mb = os.path.getsize(path) / 1e6
     fns = {"build": build, "load_npz": lambda: load_model(path)}
-    for fn in fns.values():
-      for _ in range(args.warmup):
-        fn()
-    times = {name: [] for name in fns}
-    for _ in range(args.repeats):
-      for name, fn in fns.items():
-        start = time.perf_counter()
-        fn()
-        times[name].append(time.perf_counter() - start)
+    times = timed(fns, args.repeats, args.warmup)
 
   result = {
     "benchmark": "builtin_face",

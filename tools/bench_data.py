@@ -24,7 +24,6 @@ import platform
 import statistics
 import sys
 import tempfile
-import time
 import tracemalloc
 
 if "jax" not in sys.modules:  # fake CPU devices must be requested before JAX starts
@@ -33,6 +32,7 @@ if "jax" not in sys.modules:  # fake CPU devices must be requested before JAX st
   ).strip()
 
 import numpy as np
+from timing import timed_runs
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SPEECH = REPO.parent / "shared" / "audio" / "real_speech_en_stereo_8s.wav"
@@ -186,19 +186,6 @@ def pipeline_rows(data_dir: str, dataset: str, batch: int, frames: int, devices:
   }
 
 
-def timed(fns: dict, repeats: int, warmup: int) -> dict:
-  """{name: [(seconds, result)]}, the functions taking turns within every repeat."""
-  for fn in fns.values():
-    for _ in range(warmup):
-      fn()
-  out = {name: [] for name in fns}
-  for _ in range(repeats):
-    for name, fn in fns.items():
-      start = time.perf_counter()
-      result = fn()
-      out[name].append((time.perf_counter() - start, result))
-  return out
-
 
 def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -221,14 +208,14 @@ def main(argv=None) -> dict:
   if args.skip != "features":
     seconds = args.hours * 3600
     results = {}
-    for name, runs in timed(feature_rows(args.hours, args.block_seconds), args.repeats, 0).items():
-      median = statistics.median(t for t, _ in runs)
+    for name, runs in timed_runs(feature_rows(args.hours, args.block_seconds), args.repeats, 0).items():
+      median = statistics.median(r.wall for r in runs)
       results[name] = {
         "median_s": median,
-        "min_s": min(t for t, _ in runs),
+        "min_s": min(r.wall for r in runs),
         "x_real_time": seconds / median,
-        "mel_frames": runs[0][1][0],
-        "peak_traced_mb": max(r[1] for _, r in runs) / 2**20,
+        "mel_frames": runs[0].result[0],
+        "peak_traced_mb": max(r.result[1] for r in runs) / 2**20,
       }
     ours, peer = results["log_mel_stream (ours)"], results["sadtalker_melspectrogram (peer)"]
     report["results"]["features"] = {
@@ -249,9 +236,9 @@ def main(argv=None) -> dict:
     for devices in (int(d) for d in args.devices.split(",")):
       rows = pipeline_rows(data_dir, args.dataset, args.batch, args.frames, devices, args.steps)
       results = {}
-      for name, runs in timed(rows, args.repeats, 1).items():
-        median = statistics.median(t for t, _ in runs)
-        results[name] = {"median_s": median, "examples_per_s": runs[0][1] / median}
+      for name, runs in timed_runs(rows, args.repeats, 1).items():
+        median = statistics.median(r.wall for r in runs)
+        results[name] = {"median_s": median, "examples_per_s": runs[0].result / median}
       ratio = (
         results["pipeline"]["examples_per_s"] / results["train_step_tiny (fixed batch)"]["examples_per_s"]
       )

@@ -13,24 +13,9 @@ import argparse
 import json
 import platform
 import statistics
-import time
 
 import numpy as np
-
-
-def timed(fns: dict, repeats: int, warmup: int) -> dict[str, list[float]]:
-  """Seconds per call of each function (each must block until its result exists), the functions taking
-  turns within every repeat so that load from other processes hits them alike."""
-  for fn in fns.values():
-    for _ in range(warmup):
-      fn()
-  times = {name: [] for name in fns}
-  for _ in range(repeats):
-    for name, fn in fns.items():
-      start = time.perf_counter()
-      fn()
-      times[name].append(time.perf_counter() - start)
-  return times
+from timing import timed
 
 
 def main(argv=None) -> dict:

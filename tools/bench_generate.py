@@ -25,6 +25,7 @@ import tempfile
 import time
 
 import numpy as np
+from timing import timed
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -58,18 +59,6 @@ def load_weights():
 
     return random_weights(window_frames=32), "random tiny network (no demo weights in this checkout)"
 
-
-def timed(fns: dict, repeats: int, warmup: int) -> dict:
-  for fn in fns.values():
-    for _ in range(warmup):
-      fn()
-  times = {name: [] for name in fns}
-  for _ in range(repeats):
-    for name, fn in fns.items():
-      start = time.perf_counter()
-      fn()
-      times[name].append(time.perf_counter() - start)
-  return times
 
 
 def warm_rows(weights, wav, repeats):

@@ -22,22 +22,7 @@ import statistics
 import time
 
 import numpy as np
-
-
-def timed(fns: dict, repeats: int, warmup: int = 1) -> tuple[dict, dict]:
-  """({name: wall seconds per call}, {name: process CPU seconds per call}), the functions taking turns."""
-  for fn in fns.values():
-    for _ in range(warmup):
-      fn()
-  wall = {name: [] for name in fns}
-  cpu = {name: [] for name in fns}
-  for _ in range(repeats):
-    for name, fn in fns.items():
-      start, start_cpu = time.perf_counter(), time.process_time()
-      fn()
-      wall[name].append(time.perf_counter() - start)
-      cpu[name].append(time.process_time() - start_cpu)
-  return wall, cpu
+from timing import timed_runs
 
 
 def meshes(names):
@@ -90,8 +75,10 @@ def main(argv=None) -> dict:
           frags = fn(screen)
           return np.asarray(frags.tri_id), np.asarray(frags.bary), np.asarray(frags.depth)
 
-        times, cpu = timed({"jax": run_jax, "gl_same": lambda g=gl_same, s=screen_np: g(s),
-                            "gl_fast": lambda g=gl_fast, s=screen_np: g(s)}, args.repeats)
+        runs = timed_runs({"jax": run_jax, "gl_same": lambda g=gl_same, s=screen_np: g(s),
+                           "gl_fast": lambda g=gl_fast, s=screen_np: g(s)}, args.repeats, warmup=1)
+        times = {k: [r.wall for r in v] for k, v in runs.items()}
+        cpu = {k: [r.cpu for r in v] for k, v in runs.items()}
         gl_same.release()
         gl_fast.release()
         fps = {k: batch / statistics.median(v) for k, v in times.items()}

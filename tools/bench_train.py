@@ -22,23 +22,12 @@ import statistics
 import sys
 import time
 
+from timing import timed
+
 if "jax" not in sys.modules:  # fake CPU devices must be requested before JAX starts
   _flags = os.environ.get("XLA_FLAGS", "")
   os.environ["XLA_FLAGS"] = f"{_flags} --xla_force_host_platform_device_count=8".strip()
 
-
-def timed(fns: dict, repeats: int, warmup: int) -> dict[str, list[float]]:
-  """Seconds per call of each function (each blocks until done), taking turns within every repeat."""
-  for fn in fns.values():
-    for _ in range(warmup):
-      fn()
-  times = {name: [] for name in fns}
-  for _ in range(repeats):
-    for name, fn in fns.items():
-      start = time.perf_counter()
-      fn()
-      times[name].append(time.perf_counter() - start)
-  return times
 
 
 def make_row(size: str, num_devices: int, batch: int, frames: int):

@@ -11,6 +11,16 @@ import jax.numpy as jnp
 from a2e_jax.models import layers
 
 
+def _stem_and_transformer(encoder, mel_btfw, mask_bt, train):
+  """Both encoders' body, run inside `encoder`'s compact call: mel [B,T,16,80] -> [B,T,D] (a per-frame
+  MelStem, sinusoidal positions, dropout, a Transformer over time; submodules "stem" and "transformer")."""
+  x_btd = layers.MelStem(encoder.dim, encoder.stem_channels, encoder.dtype, name="stem")(mel_btfw)
+  x_btd = x_btd + layers.sinusoid(x_btd.shape[1], encoder.dim).astype(encoder.dtype)
+  x_btd = nn.Dropout(encoder.dropout, deterministic=not train)(x_btd)
+  return layers.Transformer(encoder.num_layers, encoder.num_heads, encoder.mlp_dim, encoder.dropout,
+                            dtype=encoder.dtype, name="transformer")(x_btd, mask_bt, train=train)
+
+
 class ContentEncoder(nn.Module):
   """mel [B,T,16,80], mask [B,T] -> content latents [B,T,D] (a Transformer encoder over time)."""
 
@@ -24,11 +34,7 @@ class ContentEncoder(nn.Module):
 
   @nn.compact
   def __call__(self, mel_btfw, mask_bt, train: bool = False):
-    x_btd = layers.MelStem(self.dim, self.stem_channels, self.dtype, name="stem")(mel_btfw)
-    x_btd = x_btd + layers.sinusoid(x_btd.shape[1], self.dim).astype(self.dtype)
-    x_btd = nn.Dropout(self.dropout, deterministic=not train)(x_btd)
-    return layers.Transformer(self.num_layers, self.num_heads, self.mlp_dim, self.dropout, dtype=self.dtype,
-                              name="transformer")(x_btd, mask_bt, train=train)
+    return _stem_and_transformer(self, mel_btfw, mask_bt, train)
 
 
 class EmotionEncoder(nn.Module):
@@ -49,11 +55,7 @@ class EmotionEncoder(nn.Module):
 
   @nn.compact
   def __call__(self, mel_btfw, mask_bt, train: bool = False):
-    x_btd = layers.MelStem(self.dim, self.stem_channels, self.dtype, name="stem")(mel_btfw)
-    x_btd = x_btd + layers.sinusoid(x_btd.shape[1], self.dim).astype(self.dtype)
-    x_btd = nn.Dropout(self.dropout, deterministic=not train)(x_btd)
-    emotion_btd = layers.Transformer(self.num_layers, self.num_heads, self.mlp_dim, self.dropout,
-                                     dtype=self.dtype, name="transformer")(x_btd, mask_bt, train=train)
+    emotion_btd = _stem_and_transformer(self, mel_btfw, mask_bt, train)
     emotion_bd = layers.masked_mean(emotion_btd.astype(jnp.float32), mask_bt)
     logits_be = layers.dense(self.num_emotions, ("embed", "vocab"), jnp.float32,
                              name="classifier")(emotion_bd)
