@@ -27,8 +27,8 @@ sys.path.insert(0, os.path.join(REPO, "tools"))
 
 MAX_BYTES = 25 * 2**20
 # The bundled weights' log-mel augmentation (data/mel_augment.py): voices and channels espeak-ng never
-# makes. Stronger settings (warp 0.15, EQ 8 dB, floor 0.7, with dropout 0.1) did worse on held-out and
-# real speech (docs/generate.md).
+# makes. Stronger settings (warp 0.15, EQ 8 dB, floor 0.7, with dropout 0.1; or gain 12 dB) did worse on
+# held-out and real speech (docs/generate.md).
 DEMO_AUGMENT = ["--config.data.augment.gain_db=6", "--config.data.augment.mel_noise=0.3",
                 "--config.data.augment.warp=0.1", "--config.data.augment.eq_db=6",
                 "--config.data.augment.floor=0.5", "--config.data.augment.floor_max=-1.0"]
