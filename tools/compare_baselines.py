@@ -116,42 +116,15 @@ def adopt_full_run(source: str, target: str, config) -> None:
   shutil.copytree(source, target, ignore=shutil.ignore_patterns("eval", "emotion_classifier.npz"))
 
 
-class _Subset:
-  """A random-access view of `picks` of a data source (what the eval iterator takes as `source`)."""
-
-  def __init__(self, source, picks):
-    self.source, self.picks = source, [int(i) for i in picks]
-
-  def __len__(self) -> int:
-    return len(self.picks)
-
-  def __getitem__(self, i):
-    return self.source[self.picks[i]]
-
-
-def held_out_clips(data_cfg, split: str, count: int, seed: int):
-  """(source, clip indices): `count` clips of `split` drawn at random with `seed` (0: all), in file order."""
-  from a2e_jax.data import pipeline
-
-  source, _ = pipeline.open_split(data_cfg, split)
-  n = len(source)
-  if not count or count >= n:
-    return source, np.arange(n)
-  return source, np.sort(np.random.default_rng(seed).permutation(n)[:count])
-
-
 def evaluate_all(workdirs: dict, step: int, data_cfg, splits, clips: int, seed: int, batch_size: int,
                  classifier_path: str, out_dir: str) -> tuple[dict, dict, dict]:
   """({split: {name: metrics}}, {split: clips per emotion and `paired_emotion`}, {split: {name: seconds}})
   for each run in `workdirs` (named full and ablation) and β0."""
-  import jax
-  import ml_collections
-
   from a2e_jax.data import pipeline, schema
   from a2e_jax.eval import evaluate, runs
   from a2e_jax.face.channels import ICT_CHANNELS
   from a2e_jax.models.a2enet import A2ENet
-  from a2e_jax.train import checkpoint, sharding
+  from a2e_jax.train import checkpoint
   from a2e_jax.train.task import load_face_model
 
   configs = {name: checkpoint.load_run_config(w) for name, w in workdirs.items()}
@@ -161,11 +134,10 @@ def evaluate_all(workdirs: dict, step: int, data_cfg, splits, clips: int, seed: 
   predictors = {name: evaluate.ModelPredictor(A2ENet(configs[name].model), checkpoint.restore_params(w, step))
                 for name, w in workdirs.items()}
   predictors["beta0"] = evaluate.Beta0Predictor()
-  mesh = sharding.make_mesh(ml_collections.ConfigDict(dict(data=1, fsdp=1, model=1)), jax.devices()[:1])
+  mesh = runs.one_device_mesh()
   results, details, seconds = {}, {}, {}
   for split in splits:
-    source, picks = held_out_clips(data_cfg, split, clips, seed)
-    subset = _Subset(source, picks)
+    subset = runs.sample_clips(data_cfg, split, clips, seed)
     emotions = np.bincount([int(subset[i]["emotion"]) for i in range(len(subset))],
                            minlength=len(schema.EMOTIONS))
     results[split], seconds[split] = {}, {}
@@ -174,8 +146,7 @@ def evaluate_all(workdirs: dict, step: int, data_cfg, splits, clips: int, seed: 
       batches = pipeline.make_eval_iterator(data_cfg, split, batch_size, mesh, source=subset)
       results[split][name] = evaluate.evaluate(predictor, batches, face, classifier,
                                                os.path.join(out_dir, split), ICT_CHANNELS, name)
-      pairs = pipeline.make_batch_iterator(data_cfg, split, batch_size, mesh, seed=seed)
-      windows = (next(pairs) for _ in range(runs.SWAP_PAIR_CLIPS // batch_size))
+      windows = runs.pair_batches(data_cfg, split, batch_size, runs.SWAP_PAIR_CLIPS // batch_size, mesh, seed)
       results[split][name].update(evaluate.evaluate_swap_pairs(predictor, windows, face))
       seconds[split][name] = round(time.perf_counter() - started, 1)
       print(f"{split} {name}: {time.perf_counter() - started:.0f} s", flush=True)

@@ -91,36 +91,22 @@ class GeneratePredictor:
 
 
 def _batches(data_cfg, split, batch_size, max_clips):
+  """The first `max_clips` clips of `split` (0: all), batch by batch as numpy."""
   import jax
-  import ml_collections
 
   from a2e_jax.data import pipeline
-  from a2e_jax.train import sharding
+  from a2e_jax.eval import runs
 
-  mesh = sharding.make_mesh(ml_collections.ConfigDict(dict(data=1, fsdp=1, model=1)), jax.devices()[:1])
-  for i, batch in enumerate(pipeline.make_eval_iterator(data_cfg, split, batch_size, mesh)):
+  for i, batch in enumerate(pipeline.make_eval_iterator(data_cfg, split, batch_size, runs.one_device_mesh())):
     if max_clips and i * batch_size >= max_clips:
       return
     yield {k: np.asarray(v) for k, v in jax.device_get(batch).items()}
 
 
-def _pair_batches(data_cfg, split, batch_size, count):
-  """`count` training-style batches (views a, b, ab, ba) of `split` from a fixed seed."""
-  import jax
-  import ml_collections
-
-  from a2e_jax.data import pipeline
-  from a2e_jax.train import sharding
-
-  mesh = sharding.make_mesh(ml_collections.ConfigDict(dict(data=1, fsdp=1, model=1)), jax.devices()[:1])
-  iterator = pipeline.make_batch_iterator(data_cfg, split, batch_size, mesh, seed=0)
-  return (next(iterator) for _ in range(count))
-
-
 def held_out(generator, data_cfg, face, classifier, splits, max_clips, batch_size=16):
   """{split: {predictor: metrics}} from eval.evaluate on the same clips, plus the override against the
   true rendition (eval.evaluate_swap_pairs) on the same training-style windows."""
-  from a2e_jax.eval import evaluate
+  from a2e_jax.eval import evaluate, runs
   from a2e_jax.models.a2enet import A2ENet
 
   network = evaluate.ModelPredictor(A2ENet(generator.weights.config), generator.weights.params)
@@ -134,7 +120,8 @@ def held_out(generator, data_cfg, face, classifier, splits, max_clips, batch_siz
       batches = _batches(data_cfg, split, batch_size, max_clips)
       metrics = evaluate.evaluate(predictor, batches, face, classifier, None, generator.channel_names, name)
       metrics.pop("confusion", None)
-      pairs = _pair_batches(data_cfg, split, batch_size, max(1, max_clips // batch_size))
+      pairs = runs.pair_batches(data_cfg, split, batch_size, max(1, max_clips // batch_size),
+                                runs.one_device_mesh())
       metrics.update(evaluate.evaluate_swap_pairs(predictor, pairs, face))
       metrics["seconds"] = time.perf_counter() - started
       results[split][name] = metrics

@@ -28,7 +28,8 @@ def _run_config(workdir: str) -> ml_collections.ConfigDict:
   return config
 
 
-def _one_device_mesh():
+def one_device_mesh():
+  """A (data, fsdp, model) = (1, 1, 1) mesh on the first device: evaluation runs one clip batch at a time."""
   from a2e_jax.train import sharding
 
   return sharding.make_mesh(ml_collections.ConfigDict(dict(data=1, fsdp=1, model=1)), jax.devices()[:1])
@@ -64,20 +65,32 @@ def get_classifier(path: str, data_cfg, num_coeffs: int, seed: int = 0):
   return classifier
 
 
-def _batches(data_cfg, split: str, batch_size: int, max_clips: int, mesh, seed: int = 0):
-  """Whole clips of `split`; with `max_clips`, a random sample of them (every emotion and length)."""
+class ClipSample:
+  """A random-access view of clips `picks` of a data source (what the eval iterator takes as `source`)."""
+
+  def __init__(self, source, picks):
+    self.source, self.picks = source, [int(i) for i in picks]
+
+  def __len__(self) -> int:
+    return len(self.picks)
+
+  def __getitem__(self, i):
+    return self.source[self.picks[i]]
+
+
+def sample_clips(data_cfg, split: str, max_clips: int, seed: int = 0) -> ClipSample:
+  """`max_clips` clips of `split` drawn at random with `seed` (every emotion and length), in file order;
+  all of them when `max_clips` is 0 or at least the split's size."""
   from a2e_jax.data import pipeline
 
-  source = None
-  if max_clips:
-    source, _ = pipeline.open_split(data_cfg, split)
-    if max_clips < len(source):
-      picks = np.sort(np.random.default_rng(seed).permutation(len(source))[:max_clips])
-      source = [source[int(i)] for i in picks]
-  return pipeline.make_eval_iterator(data_cfg, split, batch_size, mesh, source=source)
+  source, _ = pipeline.open_split(data_cfg, split)
+  n = len(source)
+  if not max_clips or max_clips >= n:
+    return ClipSample(source, range(n))
+  return ClipSample(source, np.sort(np.random.default_rng(seed).permutation(n)[:max_clips]))
 
 
-def _pair_batches(data_cfg, split: str, batch_size: int, count: int, mesh, seed: int = 0):
+def pair_batches(data_cfg, split: str, batch_size: int, count: int, mesh, seed: int = 0):
   """`count` training-style batches (views a, b, ab, ba) of `split` from a fixed seed."""
   from a2e_jax.data import pipeline
 
@@ -90,6 +103,7 @@ def evaluate_runs(workdir: str, compare=(), baselines=(), step="best", data_dir=
                   max_clips: int = 0, out_dir=None) -> dict:
   """{split: {name: metrics}} for the run in `workdir`, each `baselines` entry ("beta0") and each run
   in `compare`, all on the same clips; written to OUT/eval.json with one plot per split and predictor."""
+  from a2e_jax.data import pipeline
   from a2e_jax.models.a2enet import A2ENet
   from a2e_jax.train import checkpoint
 
@@ -116,16 +130,17 @@ def evaluate_runs(workdir: str, compare=(), baselines=(), step="best", data_dir=
       A2ENet(other_cfg.model), checkpoint.restore_params(other, step))
   if "beta0" in baselines:
     predictors["beta0"] = evaluate.Beta0Predictor()
-  mesh = _one_device_mesh()
+  mesh = one_device_mesh()
   results = {}
-  pair_batches = max(1, (max_clips or SWAP_PAIR_CLIPS) // batch_size)
+  pair_count = max(1, (max_clips or SWAP_PAIR_CLIPS) // batch_size)
   for split in splits:
     results[split] = {}
     for name, predictor in predictors.items():
-      batches = _batches(data_cfg, split, batch_size, max_clips, mesh)
+      clips = sample_clips(data_cfg, split, max_clips) if max_clips else None  # None: the split's own index
+      batches = pipeline.make_eval_iterator(data_cfg, split, batch_size, mesh, source=clips)
       results[split][name] = evaluate.evaluate(predictor, batches, face, classifier,
                                                os.path.join(out_dir, split), names, name)
-      pairs = _pair_batches(data_cfg, split, batch_size, pair_batches, mesh)
+      pairs = pair_batches(data_cfg, split, batch_size, pair_count, mesh)
       results[split][name].update(evaluate.evaluate_swap_pairs(predictor, pairs, face))
       with open(os.path.join(out_dir, split, f"metrics_{name}.json"), "w") as f:
         json.dump(results[split][name], f, indent=2)
