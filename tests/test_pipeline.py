@@ -191,3 +191,8 @@ def test_augment_changes_only_mel(clips, index):
     np.testing.assert_array_equal(plain[view]["coeffs"], recorded[view]["coeffs"])
     assert np.abs(recorded[view]["mel"]).max() <= 4.0
   assert not np.array_equal(louder["a"]["mel"], recorded["a"]["mel"])
+  # Held-out pairs (eval losses, the swap check) are never augmented.
+  held_out = pipeline.make_batch_iterator(cfg, "val_speaker", 8, _mesh(), source=clips, index=index)
+  held_out = _host(next(held_out))
+  for view in pipeline.VIEWS:
+    np.testing.assert_array_equal(plain[view]["mel"], held_out[view]["mel"])

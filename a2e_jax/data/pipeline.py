@@ -400,14 +400,16 @@ def open_split(data_cfg, split: str):
   return builders.open_split(data_cfg.data_dir, data_cfg.dataset, split)
 
 
-def train_shard_source(data_cfg, source, index: align.PairIndex, seed: int, global_batch: int, shards: int):
+def train_shard_source(data_cfg, source, index: align.PairIndex, seed: int, global_batch: int, shards: int,
+                       augment: bool = True):
   """The grain data source whose record step * shards + s is shard s's rows of global batch `step`
-  (numpy arrays); `make_batch_iterator` reads it through a grain DataLoader."""
+  (numpy arrays), with `data_cfg.augment` applied when `augment`; `make_batch_iterator` reads it through
+  a grain DataLoader."""
   setup = _Setup(
     source,
     index,
     data_cfg.pairs.to_dict(),
-    MelAugment.from_config(data_cfg.augment),
+    MelAugment.from_config(data_cfg.augment) if augment else MelAugment(),
     data_cfg.window_frames,
     seed,
     global_batch,
@@ -429,7 +431,8 @@ def make_batch_iterator(
   """Endless training batches (module docstring) of `split`, sharded over `data_axes` of `mesh`.
 
   `source`/`index` replace the built dataset (any random-access sequence of clip dicts; the index is
-  built from it, with DTW warps, when not given).
+  built from it, with DTW warps, when not given). Only the training split (`data_cfg.train_split`) is
+  augmented: held-out pairs (eval losses, the emotion-swap check) see the audio as it is.
   """
   if source is None:
     source, index = open_split(data_cfg, split)
@@ -439,7 +442,8 @@ def make_batch_iterator(
     raise UserError(f"the pair index of split {split!r} has no DTW warps; run `a2e data align`")
   sharding, shard, shards = _shard_of(mesh, data_axes, global_batch_size)
   loader = _loader(
-    train_shard_source(data_cfg, source, index, seed, global_batch_size, shards),
+    train_shard_source(data_cfg, source, index, seed, global_batch_size, shards,
+                       augment=split == data_cfg.train_split),
     shard,
     shards,
     data_cfg,
