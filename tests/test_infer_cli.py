@@ -89,11 +89,14 @@ def test_bfm_exports_need_a_bfm_model(bundle, speech, fake_bfm, tmp_path, capsys
   (("--blink", "sometimes"), "--blink"),
   (("--export", "fbx"), "unknown format"),
   (("--ref", "missing.npz"), "not found"),
+  (("--audio", "missing.wav"), "not found"),
 ])
 def test_user_errors_are_one_line(bundle, speech, tmp_path, capsys, args, fragment):
   assert _a2e("generate", "--audio", speech, "--checkpoint", bundle, "--out", tmp_path, *args) == 2
-  error = capsys.readouterr().err.strip()
+  captured = capsys.readouterr()
+  error = captured.err.strip()
   assert fragment in error and len(error.splitlines()) == 1
+  assert captured.out == ""  # nothing else, not even the default exports' "skipped" notes
 
 
 def test_batch_goes_on_after_a_broken_input(bundle, tmp_path, capsys):

@@ -138,8 +138,6 @@ def run_generate(args) -> int:
   from a2e_jax.infer import batch
 
   generator, spaces, formats, skipped = _prepare(args, skip_unavailable=False)
-  for fmt, reason in skipped.items():
-    print(f"skipped {fmt}: {reason}")
   if batch.is_batch(args.audio):
     if args.video not in (None, "auto"):
       raise UserError("--video takes no file name in batch mode; videos go next to each clip's exports")
@@ -155,12 +153,14 @@ def run_generate(args) -> int:
     report = batch.run_batch(items, process, args.out, progress=not args.no_progress)
     print(f"{report['ok']} of {len(items)} clips done, {report['failed']} failed; report in "
           f"{os.path.join(args.out, batch.REPORT)}")
+    _print_skipped(skipped)
     return 1 if report["failed"] else 0
   stem = os.path.join(args.out, os.path.splitext(os.path.basename(args.audio))[0])
   video = (stem + ".mp4" if args.video == "auto" else args.video) if args.video else None
   started = time.perf_counter()
   written, result = _one(generator, spaces, formats, args.audio, stem, args, video, _controls(args))
   _report(result, written, time.perf_counter() - started)
+  _print_skipped(skipped)
   return 0
 
 
@@ -182,9 +182,14 @@ def run_demo(args) -> int:
   written, result = _one(generator, spaces, formats, audio, os.path.join(args.out, "demo"), args, video,
                          _controls(args))
   _report(result, written, time.perf_counter() - started)
+  _print_skipped(skipped)
+  return 0
+
+
+def _print_skipped(skipped: dict) -> None:
+  """After the work (so a failing input's error is the only line): the formats left out, with why."""
   for fmt, reason in skipped.items():
     print(f"skipped {fmt}: {reason}")
-  return 0
 
 
 def _report(result, written: dict, seconds: float) -> None:
