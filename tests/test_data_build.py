@@ -326,6 +326,34 @@ def test_parallel_build_writes_the_same_records(built, tmp_path):
     np.testing.assert_array_equal(record["mel"], by_id[record["clip_id"]]["mel"])
 
 
+def test_split_over_tfds_memory_buffer_builds_without_tensorflow(built, tmp_path, monkeypatch):
+  """TFDS spills a split over its shuffle buffer (1 GB) to disk through TensorFlow; the build keeps it in
+  memory instead, up to builders.shuffle_memory_bytes()."""
+  from tensorflow_datasets.core import shuffle
+
+  out, data_dir = built
+  monkeypatch.setattr(shuffle, "MAX_MEM_BUFFER_SIZE", 1)  # every split is over TFDS's own buffer
+  builder = builders.A2eManifest(config="mead", manifest=str(out), data_dir=str(tmp_path),
+                                 file_format="array_record")
+  builder.download_and_prepare()
+  assert shuffle.MAX_MEM_BUFFER_SIZE == 1  # TFDS's setting is given back
+  import tensorflow_datasets as tfds
+
+  serial = tfds.data_source("a2e_manifest/mead", split="train", data_dir=str(data_dir))
+  assert sorted(r["clip_id"] for r in builder.as_data_source("train")) == sorted(r["clip_id"] for r in serial)
+
+
+def test_split_over_the_memory_share_is_a_clear_error(built, tmp_path, monkeypatch):
+  if importlib.util.find_spec("tensorflow") is not None:
+    pytest.skip("TensorFlow is installed here, so TFDS can spill a large split to disk")
+  out, _ = built
+  monkeypatch.setattr(builders, "shuffle_memory_bytes", lambda: 1)
+  builder = builders.A2eManifest(config="mead", manifest=str(out), data_dir=str(tmp_path),
+                                 file_format="array_record")
+  with pytest.raises(UserError, match="more memory, or install tensorflow-cpu"):
+    builder.download_and_prepare()
+
+
 def test_synthetic_builder_synthesises_a_missing_corpus(tmp_path, monkeypatch):
   from a2e_jax.data.synth import corpus
 

@@ -34,6 +34,8 @@ from a2e_jax.errors import UserError
 log = logging.getLogger(__name__)
 
 REPORT_FILE = "build_report.json"
+# Share of the machine's memory TFDS may hold one split's serialized records in while it shuffles them.
+SHUFFLE_MEMORY_FRACTION = 0.5
 
 
 def features() -> tfds.features.FeaturesDict:
@@ -92,6 +94,11 @@ def _load(args):
   return "ok", clip, [f"{entry.clip_id}: {w.message}" for w in caught if issubclass(w.category, UserWarning)]
 
 
+def shuffle_memory_bytes() -> int:
+  """Bytes of serialized records a build shuffles in memory: SHUFFLE_MEMORY_FRACTION of physical memory."""
+  return int(SHUFFLE_MEMORY_FRACTION * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
 class A2eManifest(tfds.core.GeneratorBasedBuilder):
   """Clips of a corpus manifest (data/schema.py) as ArrayRecord; config name = the corpus's name."""
 
@@ -140,6 +147,27 @@ class A2eManifest(tfds.core.GeneratorBasedBuilder):
       f"no manifest.jsonl or manifest.csv in {folder or 'the manual dir'}; pass the manifest "
       "(--manifest) or the corpus folder as manual_dir"
     )
+
+  def _download_and_prepare(self, dl_manager, download_config=None):
+    # TFDS shuffles a split's records in memory up to 1 GB (about 11 h of audio) and spills larger splits
+    # to disk through tf.io.gfile, which needs TensorFlow; the pipeline reads records by index in its own
+    # seeded order, so the shuffle may as well stay in memory, up to a share of the machine's.
+    from tensorflow_datasets.core import shuffle
+
+    default, shuffle.MAX_MEM_BUFFER_SIZE = shuffle.MAX_MEM_BUFFER_SIZE, shuffle_memory_bytes()
+    try:
+      return super()._download_and_prepare(dl_manager, download_config)
+    except ModuleNotFoundError as e:
+      if e.name != "tensorflow":
+        raise
+      raise UserError(
+        f"a split of {self.name}/{self.builder_config.name} holds more than "
+        f"{shuffle.MAX_MEM_BUFFER_SIZE / 2**30:.1f} GB of records, more than this build may shuffle in "
+        "memory; build on a machine with more memory, or install tensorflow-cpu for the build (TFDS spills "
+        "larger splits to disk through TensorFlow)"
+      ) from None
+    finally:
+      shuffle.MAX_MEM_BUFFER_SIZE = default
 
   def _split_generators(self, dl_manager):
     entries = manifest_lib.read_manifest(self._manifest_path(dl_manager))
