@@ -79,8 +79,9 @@ def test_splits_hold_out_speakers_and_sentences(tiny):
   assert speakers["test"] == speakers["val_speaker"]
 
 
-@pytest.mark.parametrize("preset", ["default", "large"])
+@pytest.mark.parametrize("preset", ["default", "wide", "large"])
 def test_bigger_presets_split_cleanly(preset):
+  assert tuple(corpus.PRESETS) == schema.SYNTHETIC_PRESETS  # the CLI's and the builder's choices
   groups = corpus.plan(corpus.PRESETS[preset], seed=3)
   by_split = collections.defaultdict(list)
   for speaker, sentence, split in groups:

@@ -20,6 +20,8 @@ import statistics
 import tempfile
 import time
 
+from a2e_jax.data.schema import SYNTHETIC_PRESETS
+
 
 def _cpu_seconds() -> float:
   own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -28,7 +30,7 @@ def _cpu_seconds() -> float:
 
 def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--preset", default="default", choices=("tiny", "default", "large"))
+  parser.add_argument("--preset", default="default", choices=SYNTHETIC_PRESETS)
   parser.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
   parser.add_argument("--out", default=None, help="keep the corpus here (default: a temporary folder)")
   parser.add_argument("--json", default="bench_synth.json", help="where to write the results")

@@ -5,8 +5,8 @@
   python tools/train_demo.py --skip-train                     # re-evaluate the run, rewrite the bundle
   python tools/train_demo.py --config.data.augment.warp=0     # any config override passes through
 
-1. The default built-in corpus (`a2e data synth --preset default`) and its dataset (`a2e data build`)
-   are made when --data-dir lacks them.
+1. The built-in corpus of --preset (`a2e data synth --preset wide`: 48 voices) and its dataset (`a2e data
+   build`) are made when --data-dir lacks them.
 2. `train_and_evaluate` with configs/synthetic.py (default variant: the tiny A2ENet) and --steps; the run
    in --workdir resumes if interrupted.
 3. tools/eval_generate.py's quality numbers on held-out speakers and sentences and on real speech.
@@ -25,6 +25,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "tools"))
 
+from a2e_jax.data.schema import SYNTHETIC_PRESETS  # noqa: E402  (after the path setup)
+
 MAX_BYTES = 25 * 2**20
 # The bundled weights' log-mel augmentation (data/mel_augment.py): voices and channels espeak-ng never
 # makes. Stronger settings (warp 0.15, EQ 8 dB, floor 0.7, with dropout 0.1; or gain 12 dB) did worse on
@@ -34,22 +36,24 @@ DEMO_AUGMENT = ["--config.data.augment.gain_db=6", "--config.data.augment.mel_no
                 "--config.data.augment.floor=0.5", "--config.data.augment.floor_max=-1.0"]
 
 
-def ensure_dataset(data_dir: str, corpus_dir: str) -> None:
-  """Synthesises the default corpus and builds its dataset unless `data_dir` already holds it."""
-  if os.path.isdir(os.path.join(data_dir, "a2e_synthetic", "default")):
+def ensure_dataset(data_dir: str, corpus_dir: str, preset: str) -> None:
+  """Synthesises the corpus of `preset` and builds its dataset unless `data_dir` already holds it."""
+  if os.path.isdir(os.path.join(data_dir, "a2e_synthetic", preset)):
     return
   a2e = [sys.executable, "-m", "a2e_jax.cli"]
   if not os.path.isfile(os.path.join(corpus_dir, "manifest.jsonl")):
-    subprocess.run(a2e + ["data", "synth", "--out", corpus_dir, "--preset", "default"], check=True)
-  subprocess.run(a2e + ["data", "build", "--synthetic", "default", "--corpus", corpus_dir, "--data-dir",
+    subprocess.run(a2e + ["data", "synth", "--out", corpus_dir, "--preset", preset], check=True)
+  subprocess.run(a2e + ["data", "build", "--synthetic", preset, "--corpus", corpus_dir, "--data-dir",
                         data_dir], check=True)
 
 
 def demo_config(args, extra=()):
   from a2e_jax.config import load_config
 
-  overrides = [f"--config.data.data_dir={args.data_dir}", f"--config.train.steps={args.steps}",
-               f"--config.train.batch_size={args.batch_size}", f"--config.data.window_frames={args.window}",
+  overrides = [f"--config.data.data_dir={args.data_dir}",
+               f"--config.data.dataset=a2e_synthetic/{args.preset}",
+               f"--config.train.steps={args.steps}", f"--config.train.batch_size={args.batch_size}",
+               f"--config.data.window_frames={args.window}",
                f"--config.eval.every={args.eval_every}", f"--config.checkpoint.every={args.eval_every}",
                "--config.eval.metrics_clips=0", "--config.summary.progress_bar=False", *DEMO_AUGMENT, *extra]
   return load_config(os.path.join(REPO, "configs", "synthetic.py"), overrides), overrides
@@ -59,7 +63,10 @@ def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--workdir", default=os.path.join(REPO, "runs", "demo"))
   parser.add_argument("--data-dir", default=os.path.join(REPO, "data", "tfds"))
-  parser.add_argument("--corpus", default=os.path.join(REPO, "data", "corpus_default"))
+  parser.add_argument("--preset", default="wide", choices=SYNTHETIC_PRESETS,
+                      help="built-in corpus (docs/corpus.md); wide's 48 voices carry over to a human voice "
+                      "where default's 16 do not (docs/generate.md, real speech)")
+  parser.add_argument("--corpus", help="the corpus folder (default data/corpus_PRESET)")
   parser.add_argument("--steps", type=int, default=3000)
   parser.add_argument("--batch-size", type=int, default=16)
   parser.add_argument("--window", type=int, default=32, help="frames per training window")
@@ -79,7 +86,8 @@ def main(argv=None) -> int:
   from a2e_jax.train import checkpoint
   from a2e_jax.train.trainer import train_and_evaluate
 
-  ensure_dataset(args.data_dir, args.corpus)
+  args.corpus = args.corpus or os.path.join(REPO, "data", f"corpus_{args.preset}")
+  ensure_dataset(args.data_dir, args.corpus, args.preset)
   config, overrides = demo_config(args, extra)
   started = time.perf_counter()
   if not args.skip_train:
@@ -94,7 +102,7 @@ def main(argv=None) -> int:
     "face_model": run_config.face_model,
     "window_frames": int(run_config.data.window_frames),
     "data": {"dataset": run_config.data.dataset, "train_split": run_config.data.train_split,
-             "corpus": "built-in synthetic emotional speech, default preset (a2e data synth)",
+             "corpus": f"built-in synthetic speech, {_preset_of(args.corpus)} preset (a2e data synth)",
              "eval_splits": list(run_config.data.eval_splits)},
     "training": {"config": "configs/synthetic.py", "overrides": overrides,
                  "steps": int(run_config.train.steps), "batch_size": int(run_config.train.batch_size),
@@ -116,6 +124,12 @@ def main(argv=None) -> int:
   print(eval_generate.table(results))
   print(f"wrote {args.out} ({size / 2**20:.1f} MB of parameters)")
   return 0
+
+
+def _preset_of(corpus_dir: str) -> str:
+  """The preset corpus.json records for the corpus in `corpus_dir`."""
+  with open(os.path.join(corpus_dir, "corpus.json")) as f:
+    return json.load(f)["preset"]
 
 
 def _channels(run_config):

@@ -234,7 +234,7 @@ class A2eSynthetic(A2eManifest):
 
   BUILDER_CONFIGS = [
     tfds.core.BuilderConfig(name=p, description=f"`a2e data synth --preset {p}`")
-    for p in ("tiny", "default", "large")
+    for p in schema.SYNTHETIC_PRESETS
   ]
   MANUAL_DOWNLOAD_INSTRUCTIONS = "Optional manual_dir: a corpus written by `a2e data synth`."
 

@@ -6,6 +6,8 @@ import os
 import re
 import sys
 
+from a2e_jax.data import schema
+
 DEFAULT_DATA_DIR = "data/tfds"
 
 
@@ -29,7 +31,7 @@ def register(subparsers) -> None:
   source.add_argument("--manifest", help="manifest.jsonl or .csv of a corpus (a2e_manifest builder)")
   source.add_argument(
     "--synthetic",
-    choices=("tiny", "default", "large"),
+    choices=schema.SYNTHETIC_PRESETS,
     help="the built-in corpus of this preset (a2e_synthetic builder); synthesised unless "
     "--corpus gives one `a2e data synth` wrote",
   )

@@ -48,6 +48,8 @@ EMOTIONS = ("neutral", "angry", "contempt", "disgusted", "fear", "happy", "sad",
 NEUTRAL = 0
 INTENSITIES = (1, 2, 3)
 SPLITS = ("train", "val_speaker", "val_sentence", "test")
+# Presets of the built-in corpus (data/synth/corpus.py PRESETS), smallest first.
+SYNTHETIC_PRESETS = ("tiny", "default", "wide", "large")
 
 EYE_CHANNELS = ("blink_left", "blink_right", "gaze_yaw", "gaze_pitch")
 EYE = len(EYE_CHANNELS)

@@ -2,6 +2,8 @@
 
 import json
 
+from a2e_jax.data import schema
+
 
 def add_synth_parser(data_subparsers):
   """Adds the `synth` subcommand to the `a2e data` subparsers; returns its parser."""
@@ -10,8 +12,9 @@ def add_synth_parser(data_subparsers):
     description="Renders every (speaker, sentence) in MEAD's 8 emotions x 3 intensities with time-aligned "
                 "ARKit/ICT expression coefficients, eye control and head pose (docs/corpus.md).")
   parser.add_argument("--out", required=True, help="output folder (manifest.jsonl, corpus.json, wav + npz)")
-  parser.add_argument("--preset", default="default", choices=("tiny", "default", "large"),
-                      help="corpus size: tiny (seconds, tests), default (minutes), large (serious training)")
+  parser.add_argument("--preset", default="default", choices=schema.SYNTHETIC_PRESETS,
+                      help="corpus size: tiny (seconds, tests), default (minutes), wide (default x 3 voices: "
+                           "the demo weights' data), large (serious training)")
   parser.add_argument("--seed", type=int, default=0, help="the corpus is a function of this seed")
   parser.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
   parser.add_argument("--augment", type=float, default=None, metavar="FRACTION",
