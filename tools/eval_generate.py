@@ -17,8 +17,8 @@ really spoken in the target emotion (`lve_swap_true_ratio`, eval.evaluate_swap_p
              tip to chin, landmarks 30/8, mm) and the lip gap (inner lip centres 62/66, mm); blinks
   envelope   with --corpus: the same correlations of the ground truth and of generation on held-out corpus
              clips (their wavs) — the truth's own figure is the most a model trained on it can be expected
-             to reach. The lip gap's is low (about 0.47): the lips close for /p b m/ inside loud speech, as
-             they should, and every such frame counts against it; the jaw's is about 0.62.
+             to reach. The lip gap's is low (0.45–0.56): the lips close for /p b m/ inside loud speech, as
+             they should, and every such frame counts against it; the jaw's is 0.59–0.64.
 Writes JSON (--out) and prints a table.
 """
 
@@ -299,8 +299,9 @@ def table(results: dict) -> str:
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--checkpoint", help="a training run or weights folder (default: the demo weights)")
-  parser.add_argument("--data-dir", default="data/tfds", help="TFDS data dir holding a2e_synthetic/default")
-  parser.add_argument("--dataset", default="a2e_synthetic/default")
+  parser.add_argument("--data-dir", default="data/tfds", help="TFDS data dir holding --dataset")
+  parser.add_argument("--dataset", default="a2e_synthetic/wide", help="held-out splits to score (default: "
+                      "the demo weights' corpus, `a2e data build --synthetic wide`)")
   parser.add_argument("--max-clips", type=int, default=96, help="held-out clips per split (0: all)")
   parser.add_argument("--classifier", help="emotion classifier .npz (trained on first use)")
   parser.add_argument("--corpus", help="the corpus folder (a2e data synth) for the envelope correlations of "
