@@ -1,5 +1,6 @@
 """Gives JAX 8 fake CPU devices before it is imported, so sharding code runs as on a real mesh."""
 
+import importlib.util
 import os
 import pathlib
 
@@ -18,6 +19,14 @@ SHARED = REPO.parent / "shared"
 def shared_dir():
   """`../shared` (real face models and audio); tests that need a file skip when it is absent."""
   return SHARED
+
+
+def tool_module(name: str):
+  """tools/<name>.py imported as a module (the tools folder is not a package)."""
+  spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
 
 
 def require_shared(relative: str) -> pathlib.Path:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import scipy.io
 import soundfile as sf
-from conftest import REPO
+from conftest import tool_module
 
 from a2e_jax import cli
 from a2e_jax.audio import features, io
@@ -21,9 +21,7 @@ from a2e_jax.face import coeffs as layouts
 from a2e_jax.face.export import read_sequence
 from a2e_jax.face.sequence import CoeffSequence, save_npz
 
-_spec = importlib.util.spec_from_file_location("prepare_mead", REPO / "tools" / "prepare_mead.py")
-prepare_mead = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(prepare_mead)
+prepare_mead = tool_module("prepare_mead")
 
 ACTORS = ("M001", "W002")
 STYLES = (("neutral", 1), ("angry", 3), ("happy", 2))

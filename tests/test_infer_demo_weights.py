@@ -1,12 +1,11 @@
 """The bundled demo weights: what they promise, checked fast on one synthetic utterance (skipped without
 them). The full numbers are in their model card (tools/eval_generate.py)."""
 
-import importlib.util
 import os
 
 import numpy as np
 import pytest
-from conftest import REPO, require_shared
+from conftest import require_shared, tool_module
 from infer_helpers import without_compilation_cache
 
 from a2e_jax.data import schema
@@ -94,14 +93,11 @@ def test_identity_is_kept(generator, utterance, tmp_path):
   assert np.corrcoef(shift, beta0[EYE_FREE])[0, 1] > 0.8
 
 
-
 def test_real_speech_mouth_follows_the_envelope(generator):
   """The issue's real-speech check on a human voice: jaw opening vs the RMS envelope (tools/eval_generate.py,
   the card's `real_speech`)."""
   path = require_shared("audio/real_speech_en_stereo_8s.wav")
-  spec = importlib.util.spec_from_file_location("eval_generate", REPO / "tools" / "eval_generate.py")
-  eval_generate = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(eval_generate)
+  eval_generate = tool_module("eval_generate")
   from a2e_jax.face.registry import resolve_model
 
   result = eval_generate.real_speech(generator, resolve_model(generator.weights.face_model).to_numpy(),

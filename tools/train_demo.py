@@ -102,7 +102,7 @@ def main(argv=None) -> int:
     "face_model": run_config.face_model,
     "window_frames": int(run_config.data.window_frames),
     "data": {"dataset": run_config.data.dataset, "train_split": run_config.data.train_split,
-             "corpus": f"built-in synthetic speech, {_preset_of(args.corpus)} preset (a2e data synth)",
+             "corpus": f"built-in synthetic speech, {args.preset} preset (a2e data synth)",
              "eval_splits": list(run_config.data.eval_splits)},
     "training": {"config": "configs/synthetic.py", "overrides": overrides,
                  "steps": int(run_config.train.steps), "batch_size": int(run_config.train.batch_size),
@@ -124,12 +124,6 @@ def main(argv=None) -> int:
   print(eval_generate.table(results))
   print(f"wrote {args.out} ({size / 2**20:.1f} MB of parameters)")
   return 0
-
-
-def _preset_of(corpus_dir: str) -> str:
-  """The preset corpus.json records for the corpus in `corpus_dir`."""
-  with open(os.path.join(corpus_dir, "corpus.json")) as f:
-    return json.load(f)["preset"]
 
 
 def _channels(run_config):
