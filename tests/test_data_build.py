@@ -218,6 +218,12 @@ def test_cli_errors_exit_2(built, tmp_path, capsys):
   assert cli.main(["data", "build", "--manifest", str(bad), "--data-dir", str(tmp_path / "d")]) == 2
   err = capsys.readouterr().err
   assert "line 1" in err and "sentence" in err and err.count("\n") == 1
+  missing = ["data", "build", "--synthetic", "tiny", "--corpus", str(tmp_path / "nowhere"), "--data-dir",
+             str(tmp_path / "d2")]
+  assert cli.main(missing) == 2
+  err = capsys.readouterr().err
+  assert "holds no manifest.jsonl" in err and err.count("\n") == 1
+  assert not (tmp_path / "d2").exists()  # nothing synthesised or built
 
 
 @pytest.mark.parametrize(

@@ -89,6 +89,10 @@ def run_build(args) -> int:
     raise UserError(f"--workers {args.workers}: give a positive number of processes")
   if args.corpus and not args.synthetic:
     raise UserError("--corpus goes with --synthetic; for other corpora pass --manifest")
+  if args.corpus and not os.path.isfile(os.path.join(args.corpus, "manifest.jsonl")):
+    # TFDS treats a missing or empty manual dir as none, and the builder would synthesise a corpus anew.
+    raise UserError(f"--corpus {args.corpus} holds no manifest.jsonl; pass a folder `a2e data synth` wrote, "
+                    "or leave --corpus out to synthesise the corpus")
   if args.quiet:
     tfds.disable_progress_bar()
   common = {
