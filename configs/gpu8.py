@@ -19,6 +19,7 @@ def get_config(arg=None):
   if variant not in VARIANTS:
     raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
   config = base_config("base")
+  config.platform = "gpu"
   config.model.dtype = "bfloat16"
   config.data.dataset = "a2e_synthetic/large"
   config.data.workers = 4  # grain worker processes per training process

@@ -14,6 +14,7 @@ from a2e_jax.train.defaults import base_config
 def get_config(arg=None):
   del arg  # one variant
   config = base_config("large")
+  config.platform = "tpu"
   config.model.dtype = "bfloat16"
   config.data.dataset = "a2e_synthetic/large"
   config.data.workers = 16

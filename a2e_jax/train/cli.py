@@ -1,4 +1,4 @@
-"""`a2e train`: train A2ENet from a config file, or resume the run in --workdir."""
+"""`a2e train`: train A2ENet from a config file, or resume the run in --workdir; `a2e env`: what JAX sees."""
 
 import logging
 
@@ -23,6 +23,29 @@ def register(subparsers) -> None:
   parser.add_argument("--workdir", required=True, metavar="DIR",
                       help="run folder: checkpoints, metrics.jsonl, tensorboard/ (resumed when present)")
   parser.set_defaults(func=run, accepts_config_overrides=True)
+
+  env = subparsers.add_parser(
+    "env", help="JAX platform, devices, processes, versions, and the mesh a config would build",
+    description="What JAX sees here (platform, devices, processes, package versions) and, with --config, "
+                "the mesh that config would build on it, or why it cannot.")
+  env.add_argument("--config", metavar="FILE.py[:VARIANT]", help="also resolve this config's mesh")
+  env.add_argument("--json", action="store_true", help="print JSON instead of a table")
+  env.set_defaults(func=run_env, accepts_config_overrides=True)
+
+
+def run_env(args) -> int:
+  import json
+
+  from a2e_jax.train import runtime
+
+  config = None
+  if args.config:
+    from a2e_jax.config import load_config
+
+    config = load_config(args.config, args.config_overrides)
+  info = runtime.report(config)
+  print(json.dumps(info, indent=2) if args.json else runtime.format_report(info))
+  return 0
 
 
 def run(args) -> int:

@@ -1,6 +1,7 @@
 """The sections every training config has, with their defaults; configs/*.py start from `base_config`.
 
   task        "module:function" building the Task (train/task.py)
+  platform    "" (any), "cpu", "gpu" or "tpu": what the config is meant for; another backend warns
   seed        parameters, per-step keys and the input order all follow from it
   input       "dataset" (config.data) or "random" (random batches of the same shapes)
   face_model  face model of the vertex losses: "builtin", "ict", "bfm", a model path, or "" for none
@@ -29,6 +30,7 @@ def base_config(model_size: str = "base") -> ml_collections.ConfigDict:
   """An unlocked config with every section at its default, for a config file to adjust and lock."""
   config = ml_collections.ConfigDict()
   config.task = "a2e_jax.train.task:a2enet_task"
+  config.platform = ""
   config.seed = 0
   config.input = "dataset"
   config.face_model = "builtin"  # its 53 ICT/ARKit channels are the built-in corpus's and the model's

@@ -26,7 +26,7 @@ import tqdm
 from jax.experimental import multihost_utils
 
 from a2e_jax.errors import UserError
-from a2e_jax.train import checkpoint, sharding, summary
+from a2e_jax.train import checkpoint, runtime, sharding, summary
 from a2e_jax.train import state as state_lib
 from a2e_jax.train import step as step_lib
 from a2e_jax.train.task import Task, build_task
@@ -306,6 +306,8 @@ def train_and_evaluate(config, workdir, task: Task | None = None) -> dict:
   Raises:
     UserError for bad settings or workdirs; TrainingDivergedError when the loss becomes NaN/inf.
   """
+  for warning in runtime.check(config):
+    _say(f"a2e train: warning: {warning}")
   workdir = _prepare_workdir(workdir)
   mesh = sharding.make_mesh(config.mesh)
   validate(config, mesh)
