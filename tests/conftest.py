@@ -12,7 +12,8 @@ os.environ["XLA_FLAGS"] = (
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+# A2E_SHARED points a worktree elsewhere at the same data.
+SHARED = pathlib.Path(os.environ.get("A2E_SHARED", REPO.parent / "shared"))
 
 
 @pytest.fixture
