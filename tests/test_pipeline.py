@@ -100,6 +100,67 @@ def test_deterministic_and_resumes_exactly(clips, index):
   assert not _equal(_take(other, 2), first)
 
 
+def test_resume_survives_speed_and_augmentation_settings(clips, index):
+  cfg, mesh = pipeline.data_config(), _mesh()
+  run = pipeline.make_batch_iterator(cfg, "train", 8, mesh, seed=5, source=clips, index=index)
+  _take(run, 2)
+  state = run.get_state()
+  rest = _take(run, 2)
+  changed = pipeline.data_config()
+  changed.update(prefetch=1, read_threads=1, worker_buffer_size=1)
+  changed.augment.gain_db = 6.0
+  resumed = pipeline.make_batch_iterator(changed, "train", 8, mesh, seed=5, source=clips, index=index)
+  resumed.set_state(state)
+  again = _take(resumed, 2)
+  for before, after in zip(rest, again):  # the same examples; only the audio is augmented now
+    for view in pipeline.VIEWS:
+      for key in ("clip", "coeffs", "mask", "emotion"):
+        np.testing.assert_array_equal(before[view][key], after[view][key])
+    assert not np.array_equal(before["a"]["mel"], after["a"]["mel"])
+
+
+@pytest.mark.parametrize("setting, value, key", [("batch", 16, "train.batch_size"), ("seed", 6, "seed"),
+                                                 ("window_frames", 16, "data.window_frames")])
+def test_a_changed_example_setting_names_itself_and_the_reset_choice(clips, index, setting, value, key):
+  cfg, mesh = pipeline.data_config(), _mesh()
+  run = pipeline.make_batch_iterator(cfg, "train", 8, mesh, seed=5, source=clips, index=index)
+  _take(run, 1)
+  state = run.get_state()
+  args = {"batch": 8, "seed": 5}
+  other = pipeline.data_config()
+  if setting == "window_frames":
+    other.window_frames = value
+  else:
+    args[setting] = value
+  resumed = pipeline.make_batch_iterator(other, "train", args["batch"], mesh, seed=args["seed"], source=clips,
+                                         index=index)
+  with pytest.raises(pipeline.StateMismatchError,
+                     match=rf"saved with {key}=\S+, now {value}; .*--config.data.reset_state=True"):
+    resumed.set_state(state)
+  resumed.set_state({"step": state["step"]})  # what data.reset_state passes on: the position only
+  assert resumed.get_state()["step"] == 1
+  next(resumed)
+
+
+@pytest.mark.parametrize("workers, shard, shards", [(0, 0, 1), (0, 1, 4),
+                                                    pytest.param(2, 1, 2, marks=pytest.mark.slow)])
+def test_positions_of_grain_states_from_older_checkpoints(workers, shard, shards):
+  import grain
+  from absl import flags
+
+  if not flags.FLAGS.is_parsed():
+    flags.FLAGS.mark_as_parsed()  # grain's worker processes read absl flags
+
+  loader = grain.DataLoader(
+    data_source=list(range(1000)),
+    sampler=grain.samplers.IndexSampler(num_records=1000, shuffle=False, num_epochs=1),
+    worker_count=workers, shard_options=grain.sharding.ShardOptions(shard_index=shard, shard_count=shards))
+  iterator = iter(loader)
+  for _ in range(5):
+    next(iterator)
+  assert pipeline._grain_position(__import__("json").loads(iterator.get_state()), shard, shards) == 5
+
+
 def test_same_global_batches_for_any_mesh_and_shard_count(clips, index):
   cfg = pipeline.data_config()
   reference = _take(

@@ -1,5 +1,5 @@
-"""Checkpoints: restore onto other meshes and device counts, keep latest + best, corrupt fallback,
-`restore_params`."""
+"""Checkpoints: restore onto other meshes and device counts, keep latest + best, fallback from damaged
+checkpoints (files, arrays, NaN; tools/checkpoint_damage.py garbles data files), `restore_params`."""
 
 import json
 import os
@@ -141,7 +141,9 @@ def test_corrupt_latest_falls_back_to_the_previous_with_a_warning(tmp_path):
   _corrupt(tmp_path / "checkpoints" / "2")
 
   ckpt = checkpoint.Checkpointer(tmp_path, keep=3)
-  with pytest.warns(UserWarning, match=r"checkpoints/2 is unreadable .*trying an earlier one"):
+  with pytest.warns(UserWarning, match=r"checkpoints/2 is damaged \(params/\S+ has 8 bytes, \d+ were "
+                                       r"written\); moved it to \S+/corrupt_checkpoints/2 and resumed from "
+                                       r"step 1$"):
     restored = ckpt.restore(setup.abstract(), setup.batches)
   assert int(restored.step) == 1
   _assert_equal_trees(restored, states[1])
@@ -162,6 +164,129 @@ def test_no_readable_checkpoint_is_a_user_error(tmp_path):
   ckpt.close()
   _corrupt(tmp_path / "checkpoints" / "1")
   ckpt = checkpoint.Checkpointer(tmp_path)
-  with pytest.warns(UserWarning), pytest.raises(UserError, match="no readable checkpoint"):
+  with pytest.raises(UserError, match=r"no intact checkpoint in \S+ \(step 1: params/\S+ has 8 bytes"):
     ckpt.restore(setup.abstract(), setup.batches)
   assert (tmp_path / "checkpoints" / "1").is_dir()  # nothing is moved when nothing could be restored
+
+
+def _save_two(tmp_path, setup, second=None):
+  """Checkpoints at steps 1 and 2 (`second(state)` replaces step 2's state); returns step 1's state."""
+  state = setup.train(setup.fresh_state(), 1)
+  ckpt = checkpoint.Checkpointer(tmp_path, keep=3)
+  ckpt.save(state, setup.batches)
+  first = _host(state)
+  ckpt.save(second(state) if second else setup.train(state, 1), setup.batches)
+  ckpt.close()
+  return first
+
+
+def _restore_warns(tmp_path, setup, pattern):
+  ckpt = checkpoint.Checkpointer(tmp_path, keep=3)
+  with pytest.warns(UserWarning, match=pattern) as caught:
+    restored = ckpt.restore(setup.abstract(), setup.batches)
+  ckpt.close()
+  assert len(caught) == 1
+  return restored
+
+
+@pytest.mark.slow
+def test_changed_array_bytes_are_found_by_the_checksums_without_the_file_list(tmp_path):
+  setup = _Setup(_mesh((8, 1, 1)))
+  first = _save_two(tmp_path, setup)
+  step_dir = tmp_path / "checkpoints" / "2"
+  (step_dir / "files.json").unlink()  # as if the run died before the step's file list was written
+  data = max((p for p in (step_dir / "train").rglob("*") if p.is_file() and p.parent.name == "d"),
+             key=lambda p: p.stat().st_size)
+  raw = bytearray(data.read_bytes())
+  raw[len(raw) // 2] ^= 0x01  # one flipped bit in the optimizer state's array bytes
+  data.write_bytes(bytes(raw))
+  pattern = r"checkpoints/2 is damaged \(train\S+ differ from their checksums"
+  restored = _restore_warns(tmp_path, setup, pattern)
+  _assert_equal_trees(restored, first)
+  assert (tmp_path / "corrupt_checkpoints" / "2").is_dir()
+
+
+@pytest.mark.slow
+def test_a_saved_nan_parameter_fails_the_finite_check(tmp_path):
+  setup = _Setup(_mesh((8, 1, 1)))
+
+  def poisoned(state):
+    params = jax.tree.map(lambda x: x, state.params)
+    params["up"]["kernel"] = params["up"]["kernel"].at[0, 0].set(np.nan)
+    return state.replace(step=state.step + 1, params=params)
+
+  first = _save_two(tmp_path, setup, poisoned)
+  with pytest.raises(UserError, match=r"checkpoints/2 is damaged \(params\['up'\]\['kernel'\] hold NaN or "
+                                      r"inf\); pass another --step \(steps: 1\)"):
+    checkpoint.restore_params(tmp_path, "latest")
+  restored = _restore_warns(tmp_path, setup, r"params\['up'\]\['kernel'\] hold NaN or inf")
+  _assert_equal_trees(restored, first)
+
+
+@pytest.mark.slow
+def test_garbled_params_data_is_detected_and_skipped(tmp_path):
+  """tools/checkpoint_damage.py at a few places (the full run: 42 places, docs/training.md)."""
+  from conftest import tool_module
+
+  results = tool_module("checkpoint_damage").run_trials(places=2, bit_flips=1, seed=3)
+  for key in ("garble_with_file_list", "garble_without_file_list", "bit_flip_with_file_list",
+              "bit_flip_without_file_list"):
+    assert results[key]["detected"] == results[key]["trials"] > 0, (key, results["trials"])
+  assert all(t["eval_refuses"] for t in results["trials"] if t["kind"] == "garble")
+
+
+@pytest.mark.slow
+def test_checkpoints_without_checksums_still_restore(tmp_path):
+  """Checkpoints written before the integrity records: only the finite check applies."""
+  setup = _Setup(_mesh((8, 1, 1)))
+  state = setup.train(setup.fresh_state(), 1)
+  ckpt = checkpoint.Checkpointer(tmp_path)
+  ckpt.save(state, setup.batches)
+  ckpt.close()
+  step_dir = tmp_path / "checkpoints" / "1"
+  (step_dir / "files.json").unlink()
+  import shutil
+
+  shutil.rmtree(step_dir / "integrity")
+  ckpt = checkpoint.Checkpointer(tmp_path)
+  _assert_equal_trees(ckpt.restore(setup.abstract(), setup.batches), _host(state))
+  ckpt.close()
+  _assert_equal_trees(checkpoint.restore_params(tmp_path, 1), _host(state).params)
+
+
+@pytest.mark.slow
+def test_a_changed_input_setting_is_one_line_and_reset_state_keeps_the_trained_state(tmp_path):
+  import fake_clips
+
+  from a2e_jax.data import align, pipeline
+
+  clips = fake_clips.make_clips(sentences=2)
+  index = align.build_pair_index(clips)
+  setup = _Setup(_mesh((8, 1, 1)))
+
+  def batches(batch_size, **data):
+    cfg = pipeline.data_config()
+    cfg.update(data)
+    return pipeline.make_batch_iterator(cfg, "train", batch_size, setup.mesh, seed=1, source=clips,
+                                        index=index)
+
+  saved_batches = batches(8)
+  for _ in range(3):
+    next(saved_batches)
+  state = setup.train(setup.fresh_state(), 1)
+  ckpt = checkpoint.Checkpointer(tmp_path)
+  ckpt.save(state, saved_batches)
+  ckpt.close()
+  saved = _host(state)
+
+  ckpt = checkpoint.Checkpointer(tmp_path)
+  faster = batches(8, prefetch=1, read_threads=1)  # a speed setting: resumes
+  _assert_equal_trees(ckpt.restore(setup.abstract(), faster), saved)
+  assert faster.get_state()["step"] == 3
+  with pytest.raises(pipeline.StateMismatchError, match=r"train.batch_size=8, now 16; .*reset_state=True"):
+    ckpt.restore(setup.abstract(), batches(16))
+  assert ckpt.all_steps() == [1] and not (tmp_path / "corrupt_checkpoints").exists()
+  bigger = batches(16)
+  _assert_equal_trees(ckpt.restore(setup.abstract(), bigger, reset_data_state=True), saved)
+  assert bigger.get_state() == {"step": 3, "settings": batches(16).get_state()["settings"]}
+  ckpt.close()

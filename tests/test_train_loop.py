@@ -35,6 +35,16 @@ def test_nan_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_p
   assert sorted(summary.read_metrics(tmp_path)) == [1, 2, 3, 4]
 
 
+@pytest.mark.slow
+def test_nan_right_after_a_restore_names_the_restored_checkpoint(tmp_path):
+  trainer.train_and_evaluate(_config("--config.train.steps=4", "--config.eval.every=0"), tmp_path)
+  config = _config("--config.standin.nan_at_step=5", "--config.eval.every=0")
+  with pytest.raises(trainer.TrainingDivergedError,
+                     match=r"became nan at step 5, the first step after restoring checkpoint 4: that "
+                           r"checkpoint is the suspect; move \S+/checkpoints/4 to \S+/corrupt_checkpoints/"):
+    trainer.train_and_evaluate(config, tmp_path)
+
+
 def _leaves(tree):
   import jax
 

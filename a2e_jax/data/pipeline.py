@@ -20,6 +20,7 @@ emotion (then ab = a and ba = b are true targets), "mask" takes any b and zeroes
 
 import dataclasses
 import functools
+import json
 from collections.abc import Sequence
 
 import ml_collections
@@ -54,6 +55,9 @@ def data_config() -> ml_collections.ConfigDict:
       "worker_buffer_size": 2,
       "read_threads": 2,  # threads building local batches in each process or worker
       "prefetch": 4,  # local batches built ahead by each process or worker
+      # On resume, keep the checkpoint's position but not the input settings it was saved with (batch
+      # size, seed, dataset, window, pairing): the stream continues at that step under the new settings.
+      "reset_state": False,
       "augment": {  # data/mel_augment.py; each view draws its own, 0 turns an effect off
         "gain_db": 0.0,  # uniform level change of each view's log-mel in +-gain_db
         "mel_noise": 0.0,  # std of Gaussian noise on the normalised log-mel
@@ -257,17 +261,33 @@ class _Setup:
 
 
 class _TrainBatches:
-  """grain data source: record q = (step q // shards, shard q % shards) -> that shard's rows of the batch."""
+  """grain data source: record q = (step first_step + q // shards, shard q % shards) -> that shard's rows of
+  the batch."""
 
-  def __init__(self, setup: _Setup, shards: int):
-    self.setup, self.shards = setup, shards
+  def __init__(self, setup: _Setup, shards: int, first_step: int = 0):
+    self.setup, self.shards, self.first_step = setup, shards, first_step
     self.rows = setup.global_batch // shards
+
+  def starting_at(self, step: int) -> "_TrainBatches":
+    return _TrainBatches(self.setup, self.shards, step)
+
+  def settings(self) -> dict:
+    """What decides which examples come at a step (not how fast or how augmented)."""
+    s = self.setup
+    return {
+      "clips": len(s.index),
+      "global_batch": s.global_batch,
+      "seed": s.seed,
+      "window_frames": s.window_frames,
+      "pairs": dict(s.pairs),
+    }
 
   def __len__(self) -> int:
     return _HUGE
 
   def __getitem__(self, record: int) -> dict:
     step, shard = divmod(int(record), self.shards)
+    step += self.first_step
     first = step * self.setup.global_batch + shard * self.rows
     batch = None
     for row in range(self.rows):
@@ -278,7 +298,8 @@ class _TrainBatches:
     s = self.setup
     return (
       f"_TrainBatches(clips={len(s.index)}, seed={s.seed}, global_batch={s.global_batch}, "
-      f"shards={self.shards}, window={s.window_frames}, pairs={s.pairs}, augment={s.augment})"
+      f"shards={self.shards}, first_step={self.first_step}, window={s.window_frames}, pairs={s.pairs}, "
+      f"augment={s.augment})"
     )
 
 
@@ -359,24 +380,94 @@ def _to_global(local: dict, sharding, global_batch: int) -> dict:
   return jax.tree.map(put, local)
 
 
-class BatchIterator:
-  """Global batches as `jax.Array`s; `get_state()`/`set_state()` checkpoint the position exactly."""
+# The config key of each setting in an iterator's saved state, for the message when one changed.
+_SETTING_KEYS = {
+  "dataset": "data.dataset",
+  "split": "data.train_split",
+  "clips": "the dataset's clip count",
+  "global_batch": "train.batch_size",
+  "seed": "seed",
+  "window_frames": "data.window_frames",
+  "pairs": "data.pairs",
+}
 
-  def __init__(self, loader, sharding, global_batch: int):
-    self.grain_iterator = iter(loader)  # a grain DataLoaderIterator (Orbax can save it too)
-    self._sharding, self._global_batch = sharding, global_batch
+
+class StateMismatchError(UserError):
+  """A checkpoint's input position was saved under settings that choose other examples."""
+
+
+class BatchIterator:
+  """Global batches as `jax.Array`s from a grain loader, positioned by step.
+
+  `get_state()` is {"step": batches taken, "settings": what decides which examples come next}. The state
+  knows nothing of workers, prefetching or augmentation strengths, so changing them keeps a resume exact;
+  `set_state` refuses a state saved under other settings (one line naming the setting) unless the state
+  carries no settings (`data.reset_state`: keep the position, take the new settings).
+  """
+
+  def __init__(
+    self,
+    make_loader,
+    sharding,
+    global_batch: int,
+    shard: tuple[int, int] = (0, 1),
+    settings: dict | None = None,
+  ):
+    self._make_loader = make_loader  # first step -> a grain DataLoader starting there
+    self._sharding, self._global_batch, self._shard = sharding, global_batch, shard
+    self._settings = settings or {}
+    self._step = 0
+    self._iterator = None  # made on first use, so a restored position costs no discarded loader
 
   def __iter__(self):
     return self
 
   def __next__(self) -> dict:
-    return _to_global(next(self.grain_iterator), self._sharding, self._global_batch)
+    if self._iterator is None:
+      self._iterator = iter(self._make_loader(self._step))
+    batch = _to_global(next(self._iterator), self._sharding, self._global_batch)
+    self._step += 1
+    return batch
 
-  def get_state(self) -> bytes:
-    return self.grain_iterator.get_state()
+  def get_state(self) -> dict:
+    return {"step": self._step, "settings": self._settings}
 
-  def set_state(self, state: bytes) -> None:
-    self.grain_iterator.set_state(state)
+  def set_state(self, state) -> None:
+    if isinstance(state, (bytes, str)):  # a grain DataLoader state (checkpoints before positions by step)
+      step = _grain_position(json.loads(state), *self._shard)
+    else:
+      saved = state.get("settings")
+      changed = [
+        k
+        for k in self._settings
+        if saved is not None
+        and k in saved
+        and json.dumps(saved[k], sort_keys=True) != json.dumps(self._settings[k], sort_keys=True)
+      ]
+      if changed:
+        key = changed[0]
+        raise StateMismatchError(
+          f"the checkpoint's input position was saved with {_SETTING_KEYS.get(key, key)}="
+          f"{_show(saved[key])}, now {_show(self._settings[key])}; rerun with that setting, or add "
+          "--config.data.reset_state=True to keep the trained state and continue with the new one"
+        )
+      step = int(state["step"])
+    self._step, self._iterator = step, None
+
+
+def _show(value) -> str:
+  return json.dumps(value, sort_keys=True) if isinstance(value, dict) else repr(value)
+
+
+def _grain_position(state: dict, shard: int, shards: int) -> int:
+  """Batches a process had taken, from the state of a grain DataLoader (checkpoints from before positions
+  by step): its records go round-robin over `worker_count` workers (one when 0), and worker i's last seen
+  global record is shard - W*S + i*S + next_i*W*S (grain's `_DataLoaderStateDatasetIterator`)."""
+  workers = max(int(state["worker_count"]), 1)
+  stride = workers * shards
+  return sum(
+    (int(seen) - shard - int(i) * shards + stride) // stride for i, seen in state["last_seen_indices"].items()
+  )
 
 
 def _loader(source, shard_index: int, shard_count: int, data_cfg, num_records: int, num_epochs: int | None):
@@ -400,8 +491,9 @@ def open_split(data_cfg, split: str):
   return builders.open_split(data_cfg.data_dir, data_cfg.dataset, split)
 
 
-def train_shard_source(data_cfg, source, index: align.PairIndex, seed: int, global_batch: int, shards: int,
-                       augment: bool = True):
+def train_shard_source(
+  data_cfg, source, index: align.PairIndex, seed: int, global_batch: int, shards: int, augment: bool = True
+):
   """The grain data source whose record step * shards + s is shard s's rows of global batch `step`
   (numpy arrays), with `data_cfg.augment` applied when `augment`; `make_batch_iterator` reads it through
   a grain DataLoader."""
@@ -441,16 +533,17 @@ def make_batch_iterator(
   if not index.has_warps:
     raise UserError(f"the pair index of split {split!r} has no DTW warps; run `a2e data align`")
   sharding, shard, shards = _shard_of(mesh, data_axes, global_batch_size)
-  loader = _loader(
-    train_shard_source(data_cfg, source, index, seed, global_batch_size, shards,
-                       augment=split == data_cfg.train_split),
-    shard,
-    shards,
-    data_cfg,
-    _HUGE,
-    None,
+  source = train_shard_source(
+    data_cfg, source, index, seed, global_batch_size, shards, augment=split == data_cfg.train_split
   )
-  return BatchIterator(loader, sharding, global_batch_size)
+  settings = {"dataset": data_cfg.dataset, "split": split, **source.settings()}
+  return BatchIterator(
+    lambda step: _loader(source.starting_at(step), shard, shards, data_cfg, _HUGE, None),
+    sharding,
+    global_batch_size,
+    (shard, shards),
+    settings,
+  )
 
 
 def make_eval_iterator(
@@ -472,5 +565,9 @@ def make_eval_iterator(
     index = align.build_pair_index(source, with_warps=False)
   sharding, shard, shards = _shard_of(mesh, data_axes, global_batch_size)
   batches = _EvalBatches(source, index, global_batch_size, shards, data_cfg.eval_pad_frames)
-  loader = _loader(batches, shard, shards, data_cfg, len(batches), 1)
-  return BatchIterator(loader, sharding, global_batch_size)
+  return BatchIterator(
+    lambda step: _loader(batches, shard, shards, data_cfg, len(batches), 1),
+    sharding,
+    global_batch_size,
+    (shard, shards),
+  )

@@ -154,7 +154,8 @@ class _Run:
     self.ckpt = checkpoint.Checkpointer(workdir, keep=ckpt.keep, best_metric=best, best_mode=ckpt.best_mode,
                                         async_save=ckpt.async_save)
     abstract = state_lib.abstract_state(task.init_variables, self.tx, init_rng, self.shardings)
-    self.state = self.ckpt.restore(abstract, self.train_iter)
+    self.state = self.ckpt.restore(abstract, self.train_iter,
+                                   reset_data_state=config.get("data", {}).get("reset_state", False))
     self.resumed_from = None if self.state is None else int(self.state.step)
     if self.state is None:
       self.state = state_lib.create_state(task.init_variables, self.tx, init_rng, self.shardings, mesh)
@@ -175,11 +176,20 @@ class _Run:
     bad = [k for k in ("loss", "grad_norm") if not math.isfinite(host.get(k, 0.0))]
     if bad:
       self.ckpt.wait()
+      what = f"{' and '.join(bad)} became {host[bad[0]]} at step {step}"
+      if self.resumed_from is not None and step == self.resumed_from + 1:
+        # The restored state passed its checksums, so a NaN straight away points at the checkpoint as it
+        # was saved (or at the input that follows it), not at the learning rate.
+        suspect = self.workdir / checkpoint.CHECKPOINTS / str(self.resumed_from)
+        raise TrainingDivergedError(
+          f"{what}, the first step after restoring checkpoint {self.resumed_from}: that checkpoint is the "
+          f"suspect; move {suspect} to {self.workdir / checkpoint.CORRUPT}/ and rerun to resume from the one "
+          "before it")
       last = self.ckpt.latest_step()
       kept = f"the last checkpoint (step {last}) is from before it" if last is not None else \
         "no checkpoint was saved yet"
       raise TrainingDivergedError(
-        f"{' and '.join(bad)} became {host[bad[0]]} at step {step}; training stopped and {kept} in "
+        f"{what}; training stopped and {kept} in "
         f"{self.workdir}; lower --config.optim.learning_rate or check the data, then rerun to resume")
     self.last_train = host
     self.summary.record(step, "train", host)
