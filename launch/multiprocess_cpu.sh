@@ -5,8 +5,11 @@
 #   launch/multiprocess_cpu.sh 2 configs/synthetic.py:tiny /tmp/a2e_mp
 # Environment: A2E_CPU_DEVICES (fake devices per process, default 4), A2E_PORT (coordinator port, default
 # a free one), PYTHON (default .venv/bin/python). Process 0 prints the progress; the others log to
-# WORKDIR/logs/process_<i>.log. If one process fails the others are stopped; SIGTERM/SIGINT is passed on
-# to all of them (they save a checkpoint and exit).
+# WORKDIR/logs/process_<i>.log; WORKDIR/logs/pids lists their process ids. SIGTERM/SIGINT is passed on to
+# all of them (they agree on a step, save a checkpoint and exit). If one process dies, its peers cannot
+# save (saves are collective) and would wait a minute for its heartbeat: the launcher names the dead one in
+# one line, stops the others (SIGTERM, SIGKILL after $A2E_STOP_SECONDS, default 3) and exits with its
+# status; rerunning the command resumes from the last checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 usage="usage: launch/multiprocess_cpu.sh N CONFIG WORKDIR [--config.KEY=VALUE ...]"
@@ -19,36 +22,73 @@ python=${PYTHON:-.venv/bin/python}
 port=${A2E_PORT:-$("$python" -c 'import socket; s = socket.socket(); s.bind(("localhost", 0)); print(s.getsockname()[1])')}
 mkdir -p "$workdir/logs"
 
+# Each process runs under a small subshell that waits for it: the launcher waits for the subshells, so a
+# process killed by a signal is reported once, by the launcher, instead of by bash's job-status notice.
+waiters=()
 all_pids=()
 for ((i = 0; i < num; i++)); do
   log=/dev/stdout
   ((i > 0)) && log="$workdir/logs/process_$i.log"
-  XLA_FLAGS="--xla_force_host_platform_device_count=${A2E_CPU_DEVICES:-4}" JAX_PLATFORMS=cpu \
-    A2E_COORDINATOR_ADDRESS="localhost:$port" A2E_NUM_PROCESSES="$num" A2E_PROCESS_ID="$i" \
-    "$python" launch/train.py --config "$config" --workdir "$workdir" "$@" >"$log" 2>&1 &
-  all_pids+=($!)
+  rm -f "$workdir/logs/.pid_$i"
+  (
+    XLA_FLAGS="--xla_force_host_platform_device_count=${A2E_CPU_DEVICES:-4}" JAX_PLATFORMS=cpu \
+      A2E_COORDINATOR_ADDRESS="localhost:$port" A2E_NUM_PROCESSES="$num" A2E_PROCESS_ID="$i" \
+      "$python" launch/train.py --config "$config" --workdir "$workdir" "$@" >"$log" 2>&1 &
+    echo $! >"$workdir/logs/.pid_$i"
+    wait $!
+  ) 2>/dev/null &
+  waiters+=($!)
 done
+for ((i = 0; i < num; i++)); do
+  until [[ -s $workdir/logs/.pid_$i ]]; do sleep 0.05; done
+  all_pids+=("$(<"$workdir/logs/.pid_$i")")
+  rm -f "$workdir/logs/.pid_$i"
+done
+printf '%s\n' "${all_pids[@]}" >"$workdir/logs/pids"
 
 forward() { kill -TERM "${all_pids[@]}" 2>/dev/null || true; }
 trap forward TERM INT
 
+# Stops every process still running: SIGTERM, then SIGKILL for those left after A2E_STOP_SECONDS.
+stop_all() {
+  forward
+  local deadline=$((SECONDS + ${A2E_STOP_SECONDS:-3})) pid alive
+  while ((SECONDS < deadline)); do
+    alive=0
+    for pid in "${all_pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    ((alive)) || return 0
+    sleep 0.2
+  done
+  kill -KILL "${all_pids[@]}" 2>/dev/null || true
+}
+
+describe() {  # an exit status in words
+  if (($1 > 128)); then echo "was killed by SIG$(kill -l $(($1 - 128)) 2>/dev/null || echo $(($1 - 128)))"
+  else echo "exited with status $1"; fi
+}
+
 status=0
-running=("${all_pids[@]}")
+running=("${!waiters[@]}")
 while ((${#running[@]} > 0)); do
   sleep 0.5 &
   wait $! || true  # a short wait that the trap can interrupt
   still=()
-  for pid in "${running[@]}"; do
-    if kill -0 "$pid" 2>/dev/null; then
-      still+=("$pid")
+  for i in "${running[@]}"; do
+    if kill -0 "${waiters[i]}" 2>/dev/null; then
+      still+=("$i")
       continue
     fi
     rc=0
-    wait "$pid" || rc=$?
+    wait "${waiters[i]}" || rc=$?
     if ((rc != 0 && status == 0)); then
       status=$rc
-      echo "launch/multiprocess_cpu.sh: a process exited with status $rc; stopping the others" >&2
-      forward
+      log="stdout above"
+      ((i > 0)) && log="$workdir/logs/process_$i.log"
+      hint="rerun the same command to resume from the last checkpoint"
+      ((rc == 2)) && hint="its error line says what to fix"
+      echo "launch/multiprocess_cpu.sh: process $i (pid ${all_pids[i]}) $(describe "$rc"); stopped the others;" \
+        "its log: $log; $hint" >&2
+      stop_all
     fi
   done
   running=("${still[@]+"${still[@]}"}")

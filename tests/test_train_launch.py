@@ -98,3 +98,37 @@ def test_a2e_train_trains_a2enet_tiny(tmp_path):
   for name in ("coeff_self", "coeff_cross", "audio_self", "content_equal", "emotion_ce", "loss"):
     assert np.isfinite(train[3][name]), name
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["3"]
+
+
+@pytest.mark.slow
+def test_a_dead_process_ends_the_job_in_seconds_with_one_line_and_it_resumes(tmp_path):
+  """SIGKILL one of two processes mid-run: the launcher names it and stops the other (which would wait a
+  minute for the dead one's heartbeat) within 10 s; the same command then resumes and finishes."""
+  import signal
+  import time
+
+  workdir = tmp_path / "run"
+  args = [STANDIN, "--config.train.steps=400", "--config.eval.every=0", "--config.checkpoint.every=2",
+          "--config.standin.step_seconds=0.2"]
+  launcher = ["bash", "launch/multiprocess_cpu.sh", "2", args[0], str(workdir), *args[1:]]
+  job = subprocess.Popen(launcher, cwd=REPO, env=_env(A2E_CPU_DEVICES="4"), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+  deadline = time.monotonic() + 240
+  while not (workdir / "checkpoints" / "2" / "commit_success.txt").exists():
+    assert job.poll() is None and time.monotonic() < deadline, job.communicate()[1] + _logs(workdir)
+    time.sleep(0.2)
+  pids = (workdir / "logs" / "pids").read_text().split()
+  os.kill(int(pids[1]), signal.SIGKILL)
+  killed = time.monotonic()
+  stderr = job.communicate(timeout=60)[1]
+  assert time.monotonic() - killed < 10
+  assert job.returncode == 128 + signal.SIGKILL
+  lines = stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith(f"launch/multiprocess_cpu.sh: process 1 (pid {pids[1]}) was "
+                                                 "killed by SIGKILL; stopped the others"), stderr
+  assert "Traceback" not in stderr
+  again = [*launcher[:5], "--config.train.steps=6", *args[2:4]]
+  resumed = subprocess.run(again, cwd=REPO,
+                           env=_env(A2E_CPU_DEVICES="4"), capture_output=True, text=True, timeout=300)
+  assert resumed.returncode == 0, resumed.stdout + resumed.stderr + _logs(workdir)
+  assert "resuming at step" in resumed.stdout and sorted(summary.read_metrics(workdir))[-1] == 6
