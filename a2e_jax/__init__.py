@@ -1,6 +1,7 @@
 """a2e_jax: A2ENet in JAX/Flax — speech to emotion-aware 3DMM expression coefficients and video."""
 
 __version__ = "0.1.0"
+__all__ = ["__version__", "generate"]
 
 
 def __getattr__(name):

@@ -9,7 +9,7 @@ Several nodes: `sbatch --nodes=N ...` keeps mesh.data=-1, so the data axis spans
 train.batch_size with it.
 """
 
-from a2e_jax.train.defaults import base_config
+from a2e_jax.tasks.defaults import base_config
 
 VARIANTS = ("synthetic", "mead")
 
@@ -25,7 +25,7 @@ def get_config(arg=None):
   config.data.workers = 4  # grain worker processes per training process
   if variant == "mead":
     config.data.dataset = "a2e_manifest/mead"
-    config.model.num_coeffs = 64
+    config.model.update(channel_layout="bfm", num_coeffs=64)
     config.face_model = "bfm"
   config.mesh.update(data=-1, fsdp=1, model=1)
   config.train.update(steps=100_000, batch_size=256, log_every=100)

@@ -8,11 +8,11 @@
 
 Variants: default (base model), tiny (the tiny model for a quick check of a new manifest).
 The same manifest route serves CREMA-D, RAVDESS or HDTF (tools/prepare_mead.py --layout): set
---config.data.dataset=a2e_manifest/<name>, and --config.model.num_coeffs to the coefficient width of
-those files (53 for ARKit/ICT ones, with --config.face_model=ict).
+--config.data.dataset=a2e_manifest/<name>, and --config.model.channel_layout and num_coeffs to the
+coefficients of those files (ict and 53 for ARKit/ICT ones, with --config.face_model=ict).
 """
 
-from a2e_jax.train.defaults import base_config
+from a2e_jax.tasks.defaults import base_config
 
 VARIANTS = ("default", "tiny")
 
@@ -23,7 +23,7 @@ def get_config(arg=None):
     raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
   config = base_config("tiny" if variant == "tiny" else "base")
   config.data.dataset = "a2e_manifest/mead"
-  config.model.num_coeffs = 64
+  config.model.update(channel_layout="bfm", num_coeffs=64)
   config.face_model = "bfm"
   # Real speech: level and noise robustness on top of the corpus as recorded.
   config.data.augment.update(gain_db=6.0, mel_noise=0.05)

@@ -12,7 +12,7 @@ The dataset is built on first use (docs/training.md). Override anything with --c
 --config.train.steps=2000 --config.mesh.fsdp=2.
 """
 
-from a2e_jax.train.defaults import base_config
+from a2e_jax.tasks.defaults import base_config
 
 VARIANTS = ("default", "base", "tiny")
 

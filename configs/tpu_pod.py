@@ -8,7 +8,7 @@ keep fsdp a divisor of the chip count (--config.mesh.fsdp=8). Data: the large bu
 once under config.data.data_dir on every host (`a2e data build --synthetic large`).
 """
 
-from a2e_jax.train.defaults import base_config
+from a2e_jax.tasks.defaults import base_config
 
 
 def get_config(arg=None):

@@ -1,4 +1,4 @@
-"""The training entry point for launchers: absl flags, then `a2e_jax.train.cli.train_main`.
+"""The training entry point for launchers: absl flags, then `a2e_jax.cli.train.train_main`.
 
   python launch/train.py --config configs/synthetic.py:tiny --workdir /tmp/a2e_tiny [--config.train.steps=20]
 
@@ -24,8 +24,8 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  from a2e_jax.errors import UserError
-  from a2e_jax.train.cli import train_main
+  from a2e_jax.cli.train import train_main
+  from a2e_jax.core.errors import UserError
 
   try:
     return train_main(_CONFIG.value, _WORKDIR.value, coordinator_address=_COORDINATOR.value,

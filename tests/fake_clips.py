@@ -9,7 +9,7 @@ holds the phone index of each frame, so a correctly warped view shows the same c
 import numpy as np
 
 from a2e_jax.audio import features
-from a2e_jax.data import schema
+from a2e_jax.core import schema
 
 K = 6
 _FORMANTS = np.array(
@@ -104,7 +104,7 @@ def write_corpus(folder, clips) -> str:
 
   import soundfile
 
-  from a2e_jax.face.sequence import CoeffSequence, save_npz
+  from a2e_jax.formats.sequence import CoeffSequence, save_npz
 
   os.makedirs(folder, exist_ok=True)
   with open(os.path.join(folder, "manifest.jsonl"), "w") as f:

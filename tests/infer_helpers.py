@@ -6,7 +6,7 @@ import flax.linen as nn
 import jax
 import numpy as np
 
-from a2e_jax.face.channels import ICT_CHANNELS
+from a2e_jax.core.channels import ICT_CHANNELS
 from a2e_jax.infer.weights import Weights
 from a2e_jax.models import a2enet
 

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from a2e_jax.data import schema
+from a2e_jax.core import schema
 from a2e_jax.face.model import MorphableModel
 from a2e_jax.models import a2enet
 
@@ -27,7 +27,7 @@ def random_face_model(num_coeffs: int = 53, num_vertices: int = 300, seed: int =
 
 
 def synthetic_batch(config, batch: int = 2, frames: int = 16, seed: int = 0, padded: bool = True) -> dict:
-  """The four views of data/schema.py built from two sentences (i, j) and two emotions (m, n) per row.
+  """The four views of core/schema.py built from two sentences (i, j) and two emotions (m, n) per row.
 
   mel(i,m) = sentence_i + emotion_m; coeffs(i,m) = β0 + mouth(i) + face(m), with the blink channels equal
   to the eye control; "ab" shares a's sentence and b's emotion, "ba" the reverse; the second row is padded.
@@ -43,7 +43,7 @@ def synthetic_batch(config, batch: int = 2, frames: int = 16, seed: int = 0, pad
   mask = np.ones((batch, frames), np.float32)
   if padded and batch > 1:
     mask[1, frames * 3 // 4:] = 0.0
-  blink = a2enet.blink_channels(k)
+  blink = a2enet.blink_channels(config)
 
   def view(s, e):
     mel = sentence[s] + emotion_mel[labels[e]][:, None, None, :]

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from a2e_jax.audio import features
-from a2e_jax.data import align, schema
+from a2e_jax.core import schema
+from a2e_jax.data import align
 
 
 @pytest.fixture(scope="module")

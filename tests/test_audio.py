@@ -12,8 +12,8 @@ import soundfile as sf
 from conftest import require_shared
 
 from a2e_jax.audio import features, io
-from a2e_jax.data import schema
-from a2e_jax.errors import UserError
+from a2e_jax.core import schema
+from a2e_jax.core.errors import UserError
 
 
 def reference_log_mel(wav: np.ndarray) -> np.ndarray:

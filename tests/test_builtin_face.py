@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from a2e_jax.face import builtin, builtin_mesh
-from a2e_jax.face.channels import ICT_CHANNELS
+from a2e_jax.core.channels import ICT_CHANNELS
+from a2e_jax.face import builtin
+from a2e_jax.face.builtin import mesh as builtin_mesh
 from a2e_jax.face.model import REGION_NAMES, load_model, validate
 
 # Multi-PIE 68-point mirror pairs (the subject's right <-> left); the rest lie on the midline.

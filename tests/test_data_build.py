@@ -15,11 +15,12 @@ from conftest import tool_module
 
 from a2e_jax import cli
 from a2e_jax.audio import features, io
-from a2e_jax.data import builders, manifest, pipeline, schema
-from a2e_jax.errors import UserError
+from a2e_jax.core import channels, schema
+from a2e_jax.core.errors import UserError
+from a2e_jax.data import builders, manifest, pipeline
 from a2e_jax.face import coeffs as layouts
-from a2e_jax.face.export import read_sequence
-from a2e_jax.face.sequence import CoeffSequence, save_npz
+from a2e_jax.formats.files import read_sequence
+from a2e_jax.formats.sequence import CoeffSequence, save_npz
 
 prepare_mead = tool_module("prepare_mead")
 
@@ -40,7 +41,7 @@ def _write_coefficients(path_stem, kind: str, exp: np.ndarray):
   if kind == "npz":
     save_npz(
       f"{path_stem}.npz",
-      CoeffSequence(coeffs=exp, channel_names=layouts.BFM_CHANNELS, fps=30.0, pose=pose, model="bfm"),
+      CoeffSequence(coeffs=exp, channel_names=channels.BFM_CHANNELS, fps=30.0, pose=pose, model="bfm"),
     )
   elif kind == "mat":
     scipy.io.savemat(
@@ -162,7 +163,7 @@ def test_build_reports_and_counts_bad_clips(built):
   assert "001.m4a" in problems["duration"] and "001.npz" in problems["duration"]  # names both files
   meta = builders.metadata(str(data_dir), "a2e_manifest/mead")
   assert meta["splits"] == {"train": 3, "val_sentence": 3 - 1, "test": 6 - 2}
-  assert meta["num_coeffs"] == 64 and tuple(meta["channel_names"]) == layouts.BFM_CHANNELS
+  assert meta["num_coeffs"] == 64 and tuple(meta["channel_names"]) == channels.BFM_CHANNELS
 
 
 def test_records_hold_the_resampled_coefficients_and_the_mel(built):

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from model_helpers import random_face_model, synthetic_batch
 
-from a2e_jax.data import schema
-from a2e_jax.errors import UserError
+from a2e_jax.core import schema
+from a2e_jax.core.channels import ICT_CHANNELS
+from a2e_jax.core.errors import UserError
 from a2e_jax.eval import emotion_classifier, evaluate
-from a2e_jax.face.channels import ICT_CHANNELS
 from a2e_jax.models import a2enet
 
 K = len(ICT_CHANNELS)

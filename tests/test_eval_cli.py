@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from a2e_jax import cli
-from a2e_jax.errors import UserError
+from a2e_jax.core.errors import UserError
 from a2e_jax.eval import emotion_classifier, runs
 
 
@@ -16,7 +16,7 @@ def test_missing_run_is_one_line_error(tmp_path, capsys):
 
 
 def test_face_model_must_match_the_run():
-  config = ml_collections.ConfigDict(dict(face_model="", model=dict(num_coeffs=64)))
+  config = ml_collections.ConfigDict(dict(face_model="", model=dict(channel_layout="bfm", num_coeffs=64)))
   with pytest.raises(UserError, match="--face-model"):
     runs._face_model(None, config)
   config.model.num_coeffs = 12

@@ -7,8 +7,9 @@ from test_face_formats import bfm_sequence, grid_model, ict_sequence
 from test_face_models import ICT, write_bfm
 
 from a2e_jax import cli
-from a2e_jax.face import channels, coeffs, registry
-from a2e_jax.face.export import read_sequence, write_sequence
+from a2e_jax.core import channels
+from a2e_jax.face import registry
+from a2e_jax.formats.files import read_sequence, write_sequence
 
 
 @pytest.fixture(autouse=True)
@@ -50,7 +51,7 @@ def test_convert_errors_are_one_line_exit_2(tmp_path, capsys):
 
 
 def test_export_between_bfm_and_arkit_spaces(tmp_path, capsys):
-  ict_like, bfm_like = grid_model(name="tiny"), grid_model(64, coeffs.BFM_CHANNELS, name="bfm")
+  ict_like, bfm_like = grid_model(name="tiny"), grid_model(64, channels.BFM_CHANNELS, name="bfm")
   ict_like.save(str(tmp_path / "tiny.npz"))
   bfm_like.save(str(tmp_path / "bfm.npz"))
   write_sequence(str(tmp_path / "talk.mat"), bfm_sequence(20))

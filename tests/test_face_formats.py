@@ -6,20 +6,21 @@ import numpy as np
 import pytest
 import scipy.io
 
-from a2e_jax.errors import UserError
-from a2e_jax.face import channels, coeffs
-from a2e_jax.face.export import EXPORT_FORMATS, read_sequence, resample, write_sequence
-from a2e_jax.face.export_arkit import HEADER
-from a2e_jax.face.export_gltf import euler_angles, read_glb_mesh, rotation_matrices
+from a2e_jax.core import channels
+from a2e_jax.core.errors import UserError
+from a2e_jax.face import coeffs
 from a2e_jax.face.model import MorphableModel
-from a2e_jax.face.sequence import CoeffSequence
+from a2e_jax.formats.arkit import HEADER
+from a2e_jax.formats.files import EXPORT_FORMATS, read_sequence, resample, write_sequence
+from a2e_jax.formats.gltf import euler_angles, read_glb_mesh, rotation_matrices
+from a2e_jax.formats.sequence import CoeffSequence
 
 RNG = np.random.default_rng(0)
 
 
 def bfm_sequence(t=30):
   return CoeffSequence(
-    coeffs=RNG.normal(size=(t, 64)).astype(np.float32), channel_names=coeffs.BFM_CHANNELS,
+    coeffs=RNG.normal(size=(t, 64)).astype(np.float32), channel_names=channels.BFM_CHANNELS,
     pose=(RNG.normal(size=(t, 6)) * 0.1).astype(np.float32), model="bfm",
   )
 
@@ -68,7 +69,7 @@ def test_bfm_formats_round_trip(tmp_path, ext):
   path = str(tmp_path / f"c.{ext}")
   write_sequence(path, seq)
   back = read_sequence(path)
-  assert back.channel_names == coeffs.BFM_CHANNELS and back.fps == 25 and back.model == "bfm"
+  assert back.channel_names == channels.BFM_CHANNELS and back.fps == 25 and back.model == "bfm"
   np.testing.assert_array_equal(back.coeffs, seq.coeffs)
   np.testing.assert_array_equal(back.pose, seq.pose)
 
@@ -184,7 +185,7 @@ def test_rotation_convention_matches_deep3dfacerecon():
 
 @pytest.mark.parametrize("fmt", EXPORT_FORMATS)
 def test_every_export_format_reads_back(tmp_path, fmt):
-  model = grid_model(64, coeffs.BFM_CHANNELS, name="bfm")
+  model = grid_model(64, channels.BFM_CHANNELS, name="bfm")
   seq = bfm_sequence(10)
   ext = {"sadtalker": "mat", "pirenderer": "npy", "npz": "npz", "arkit-csv": "csv", "glb": "glb"}[fmt]
   path = str(tmp_path / f"x.{ext}")
@@ -232,7 +233,7 @@ def test_bad_npy_csv_npz_errors(tmp_path):
 def test_channel_count_mismatch_and_missing_model_are_clear(tmp_path):
   seq = ict_sequence(5)
   with pytest.raises(UserError, match="64 expression channels, the sequence has 53"):
-    write_sequence(str(tmp_path / "a.glb"), seq, model=grid_model(64, coeffs.BFM_CHANNELS))
+    write_sequence(str(tmp_path / "a.glb"), seq, model=grid_model(64, channels.BFM_CHANNELS))
   with pytest.raises(UserError, match="--bfm"):
     write_sequence(str(tmp_path / "a.mat"), seq)
   with pytest.raises(UserError, match=r"\.glb needs the face model"):

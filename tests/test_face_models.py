@@ -7,8 +7,9 @@ import pytest
 import scipy.io
 from conftest import require_shared
 
-from a2e_jax.errors import UserError
-from a2e_jax.face import channels, registry
+from a2e_jax.core import channels
+from a2e_jax.core.errors import UserError
+from a2e_jax.face import registry
 from a2e_jax.face.bfm import load_bfm
 from a2e_jax.face.ict import load_ict
 from a2e_jax.face.model import REGION_NAMES, load_model

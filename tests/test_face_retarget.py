@@ -6,8 +6,8 @@ from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 from test_face_formats import grid_model
 
-from a2e_jax.errors import UserError
-from a2e_jax.face import channels, coeffs
+from a2e_jax.core import channels
+from a2e_jax.core.errors import UserError
 from a2e_jax.face.model import MorphableModel
 from a2e_jax.face.retarget import channel_map, closest_points, fit_retarget
 
@@ -71,12 +71,12 @@ def test_channel_map_without_models():
   perm = channel_map(("a", "b", "c"), ("c", "a", "b"))
   np.testing.assert_array_equal(perm @ np.array([1.0, 2.0, 3.0]), [3.0, 1.0, 2.0])
   with pytest.raises(UserError, match="BFM's 64 expression coefficients.*--bfm"):
-    channel_map(coeffs.BFM_CHANNELS, channels.ICT_CHANNELS, purpose="the arkit-csv format")
+    channel_map(channels.BFM_CHANNELS, channels.ICT_CHANNELS, purpose="the arkit-csv format")
 
 
 def test_channel_map_composes_name_maps_with_the_fit():
-  bfm_like = grid_model(64, coeffs.BFM_CHANNELS, name="bfm")
+  bfm_like = grid_model(64, channels.BFM_CHANNELS, name="bfm")
   ict_like = grid_model(53, channels.ICT_CHANNELS, name="ict")
-  to_arkit = channel_map(coeffs.BFM_CHANNELS, channels.ARKIT_BLENDSHAPES, bfm_like, ict_like)
+  to_arkit = channel_map(channels.BFM_CHANNELS, channels.ARKIT_BLENDSHAPES, bfm_like, ict_like)
   expected = channels.ict_to_arkit_matrix() @ fit_retarget(bfm_like, ict_like)
   np.testing.assert_allclose(to_arkit, expected, rtol=1e-6, atol=1e-9)

@@ -10,9 +10,9 @@ import pytest
 from conftest import REPO
 
 from a2e_jax import cli
-from a2e_jax.config import load_config
-from a2e_jax.errors import UserError
-from a2e_jax.face import channels
+from a2e_jax.core import channels
+from a2e_jax.core.config import load_config
+from a2e_jax.core.errors import UserError
 from a2e_jax.face.model import MorphableModel, load_model
 
 

@@ -11,10 +11,9 @@ import soundfile
 from infer_helpers import random_weights, speechlike, without_compilation_cache
 
 from a2e_jax import cli
-from a2e_jax.errors import UserError
-from a2e_jax.face.channels import ICT_CHANNELS
-from a2e_jax.face.coeffs import BFM_CHANNELS
-from a2e_jax.face.export import read_sequence
+from a2e_jax.core.channels import BFM_CHANNELS, ICT_CHANNELS
+from a2e_jax.core.errors import UserError
+from a2e_jax.formats.files import read_sequence
 from a2e_jax.infer import weights as weights_module
 
 

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import scipy.io
 
-from a2e_jax.data import schema
+from a2e_jax.core import schema
+from a2e_jax.core.channels import ICT_CHANNELS
+from a2e_jax.core.errors import UserError
 from a2e_jax.data.synth import eyes
-from a2e_jax.errors import UserError
-from a2e_jax.face.channels import ICT_CHANNELS
-from a2e_jax.face.sequence import CoeffSequence, save_npz
+from a2e_jax.formats.sequence import CoeffSequence, save_npz
 from a2e_jax.infer import controls, reference
 
 HAPPY, SAD = schema.EMOTIONS.index("happy"), schema.EMOTIONS.index("sad")

@@ -8,9 +8,9 @@ import pytest
 from conftest import require_shared, tool_module
 from infer_helpers import without_compilation_cache
 
-from a2e_jax.data import schema
-from a2e_jax.face.channels import ICT_CHANNELS
-from a2e_jax.face.sequence import CoeffSequence, save_npz
+from a2e_jax.core import schema
+from a2e_jax.core.channels import ICT_CHANNELS
+from a2e_jax.formats.sequence import CoeffSequence, save_npz
 from a2e_jax.infer import weights as weights_lib
 
 BUNDLED = os.path.isfile(os.path.join(weights_lib.DEMO_DIR, weights_lib.PARAMS_FILE))

@@ -10,9 +10,9 @@ import soundfile
 from infer_helpers import random_weights, speechlike, untrained_weights, without_compilation_cache
 
 from a2e_jax.audio import features
-from a2e_jax.data import schema
-from a2e_jax.face.channels import ICT_CHANNELS
-from a2e_jax.face.sequence import CoeffSequence, save_npz
+from a2e_jax.core import schema
+from a2e_jax.core.channels import ICT_CHANNELS
+from a2e_jax.formats.sequence import CoeffSequence, save_npz
 from a2e_jax.infer import generate as gen
 from a2e_jax.infer import streaming
 from a2e_jax.models.a2enet import A2ENet

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from model_helpers import synthetic_batch
 
-from a2e_jax.face.channels import ICT_CHANNELS
+from a2e_jax.core.channels import ICT_CHANNELS
 from a2e_jax.models import a2enet, layers
 
 B, T = 2, 12
@@ -99,7 +99,7 @@ def test_untrained_decoder_returns_beta0(tiny, view):
 def test_blink_channels_follow_the_eye_signal(tiny, view):
   config, module, variables = tiny
   random_params = _perturbed(variables)
-  blink = a2enet.blink_channels(config.num_coeffs)
+  blink = a2enet.blink_channels(config)
   assert [ICT_CHANNELS[i] for i in blink] == ["eyeBlink_L", "eyeBlink_R"]
   content = jax.random.normal(jax.random.key(2), (B, T, config.dim))
   emotion = jax.random.normal(jax.random.key(3), (B, config.dim))
@@ -119,9 +119,9 @@ def test_blink_channels_follow_the_eye_signal(tiny, view):
 
 
 def test_no_blink_gate_for_bfm_layout():
-  assert a2enet.blink_channels(64) == ()
   config = a2enet.model_config("tiny")
-  config.num_coeffs = 64
+  config.update(channel_layout="bfm", num_coeffs=64)
+  assert a2enet.blink_channels(config) == ()
   variables = jax.eval_shape(a2enet.A2ENet(config).init, jax.random.key(0), a2enet.example_view(config))
   assert "blink_closed" not in variables["params"]["expression_decoder"]
 

@@ -5,8 +5,8 @@ import jax
 import numpy as np
 import pytest
 
+from a2e_jax.core.errors import UserError
 from a2e_jax.data import align, pipeline
-from a2e_jax.errors import UserError
 
 
 def _mesh(shape=(4, 2, 1)):

@@ -8,9 +8,9 @@ import soundfile
 from PIL import Image
 
 from a2e_jax.cli import main
+from a2e_jax.core.channels import ICT_CHANNELS
 from a2e_jax.face.builtin import builtin_model
-from a2e_jax.face.channels import ICT_CHANNELS
-from a2e_jax.face.sequence import CoeffSequence, save_npz
+from a2e_jax.formats.sequence import CoeffSequence, save_npz
 from a2e_jax.render import photo, render_frames, video
 
 SIZE = 64
@@ -98,7 +98,7 @@ def test_photo_mode_keeps_the_portrait_and_darkens_the_open_mouth(model, tmp_pat
 
 
 def test_photo_errors(model, tmp_path):
-  from a2e_jax.errors import UserError
+  from a2e_jax.core.errors import UserError
 
   bad = tmp_path / "bad.png"
   bad.write_text("no image")

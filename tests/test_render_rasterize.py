@@ -4,9 +4,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import reference_gl
+import synthetic_meshes as synthetic
 from conftest import require_shared
 
-from a2e_jax.render import camera, rasterize, reference_gl, synthetic
+from a2e_jax.render import camera, rasterize
 
 # OpenGL snaps vertices to 1/256 px, so ids differ on a thin band along edges; the targets:
 IOU, SAME_ID, DEPTH_REL = 0.995, 0.995, 1e-4

@@ -2,8 +2,9 @@
 
 import jax.numpy as jnp
 import numpy as np
+import synthetic_meshes as synthetic
 
-from a2e_jax.render import camera, rasterize, shading, synthetic
+from a2e_jax.render import camera, rasterize, shading
 
 
 def deep3d_color(albedo, normals, gamma):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from a2e_jax.errors import UserError
+from a2e_jax.core.errors import UserError
 from a2e_jax.render import video
 
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import soundfile
 
-from a2e_jax.data import schema
+from a2e_jax.cli.synth import add_synth_parser
+from a2e_jax.core import schema
+from a2e_jax.core.channels import ICT_CHANNELS
+from a2e_jax.core.errors import UserError
 from a2e_jax.data.synth import augment, corpus
-from a2e_jax.data.synth.cli import add_synth_parser
-from a2e_jax.errors import UserError
-from a2e_jax.face.channels import ICT_CHANNELS
-from a2e_jax.face.sequence import load_npz
+from a2e_jax.formats.sequence import load_npz
 
 MANIFEST_KEYS = {"clip_id", "audio", "coeffs", "fps", "speaker", "sentence", "emotion", "intensity", "split"}
 

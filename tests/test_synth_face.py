@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from a2e_jax.data import schema
+from a2e_jax.core import schema
+from a2e_jax.core.channels import ICT_CHANNELS
 from a2e_jax.data.synth import eyes, phonemes, visemes, voices
 from a2e_jax.data.synth.utterance import synthesize_utterance
-from a2e_jax.face.channels import ICT_CHANNELS
 
 CH = {name: i for i, name in enumerate(ICT_CHANNELS)}
 TEXT = "Bob made a map of the moon with a blue pen."

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from a2e_jax.data import schema
+from a2e_jax.core import schema
 from a2e_jax.data.synth import dsp, emotion, espeak, phonemes, voices
 from a2e_jax.data.synth.sentences import SENTENCES
 from a2e_jax.data.synth.utterance import synthesize_utterance

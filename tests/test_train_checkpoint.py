@@ -11,10 +11,11 @@ import pytest
 import train_standin as standin
 from jax.sharding import PartitionSpec as P
 
-from a2e_jax.errors import UserError
+from a2e_jax.core import run_dir
+from a2e_jax.core.errors import UserError
+from a2e_jax.tasks.random_batches import RandomBatches
 from a2e_jax.train import checkpoint, sharding, step
 from a2e_jax.train import state as state_lib
-from a2e_jax.train.random_batches import RandomBatches
 
 
 def _mesh(shape, devices=None):
@@ -88,17 +89,17 @@ def test_checkpoint_from_8_devices_restores_on_other_meshes(saved_on_8, shape, n
 
 def test_restore_params_lands_on_one_device_whatever_saved_it(saved_on_8):
   workdir, saved, _ = saved_on_8
-  params = checkpoint.restore_params(workdir, "latest")
+  params = run_dir.restore_params(workdir, "latest")
   _assert_equal_trees(params, saved.params)
   leaf = params["up"]["kernel"]
   assert isinstance(leaf.sharding, jax.sharding.SingleDeviceSharding)
   with pytest.raises(UserError, match="no checkpoint 7"):
-    checkpoint.restore_params(workdir, 7)
+    run_dir.restore_params(workdir, 7)
 
 
 def test_restore_params_without_checkpoints_is_a_user_error(tmp_path):
   with pytest.raises(UserError, match="no checkpoints"):
-    checkpoint.restore_params(tmp_path)
+    run_dir.restore_params(tmp_path)
 
 
 def test_keeps_the_latest_and_the_best(tmp_path):
@@ -115,7 +116,7 @@ def test_keeps_the_latest_and_the_best(tmp_path):
   ckpt.close()
   (tmp_path / "config.json").write_text(json.dumps({"checkpoint": {"best_metric": "eval/loss",
                                                                    "best_mode": "min"}}))
-  best = checkpoint.restore_params(tmp_path)  # "best" by default
+  best = run_dir.restore_params(tmp_path)  # "best" by default
   _assert_equal_trees(best, setup.fresh_state().params)  # every saved state has the initial params
 
 
@@ -218,7 +219,7 @@ def test_a_saved_nan_parameter_fails_the_finite_check(tmp_path):
   first = _save_two(tmp_path, setup, poisoned)
   with pytest.raises(UserError, match=r"checkpoints/2 is damaged \(params\['up'\]\['kernel'\] hold NaN or "
                                       r"inf\); pass another --step \(steps: 1\)"):
-    checkpoint.restore_params(tmp_path, "latest")
+    run_dir.restore_params(tmp_path, "latest")
   restored = _restore_warns(tmp_path, setup, r"params\['up'\]\['kernel'\] hold NaN or inf")
   _assert_equal_trees(restored, first)
 
@@ -251,7 +252,7 @@ def test_checkpoints_without_checksums_still_restore(tmp_path):
   ckpt = checkpoint.Checkpointer(tmp_path)
   _assert_equal_trees(ckpt.restore(setup.abstract(), setup.batches), _host(state))
   ckpt.close()
-  _assert_equal_trees(checkpoint.restore_params(tmp_path, 1), _host(state).params)
+  _assert_equal_trees(run_dir.restore_params(tmp_path, 1), _host(state).params)
 
 
 @pytest.mark.slow

@@ -8,8 +8,8 @@ import ml_collections
 import pytest
 from conftest import REPO
 
-from a2e_jax.config import load_config
-from a2e_jax.errors import UserError
+from a2e_jax.core.config import load_config
+from a2e_jax.core.errors import UserError
 from a2e_jax.train import sharding, trainer
 
 CONFIGS = sorted(str(p.relative_to(REPO)) for p in (REPO / "configs").glob("*.py"))

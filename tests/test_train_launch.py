@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from a2e_jax.errors import UserError
+from a2e_jax.core.errors import UserError
 from a2e_jax.train import distributed, summary
 
 STANDIN = str(REPO / "tests" / "train_standin.py")

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from a2e_jax.config import load_config
-from a2e_jax.errors import UserError
+from a2e_jax.core import run_dir
+from a2e_jax.core.config import load_config
+from a2e_jax.core.errors import UserError
 from a2e_jax.train import checkpoint, summary, trainer
 
 STANDIN = str(REPO / "tests" / "train_standin.py")
@@ -30,7 +31,7 @@ def test_nan_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_p
                      match=r"loss and grad_norm became nan at step 5; .*last checkpoint \(step 4\)"):
     trainer.train_and_evaluate(config, tmp_path.name)  # a relative workdir, as users type it
   assert checkpoint.Checkpointer(tmp_path).all_steps() == [2, 4]
-  params = checkpoint.restore_params(tmp_path, "latest")
+  params = run_dir.restore_params(tmp_path, "latest")
   assert all(np.isfinite(np.asarray(x)).all() for x in _leaves(params))
   assert sorted(summary.read_metrics(tmp_path)) == [1, 2, 3, 4]
 

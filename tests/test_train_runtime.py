@@ -9,8 +9,8 @@ import jax
 import pytest
 from conftest import REPO
 
-from a2e_jax.config import load_config
-from a2e_jax.errors import UserError
+from a2e_jax.core.config import load_config
+from a2e_jax.core.errors import UserError
 from a2e_jax.train import runtime
 
 

@@ -7,10 +7,10 @@ import pytest
 import train_standin as standin
 from jax.sharding import PartitionSpec as P
 
-from a2e_jax.errors import UserError
+from a2e_jax.core.errors import UserError
+from a2e_jax.tasks.random_batches import RandomBatches
 from a2e_jax.train import sharding, step
 from a2e_jax.train import state as state_lib
-from a2e_jax.train.random_batches import RandomBatches
 
 
 def _mesh(data, fsdp, model, devices=None):

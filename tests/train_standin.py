@@ -59,7 +59,7 @@ def task(config):
 
   import numpy as np
 
-  from a2e_jax.train.random_batches import RandomBatches
+  from a2e_jax.tasks.random_batches import RandomBatches
   from a2e_jax.train.task import Task
 
   module = StandIn()
@@ -105,14 +105,14 @@ def example_view(batch):
 def _view_spec():
   import numpy as np
 
-  from a2e_jax.train.random_batches import random_clip_view
+  from a2e_jax.tasks.random_batches import random_clip_view
 
   return random_clip_view(np.random.default_rng(0), FRAMES, COEFFS)
 
 
 def get_config(arg=None):
   """The trainer's config around the stand-in (used as a config file: --config tests/train_standin.py)."""
-  from a2e_jax.train.defaults import base_config
+  from a2e_jax.tasks.defaults import base_config
 
   config = base_config("tiny")
   config.task = "train_standin:task"

@@ -100,8 +100,8 @@ def feature_rows(hours: float, block_seconds: float):
 def ensure_dataset(data_dir: str, dataset: str) -> str:
   """A data dir holding `dataset` (aligned); else builds the tiny built-in corpus into a temporary one."""
   from a2e_jax import cli
+  from a2e_jax.core.errors import UserError
   from a2e_jax.data import align, builders
-  from a2e_jax.errors import UserError
 
   try:
     if os.path.isfile(align.pair_index_path(builders.dataset_dir(data_dir, dataset), "train")):
@@ -123,15 +123,16 @@ def train_step(size: str, mesh, batch: int, frames: int, data_cfg):
   import jax
 
   from a2e_jax.data import pipeline
-  from a2e_jax.train import sharding, step, task
+  from a2e_jax.tasks.a2enet import a2enet_task
+  from a2e_jax.tasks.defaults import base_config
+  from a2e_jax.train import sharding, step
   from a2e_jax.train import state as state_lib
-  from a2e_jax.train.defaults import base_config
 
   config = base_config(size)
   config.data = data_cfg
   config.train.batch_size = batch
   config.eval.metrics_clips = 0
-  the_task = task.a2enet_task(config)
+  the_task = a2enet_task(config)
   tx, schedule = state_lib.make_optimizer(config.optim, 1000)
   rng = jax.random.key(0)
   shardings = state_lib.state_shardings(the_task.init_variables, tx, rng, mesh)

@@ -40,8 +40,8 @@ def bench(size: str, dtype: str, batch: int, frames: int, repeats: int, warmup: 
   import jax
 
   from a2e_jax.models import a2enet
-  from a2e_jax.train import losses
-  from a2e_jax.train.random_batches import VIEWS, random_clip_view
+  from a2e_jax.tasks import losses
+  from a2e_jax.tasks.random_batches import VIEWS, random_clip_view
 
   config = a2enet.model_config(size)
   config.dtype = dtype

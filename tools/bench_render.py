@@ -3,7 +3,7 @@
   python tools/bench_render.py [--sizes 224 256 512] [--batches 1 32] [--repeats 5] [--json bench_render.json]
   (or: a2e bench render ...)
 
-Meshes: a BFM-sized face-like mesh (35,709 vertices, 70,789 triangles; render/synthetic.py) and the
+Meshes: a BFM-sized face-like mesh (35,709 vertices, 70,789 triangles; tests/synthetic_meshes.py) and the
 built-in face (18,887 vertices, 37,232 triangles), in random head poses with Deep3DFaceRecon's camera.
 Each row turns B frames of screen vertices into per-pixel triangle id, barycentrics and depth on the host:
   jax      `rasterize` under jit (visibility + differentiable barycentrics and depth), result as numpy
@@ -17,16 +17,21 @@ threads both run in this process), which other processes' load disturbs less tha
 
 import argparse
 import json
+import pathlib
 import platform
 import statistics
+import sys
 import time
 
 import numpy as np
 from timing import timed_runs
 
+# The mesh generator and the OpenGL reference renderer are test fixtures (tests/), shared with this benchmark.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
+
 
 def meshes(names):
-  from a2e_jax.render import synthetic
+  import synthetic_meshes as synthetic
 
   out = {}
   if "bfm_sized" in names:
@@ -51,8 +56,10 @@ def main(argv=None) -> dict:
 
   import jax
   import jax.numpy as jnp
+  import reference_gl
+  import synthetic_meshes as synthetic
 
-  from a2e_jax.render import camera, reference_gl, synthetic
+  from a2e_jax.render import camera
   from a2e_jax.render.rasterize import rasterize
 
   ctx = reference_gl.context()

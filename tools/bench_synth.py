@@ -20,7 +20,7 @@ import statistics
 import tempfile
 import time
 
-from a2e_jax.data.schema import SYNTHETIC_PRESETS
+from a2e_jax.core.schema import SYNTHETIC_PRESETS
 
 
 def _cpu_seconds() -> float:

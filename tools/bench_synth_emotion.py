@@ -35,7 +35,7 @@ def main(argv=None) -> dict:
   parser.add_argument("--json", default="bench_synth_emotion.json", help="where to write the results")
   args = parser.parse_args(argv)
 
-  from a2e_jax.data import schema
+  from a2e_jax.core import schema
   from a2e_jax.data.synth.corpus import STYLES
   from a2e_jax.data.synth.sentences import SENTENCES
   from a2e_jax.data.synth.utterance import synthesize_utterance

@@ -35,17 +35,18 @@ def make_row(size: str, num_devices: int, batch: int, frames: int):
   import jax
   import ml_collections
 
-  from a2e_jax.train import sharding, step, task
+  from a2e_jax.tasks.a2enet import a2enet_task
+  from a2e_jax.tasks.defaults import base_config
+  from a2e_jax.tasks.random_batches import RandomBatches
+  from a2e_jax.train import sharding, step
   from a2e_jax.train import state as state_lib
-  from a2e_jax.train.defaults import base_config
-  from a2e_jax.train.random_batches import RandomBatches
 
   config = base_config(size)
   config.input = "random"
   config.data.window_frames = frames
   config.train.batch_size = batch
   config.eval.metrics_clips = 0
-  the_task = task.a2enet_task(config)
+  the_task = a2enet_task(config)
   mesh = sharding.make_mesh(ml_collections.ConfigDict(dict(data=num_devices, fsdp=1, model=1)),
                             jax.devices()[:num_devices])
   tx, schedule = state_lib.make_optimizer(config.optim, 1000)

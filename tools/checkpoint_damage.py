@@ -23,8 +23,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from a2e_jax.errors import UserError
-from a2e_jax.train import checkpoint, integrity
+from a2e_jax.core import integrity, run_dir
+from a2e_jax.core.errors import UserError
+from a2e_jax.train import checkpoint
 from a2e_jax.train.state import TrainState
 
 LAYERS, WIDTH = 8, 128
@@ -121,7 +122,7 @@ def _detected(workdir: str, saved: dict[int, TrainState]) -> bool:
 
 def _eval_refuses(workdir: str) -> bool:
   try:
-    checkpoint.restore_params(workdir, 2)
+    run_dir.restore_params(workdir, 2)
   except UserError:
     return True
   return False
@@ -139,7 +140,7 @@ def run_trials(places: int = 42, count: int = 64, seed: int = 0, bit_flips: int 
     for i, (kind, with_file_list) in enumerate(kinds):
       workdir = os.path.join(tmp, f"trial{i}")
       shutil.copytree(pristine, workdir)
-      step_dir = os.path.join(workdir, checkpoint.CHECKPOINTS, "2")
+      step_dir = os.path.join(workdir, run_dir.CHECKPOINTS, "2")
       if not with_file_list:
         os.remove(os.path.join(step_dir, integrity.FILES))
       where = _garble(step_dir, rng, count) if kind == "garble" else _flip_bit(step_dir, rng)

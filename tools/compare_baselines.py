@@ -61,7 +61,7 @@ COLUMNS = (  # (metric, header, format)
 
 def run_configs(data_dir: str, steps: int, eval_every: int):
   """(full config, ablation config, the overrides of each) from configs/synthetic.py's default variant."""
-  from a2e_jax.config import load_config
+  from a2e_jax.core.config import load_config
 
   common = [f"--config.data.data_dir={data_dir}", f"--config.train.steps={steps}",
             f"--config.eval.every={eval_every}", f"--config.checkpoint.every={eval_every}",
@@ -97,9 +97,9 @@ def checkpoint_steps(workdir: str) -> list[int]:
 
 def adopt_full_run(source: str, target: str, config) -> None:
   """Copies the finished run `source` into `target` after checking that its config is `config`'s."""
-  from a2e_jax.train import checkpoint
+  from a2e_jax.core import run_dir
 
-  saved = checkpoint.load_run_config(source)
+  saved = run_dir.load_run_config(source)
   if saved is None:
     raise SystemExit(f"--full-from {source}: no config.json there; pass an 'a2e train --workdir' folder")
   diff = config_differences(saved.to_dict(), json.loads(config.to_json()))
@@ -120,18 +120,18 @@ def evaluate_all(workdirs: dict, step: int, data_cfg, splits, clips: int, seed: 
                  classifier_path: str, out_dir: str) -> tuple[dict, dict, dict]:
   """({split: {name: metrics}}, {split: clips per emotion and `paired_emotion`}, {split: {name: seconds}})
   for each run in `workdirs` (named full and ablation) and β0."""
-  from a2e_jax.data import pipeline, schema
+  from a2e_jax.core import run_dir, schema
+  from a2e_jax.core.channels import ICT_CHANNELS
+  from a2e_jax.data import pipeline
   from a2e_jax.eval import evaluate, runs
-  from a2e_jax.face.channels import ICT_CHANNELS
   from a2e_jax.models.a2enet import A2ENet
-  from a2e_jax.train import checkpoint
-  from a2e_jax.train.task import load_face_model
+  from a2e_jax.tasks.a2enet import load_face_model
 
-  configs = {name: checkpoint.load_run_config(w) for name, w in workdirs.items()}
+  configs = {name: run_dir.load_run_config(w) for name, w in workdirs.items()}
   first = next(iter(configs.values()))
   face = load_face_model(first.face_model or "builtin")
   classifier = runs.get_classifier(classifier_path, data_cfg, first.model.num_coeffs)
-  predictors = {name: evaluate.ModelPredictor(A2ENet(configs[name].model), checkpoint.restore_params(w, step))
+  predictors = {name: evaluate.ModelPredictor(A2ENet(configs[name].model), run_dir.restore_params(w, step))
                 for name, w in workdirs.items()}
   predictors["beta0"] = evaluate.Beta0Predictor()
   mesh = runs.one_device_mesh()
@@ -249,7 +249,7 @@ def learning_curves(workdirs: dict, path: str, smooth: int = 50) -> None:
 
 def markdown(results: dict, checks: dict, details: dict) -> str:
   """The table of COLUMNS, one block of rows per split, and the verdict lines."""
-  from a2e_jax.data import schema
+  from a2e_jax.core import schema
 
   head = "| split | predictor | " + " | ".join(h for _, h, _ in COLUMNS) + " |"
   lines = [head, "|" + "---|" * (len(COLUMNS) + 2)]

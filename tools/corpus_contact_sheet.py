@@ -24,7 +24,7 @@ def main(argv=None):
 
   import mediapy
 
-  from a2e_jax.data import schema
+  from a2e_jax.core import schema
   from a2e_jax.data.synth import phonemes
   from a2e_jax.data.synth.utterance import synthesize_utterance
   from a2e_jax.face.builtin import builtin_model

@@ -75,7 +75,7 @@ class GeneratePredictor:
 
   def with_label(self, view, label_b, intensity_b):
     """Labels [B] (one per clip) or [B,T] (a per-frame schedule, switched without a ramp as eval asks)."""
-    from a2e_jax.data import schema
+    from a2e_jax.core import schema
     from a2e_jax.infer.controls import EmotionKey
 
     label_b = np.asarray(label_b)
@@ -144,7 +144,7 @@ def chunk_sweep(weights, data_cfg, face, split, sizes, max_clips, batch_size=16)
 
 def intensity_check(generator, data_cfg, split, max_clips, batch_size=16):
   """Mean distance (coefficient L2 per frame, eye channels aside) from neutral at intensity 1 and 3."""
-  from a2e_jax.data import schema
+  from a2e_jax.core import schema
 
   predictor = GeneratePredictor(generator)
   eye_free = np.array([not n.startswith("eye") for n in generator.channel_names])
@@ -184,7 +184,7 @@ def jaw_opening_mm(face, coeffs_tk) -> np.ndarray:
 
 def rms_envelope(wav, frames: int) -> np.ndarray:
   """[frames] RMS of each 25 fps frame's 640 samples."""
-  from a2e_jax.data import schema
+  from a2e_jax.core import schema
 
   return np.sqrt((np.asarray(wav[:frames * schema.SAMPLES_PER_FRAME], np.float64).reshape(frames, -1) ** 2)
                  .mean(axis=1))
@@ -200,7 +200,7 @@ def _lagged_correlation(follower_t, leader_t, lag: int) -> float:
 def real_speech(generator, face, path=REAL_SPEECH):
   """Mouth opening against the speech envelope, and blinks, on a real recording."""
   from a2e_jax.audio import io
-  from a2e_jax.data import schema
+  from a2e_jax.core import schema
   from a2e_jax.eval import metrics
 
   if not os.path.isfile(path):
@@ -233,8 +233,8 @@ def corpus_envelope(generator, face, corpus_dir, splits, clips_per_split=48):
   its manifest), from their wavs; None when `corpus_dir` holds no corpus."""
   import soundfile
 
-  from a2e_jax.data import schema
-  from a2e_jax.face.sequence import load_npz
+  from a2e_jax.core import schema
+  from a2e_jax.formats.sequence import load_npz
 
   manifest = os.path.join(corpus_dir or "", "manifest.jsonl")
   if not corpus_dir or not os.path.isfile(manifest):

@@ -1,4 +1,4 @@
-"""Writes a corpus manifest (data/schema.py) for MEAD, CREMA-D, RAVDESS or HDTF-style folders.
+"""Writes a corpus manifest (core/schema.py) for MEAD, CREMA-D, RAVDESS or HDTF-style folders.
 
   python tools/prepare_mead.py --root MEAD --coeffs MEAD_coeffs --out mead/manifest.jsonl \\
       --test-speakers M003,W009 --val-speakers M005 --val-sentences 028,029,030
@@ -148,8 +148,8 @@ def prepare(
   val_sentences=(),
 ) -> dict:
   """Writes the manifest; returns counts {"clips", "no_coefficients", "not_in_layout", "splits"}."""
+  from a2e_jax.core.errors import UserError
   from a2e_jax.data.manifest import write_manifest
-  from a2e_jax.errors import UserError
 
   if not os.path.isdir(root):
     raise UserError(f"--root {root} is not a folder")
@@ -210,7 +210,7 @@ def _names(text: str) -> set:
 
 
 def main(argv=None) -> int:
-  from a2e_jax.errors import UserError
+  from a2e_jax.core.errors import UserError
 
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog="See docs/data.md.")
   parser.add_argument("--root", required=True, help="the corpus's audio (or video) folder")

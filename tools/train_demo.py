@@ -25,7 +25,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "tools"))
 
-from a2e_jax.data.schema import SYNTHETIC_PRESETS  # noqa: E402  (after the path setup)
+from a2e_jax.core.schema import SYNTHETIC_PRESETS  # noqa: E402  (after the path setup)
 
 MAX_BYTES = 25 * 2**20
 # The bundled weights' log-mel augmentation (data/mel_augment.py): voices and channels espeak-ng never
@@ -48,7 +48,7 @@ def ensure_dataset(data_dir: str, corpus_dir: str, preset: str) -> None:
 
 
 def demo_config(args, extra=()):
-  from a2e_jax.config import load_config
+  from a2e_jax.core.config import load_config
 
   overrides = [f"--config.data.data_dir={args.data_dir}",
                f"--config.data.dataset=a2e_synthetic/{args.preset}",
@@ -82,8 +82,8 @@ def main(argv=None) -> int:
 
   import eval_generate
 
+  from a2e_jax.core import run_dir
   from a2e_jax.infer import weights as weights_lib
-  from a2e_jax.train import checkpoint
   from a2e_jax.train.trainer import train_and_evaluate
 
   args.corpus = args.corpus or os.path.join(REPO, "data", f"corpus_{args.preset}")
@@ -94,8 +94,8 @@ def main(argv=None) -> int:
     train_and_evaluate(config, args.workdir)
   train_seconds = time.perf_counter() - started
 
-  run_config = checkpoint.load_run_config(args.workdir)
-  params = checkpoint.restore_params(args.workdir, "best")
+  run_config = run_dir.load_run_config(args.workdir)
+  params = run_dir.restore_params(args.workdir, "best")
   card = {
     "name": "a2e_jax demo weights",
     "channel_names": list(_channels(run_config)),
@@ -127,7 +127,7 @@ def main(argv=None) -> int:
 
 
 def _channels(run_config):
-  from a2e_jax.face.channels import ICT_CHANNELS
+  from a2e_jax.core.channels import ICT_CHANNELS
 
   return ICT_CHANNELS if run_config.model.num_coeffs == len(ICT_CHANNELS) else ()
 

@@ -14,8 +14,9 @@ import functools
 from collections.abc import Iterable, Iterator
 
 import numpy as np
+import scipy.sparse
 
-from a2e_jax.data import schema
+from a2e_jax.core import schema
 
 N_FFT = 800
 WIN = 800
@@ -34,6 +35,7 @@ _PAD = N_FFT // 2
 @functools.cache
 def mel_basis() -> np.ndarray:
   """[80, 401] float32 Slaney mel filterbank (librosa's default normalisation, as SadTalker uses)."""
+  # librosa (with numba) takes about a second to import: only the functions that use it load it.
   import librosa
 
   return librosa.filters.mel(sr=schema.SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=FMIN, fmax=FMAX).astype(
@@ -44,6 +46,7 @@ def mel_basis() -> np.ndarray:
 @functools.cache
 def mel_band_hz() -> np.ndarray:
   """[80] float64 centre frequencies (Hz) of the mel bands of `mel_basis`."""
+  # librosa (with numba) takes about a second to import: only the functions that use it load it.
   import librosa
 
   return librosa.mel_frequencies(N_MELS + 2, fmin=FMIN, fmax=FMAX)[1:-1]
@@ -53,7 +56,6 @@ def mel_band_hz() -> np.ndarray:
 def _sparse_mel_basis():
   # Each FFT bin feeds at most two mel bands: the sparse product does 1/40 of the dense one's work and,
   # unlike a BLAS call, does not stall when other processes load the CPU.
-  import scipy.sparse
 
   return scipy.sparse.csr_array(mel_basis())
 
@@ -82,6 +84,7 @@ def _spectrum_to_log_mel(magnitude_ft: np.ndarray) -> np.ndarray:
 
 def _frames_log_mel(y_padded: np.ndarray) -> np.ndarray:
   """Log-mel of every full 800-sample frame (hop 200) of already padded, pre-emphasised samples."""
+  # librosa (with numba) takes about a second to import: only the functions that use it load it.
   import librosa
 
   spec = librosa.stft(y_padded, n_fft=N_FFT, hop_length=HOP, win_length=WIN, center=False)
@@ -183,6 +186,7 @@ def mel_windows(mel_mf: np.ndarray, frames: np.ndarray | int) -> np.ndarray:
 
 def mfcc_from_log_mel(mel_mf: np.ndarray, n_mfcc: int = N_MFCC) -> np.ndarray:
   """[M, 80] normalised log-mel -> [M, n_mfcc] MFCC (DCT-II of the dB mel spectrum, c0 included)."""
+  # librosa (with numba) takes about a second to import: only the functions that use it load it.
   import librosa
 
   s_db = (np.asarray(mel_mf, np.float32) + MAX_ABS) * (-MIN_LEVEL_DB / (2 * MAX_ABS)) + MIN_LEVEL_DB
@@ -192,3 +196,12 @@ def mfcc_from_log_mel(mel_mf: np.ndarray, n_mfcc: int = N_MFCC) -> np.ndarray:
 def mfcc(wav: np.ndarray, n_mfcc: int = N_MFCC) -> np.ndarray:
   """[N] 16 kHz audio -> [1 + N // 200, n_mfcc] MFCC at 80 frames per second, for DTW alignment."""
   return mfcc_from_log_mel(log_mel(wav), n_mfcc)
+
+
+def dtw_path(features_a: np.ndarray, features_b: np.ndarray) -> np.ndarray:
+  """[L,2] the Euclidean DTW path between feature sequences [Ma,D] and [Mb,D], from (0, 0) onwards."""
+  # librosa (with numba) takes about a second to import: only the functions that use it load it.
+  import librosa
+
+  _, path = librosa.sequence.dtw(features_a.T, features_b.T, metric="euclidean")
+  return path[::-1]

@@ -13,10 +13,13 @@ import warnings
 from collections.abc import Iterator
 from typing import NamedTuple
 
+import imageio_ffmpeg
 import numpy as np
+import soundfile
+import soxr
 
-from a2e_jax.data import schema
-from a2e_jax.errors import UserError
+from a2e_jax.core import schema
+from a2e_jax.core.errors import UserError
 
 SAMPLE_RATE = schema.SAMPLE_RATE
 MAX_SECONDS = 1800.0  # longer files must be streamed (`iter_audio`): a whole hour at 48 kHz stereo is 1.4 GB
@@ -45,8 +48,6 @@ class AudioInfo(NamedTuple):
 
 
 def _ffmpeg() -> str:
-  import imageio_ffmpeg
-
   return imageio_ffmpeg.get_ffmpeg_exe()
 
 
@@ -88,7 +89,6 @@ def audio_info(path: str) -> AudioInfo:
   _check_exists(path)
   if _uses_ffmpeg(path):
     return _ffmpeg_info(path)
-  import soundfile
 
   try:
     info = soundfile.info(path)
@@ -142,8 +142,6 @@ def _ffmpeg_blocks(path: str, info: AudioInfo, block_samples: int) -> Iterator[n
 
 
 def _soundfile_blocks(path: str, block_samples: int) -> Iterator[np.ndarray]:
-  import soundfile
-
   try:
     yield from soundfile.blocks(path, blocksize=block_samples, dtype="float32", always_2d=True)
   except (RuntimeError, soundfile.LibsndfileError) as e:
@@ -202,6 +200,7 @@ def load_audio(path: str, *, max_seconds: float = MAX_SECONDS) -> np.ndarray:
 
   Files longer than `max_seconds` raise UserError pointing at `iter_audio`, which streams them.
   """
+  # librosa (with numba) takes about a second to import: only the functions that use it load it.
   import librosa
 
   path = os.fspath(path)
@@ -227,8 +226,6 @@ def iter_audio(path: str, block_seconds: float = 10.0) -> Iterator[np.ndarray]:
   Resampling runs as a soxr stream, so the blocks join without seams. The checks of `validate` run as
   the blocks pass (non-finite samples raise at once; length, silence and clipping at the end).
   """
-  import soxr
-
   path = os.fspath(path)
   info = audio_info(path)
   block_samples = max(1, int(block_seconds * info.sample_rate))

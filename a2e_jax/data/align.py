@@ -10,14 +10,17 @@ A split's `PairIndex` holds every clip's metadata (so the pipeline samples pairs
 and the warps between all ordered pairs of one group, saved as `a2e_pairs-<split>.npz` beside the dataset.
 """
 
+import concurrent.futures
 import dataclasses
 import difflib
+import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from a2e_jax.data import schema
+from a2e_jax.audio import features
+from a2e_jax.core import schema
 
 _META = ("clip_id", "speaker", "sentence", "emotion", "intensity", "num_frames")
 
@@ -125,8 +128,6 @@ def _metadata_index(metas: list[dict]) -> PairIndex:
 
 def dtw_features(mel_mf: np.ndarray) -> np.ndarray:
   """[M, 80] log-mel -> [M, 12] MFCC c1..c12, mean and variance normalised over the clip."""
-  from a2e_jax.audio import features
-
   c = features.mfcc_from_log_mel(mel_mf)[:, 1:]
   return (c - c.mean(0)) / (c.std(0) + 1e-3)
 
@@ -149,15 +150,12 @@ def frame_warp(path_l2: np.ndarray, num_mel_u: int, num_frames_u: int, num_frame
 
 def align_group(features_list: Sequence[np.ndarray], num_frames: Sequence[int]) -> list[list[np.ndarray]]:
   """Warps between every ordered pair of one group: result[u][v] is [T_u] frames of v (identity on u == v)."""
-  import librosa
-
   n = len(features_list)
   result = [[None] * n for _ in range(n)]
   for u in range(n):
     result[u][u] = np.arange(num_frames[u], dtype=np.int32)
     for v in range(u + 1, n):
-      _, path = librosa.sequence.dtw(features_list[u].T, features_list[v].T, metric="euclidean")
-      path = path[::-1]
+      path = features.dtw_path(features_list[u], features_list[v])
       mu, mv = len(features_list[u]), len(features_list[v])
       result[u][v] = frame_warp(path, mu, num_frames[u], num_frames[v])
       result[v][u] = frame_warp(path[:, ::-1], mv, num_frames[v], num_frames[u])
@@ -186,9 +184,6 @@ def build_pair_index(
   tasks = [(source, members, [int(index.num_frames[i]) for i in members]) for members in groups]
   pool = None
   if workers > 1 and len(groups) > 1:
-    import concurrent.futures
-    import multiprocessing
-
     pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
     results = pool.map(_group_warps, tasks, chunksize=max(1, len(tasks) // (8 * workers)))
   else:

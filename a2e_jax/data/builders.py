@@ -4,7 +4,7 @@
                         any config name is accepted, so one data_dir can hold several corpora
   a2e_synthetic/<preset> the built-in corpus (data/synth/), synthesised first when no corpus folder is given
 
-Both write one record per clip with the fields of data/schema.py (variable-length arrays), one split per
+Both write one record per clip with the fields of core/schema.py (variable-length arrays), one split per
 manifest `split` value, with `file_format='array_record'`, and need no TensorFlow: records are read back
 with `tfds.data_source` / `builder.as_data_source`. The dataset's metadata holds the coefficient channel
 names. A clip whose audio or coefficients cannot be used is logged with its path and counted per kind
@@ -26,10 +26,13 @@ import warnings
 
 import numpy as np
 import tensorflow_datasets as tfds
+from tensorflow_datasets.core import shuffle
 
+from a2e_jax.core import schema
+from a2e_jax.core.errors import UserError
+from a2e_jax.data import align
 from a2e_jax.data import manifest as manifest_lib
-from a2e_jax.data import schema
-from a2e_jax.errors import UserError
+from a2e_jax.data.synth import corpus as synth_corpus
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +42,7 @@ SHUFFLE_MEMORY_FRACTION = 0.5
 
 
 def features() -> tfds.features.FeaturesDict:
-  """The record layout of data/schema.py."""
+  """The record layout of core/schema.py."""
   floats, ints = np.float32, np.int64
   return tfds.features.FeaturesDict(
     {
@@ -100,7 +103,7 @@ def shuffle_memory_bytes() -> int:
 
 
 class A2eManifest(tfds.core.GeneratorBasedBuilder):
-  """Clips of a corpus manifest (data/schema.py) as ArrayRecord; config name = the corpus's name."""
+  """Clips of a corpus manifest (core/schema.py) as ArrayRecord; config name = the corpus's name."""
 
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Clips with SadTalker log-mel, 25 fps coefficients, eye, pose, phones."}
@@ -152,7 +155,6 @@ class A2eManifest(tfds.core.GeneratorBasedBuilder):
     # TFDS shuffles a split's records in memory up to 1 GB (about 11 h of audio) and spills larger splits
     # to disk through tf.io.gfile, which needs TensorFlow; the pipeline reads records by index in its own
     # seeded order, so the shuffle may as well stay in memory, up to a share of the machine's.
-    from tensorflow_datasets.core import shuffle
 
     default, shuffle.MAX_MEM_BUFFER_SIZE = shuffle.MAX_MEM_BUFFER_SIZE, shuffle_memory_bytes()
     try:
@@ -245,11 +247,10 @@ class A2eSynthetic(A2eManifest):
   def _manifest_path(self, dl_manager) -> str:
     if self._manifest or self._manual_folder(dl_manager):
       return super()._manifest_path(dl_manager)
-    from a2e_jax.data.synth.corpus import build_corpus
 
     folder = os.path.join(dl_manager.download_dir, f"a2e_synth_{self.builder_config.name}_seed{self._seed}")
     if not os.path.isfile(os.path.join(folder, "manifest.jsonl")):
-      build_corpus(
+      synth_corpus.build_corpus(
         folder, preset=self.builder_config.name, seed=self._seed, workers=self._workers, overwrite=True
       )
     return os.path.join(folder, "manifest.jsonl")
@@ -283,8 +284,6 @@ def dataset_dir(data_dir: str, dataset: str) -> str:
 
 def open_split(data_dir: str, dataset: str, split: str):
   """(random-access source of clip records, PairIndex) of one split of a built dataset."""
-  from a2e_jax.data import align
-
   path = dataset_dir(data_dir, dataset)
   builder = tfds.builder_from_directory(path)
   if split not in builder.info.splits:

@@ -1,4 +1,4 @@
-"""Corpus manifests (data/schema.py) and loading one clip: audio -> log-mel, coefficients -> 25 fps targets.
+"""Corpus manifests (core/schema.py) and loading one clip: audio -> log-mel, coefficients -> 25 fps targets.
 
 A manifest is `manifest.jsonl` (one JSON object per line) or a CSV with the same column names. Required:
 clip_id, audio, coeffs, speaker, sentence; optional: fps (the coefficient file's rate when the file does
@@ -17,8 +17,11 @@ import warnings
 
 import numpy as np
 
-from a2e_jax.data import schema
-from a2e_jax.errors import UserError
+from a2e_jax.audio import features, io
+from a2e_jax.core import schema
+from a2e_jax.core.errors import UserError
+from a2e_jax.formats.files import read_sequence, resample
+from a2e_jax.formats.sequence import load_npz
 
 REQUIRED = ("clip_id", "audio", "coeffs", "speaker", "sentence")
 OPTIONAL = ("fps", "emotion", "intensity", "split")
@@ -140,9 +143,6 @@ def write_manifest(path: str, rows: list[dict]) -> None:
 def read_coefficients(entry: Entry):
   """(CoeffSequence at 25 fps, its duration in 25 fps frames before rounding, extras dict) of the clip's
   coefficient file; ClipError('coeffs') if it cannot be read."""
-  from a2e_jax.face.export import read_sequence, resample
-  from a2e_jax.face.sequence import load_npz
-
   try:
     seq = read_sequence(entry.coeffs, fps=entry.fps, resample_to=None)
     extras = load_npz(entry.coeffs)[1] if entry.coeffs.lower().endswith(".npz") else {}
@@ -152,15 +152,13 @@ def read_coefficients(entry: Entry):
 
 
 def load_clip(entry: Entry, channel_names: tuple | None = None) -> dict:
-  """One clip in the schema's layout (data/schema.py), from its audio and coefficient files.
+  """One clip in the schema's layout (core/schema.py), from its audio and coefficient files.
 
   The coefficients set the length T: audio within one frame of T*640 samples is cut or zero-padded to it
   (as SadTalker does); a larger mismatch is a ClipError naming both files. Missing eye/pose become zeros,
   a missing beta0 the first frame's coefficients (SadTalker's reference is the first frame too).
   With `channel_names`, a file with other channels is a ClipError("channels").
   """
-  from a2e_jax.audio import features, io
-
   seq, duration, extras = read_coefficients(entry)
   if channel_names is not None and tuple(seq.channel_names) != tuple(channel_names):
     raise ClipError(

@@ -8,7 +8,7 @@ seeded with (seed, e, 1). Each grain record is one process's rows of one global 
 its own rows, any number of processes or workers yields the same global batches, and the grain iterator's
 state resumes exactly.
 
-Batch layout (data/schema.py): {"a", "b", "ab", "ba"}, each a dict of
+Batch layout (core/schema.py): {"a", "b", "ab", "ba"}, each a dict of
   mel [B,T,16,80] float32, coeffs [B,T,K] float32, beta0 [B,K] float32, eye [B,T,EYE] float32,
   emotion [B] int32, intensity [B] int32, mask [B,T] float32 (1 on real frames), clip [B] int32 (source index)
 as `jax.Array`s with the batch dimension sharded over the mesh's data axes. "ab" (content of a, emotion
@@ -27,9 +27,10 @@ import ml_collections
 import numpy as np
 
 from a2e_jax.audio import features
-from a2e_jax.data import align, schema
+from a2e_jax.core import schema
+from a2e_jax.core.errors import UserError
+from a2e_jax.data import align
 from a2e_jax.data.mel_augment import MelAugment
-from a2e_jax.errors import UserError
 
 VIEWS = ("a", "b", "ab", "ba")
 FALLBACKS = ("same_emotion", "mask", "skip")
@@ -342,6 +343,7 @@ class _EvalBatches:
 
 def _shard_of(mesh, data_axes: Sequence[str], global_batch: int):
   """(sharding of the batch dimension, this process's shard index, shard count) from the mesh."""
+  # Deferred: configs import this module for data_config; JAX, grain and TFDS load when batches are made.
   import jax
   from jax.sharding import NamedSharding, PartitionSpec
 
@@ -368,6 +370,7 @@ def _shard_of(mesh, data_axes: Sequence[str], global_batch: int):
 
 
 def _to_global(local: dict, sharding, global_batch: int) -> dict:
+  # Deferred: configs import this module for data_config; JAX, grain and TFDS load when batches are made.
   import jax
   from jax.sharding import NamedSharding, PartitionSpec
 
@@ -471,6 +474,7 @@ def _grain_position(state: dict, shard: int, shards: int) -> int:
 
 
 def _loader(source, shard_index: int, shard_count: int, data_cfg, num_records: int, num_epochs: int | None):
+  # Deferred: configs import this module for data_config; JAX, grain and TFDS load when batches are made.
   import grain
 
   sampler = grain.samplers.IndexSampler(num_records=num_records, shuffle=False, num_epochs=num_epochs)
@@ -486,6 +490,7 @@ def _loader(source, shard_index: int, shard_count: int, data_cfg, num_records: i
 
 def open_split(data_cfg, split: str):
   """(random-access record source, PairIndex) of a split of the built dataset named by `data_cfg`."""
+  # Deferred: configs import this module for data_config; JAX, grain and TFDS load when batches are made.
   from a2e_jax.data import builders
 
   return builders.open_split(data_cfg.data_dir, data_cfg.dataset, split)

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from a2e_jax.errors import UserError
+from a2e_jax.core.errors import UserError
 
 FORMAT = "a2e_emotion_classifier"
 VERSION = 1

@@ -1,10 +1,10 @@
 """Evaluation of a coefficient predictor on whole held-out clips: lip error, upper-face dynamics, emotion
 accuracy (by the coefficient classifier), blink following, identity retention and the emotion-swap check.
 
-A predictor maps a batch view (data/schema.py: mel, beta0, eye, emotion, intensity, mask, [B,T,...]) to
+A predictor maps a batch view (core/schema.py: mel, beta0, eye, emotion, intensity, mask, [B,T,...]) to
 coefficients [B,T,K]. `ModelPredictor` wraps A2ENet; `Beta0Predictor` is the "resting face only" baseline.
 `evaluate(...)` consumes batches such as `data.pipeline.make_eval_iterator` yields and returns (and writes)
-a JSON-able dict; `a2e eval` (eval/cli.py) runs it on a training run's checkpoint.
+a JSON-able dict; `a2e eval` (cli/eval.py) runs it on a training run's checkpoint.
 """
 
 import functools
@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from a2e_jax.data import schema
+from a2e_jax.core import schema
 from a2e_jax.eval import metrics
 
 MM2_PER_UNIT2 = 1e4  # face-model units are 10 cm (face/model.py): 1 unit² = 10^4 mm²
@@ -243,10 +243,11 @@ def _mouth_channel(channel_names, true_tk) -> int:
 
 def plot(path: str, results: dict, example: dict, channel_names, confusion=None) -> None:
   """A 2×2 figure: mouth channel and blink channel of one clip, the confusion matrix, headline numbers."""
+  # Deferred: matplotlib takes about half a second to import and only the plots need it.
   import matplotlib
 
   matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  import matplotlib.pyplot as plt  # after use("Agg"): no display backend
 
   fig, axes = plt.subplots(2, 2, figsize=(11, 8))
   names = list(channel_names) or [f"c{i}" for i in range(example["true"].shape[1])]

@@ -8,9 +8,13 @@ import jax
 import ml_collections
 import numpy as np
 
-from a2e_jax.errors import UserError
+from a2e_jax.core import channels, run_dir
+from a2e_jax.core.errors import UserError
+from a2e_jax.data import pipeline
 from a2e_jax.eval import emotion_classifier, evaluate
-from a2e_jax.face.channels import ICT_CHANNELS
+from a2e_jax.face import registry
+from a2e_jax.models.a2enet import A2ENet
+from a2e_jax.train import sharding
 
 CLASSIFIER_FILE = "emotion_classifier.npz"
 CLASSIFIER_CLIPS = 4000  # ground-truth training clips the classifier sees at most
@@ -20,9 +24,7 @@ HEADLINE = ("lve_mm2", "fdd_mm2", "emotion_accuracy", "emotion_swap_accuracy", "
 
 
 def _run_config(workdir: str) -> ml_collections.ConfigDict:
-  from a2e_jax.train import checkpoint
-
-  config = checkpoint.load_run_config(workdir)
+  config = run_dir.load_run_config(workdir)
   if config is None:
     raise UserError(f"{workdir} has no config.json; pass the folder given to 'a2e train --workdir'")
   return config
@@ -30,19 +32,15 @@ def _run_config(workdir: str) -> ml_collections.ConfigDict:
 
 def one_device_mesh():
   """A (data, fsdp, model) = (1, 1, 1) mesh on the first device: evaluation runs one clip batch at a time."""
-  from a2e_jax.train import sharding
-
   return sharding.make_mesh(ml_collections.ConfigDict(dict(data=1, fsdp=1, model=1)), jax.devices()[:1])
 
 
 def _face_model(name: str | None, config):
-  from a2e_jax.train.task import load_face_model
-
-  ict = config.model.num_coeffs == len(ICT_CHANNELS)
+  ict = config.model.channel_layout == "ict"
   name = name or config.get("face_model") or ("builtin" if ict else "")
   if not name:
     raise UserError("this run has no face model for the vertex metrics; pass --face-model FILE.npz")
-  model = load_face_model(name)
+  model = registry.resolve_model(name)
   if model.num_exp != config.model.num_coeffs:
     raise UserError(f"face model {name!r} has {model.num_exp} expression channels, the run predicts "
                     f"{config.model.num_coeffs}; pass the matching --face-model")
@@ -53,8 +51,6 @@ def get_classifier(path: str, data_cfg, num_coeffs: int, seed: int = 0):
   """Loads the classifier at `path`, or trains one on the training split's ground truth and saves it."""
   if os.path.isfile(path):
     return emotion_classifier.load_classifier(path)
-  from a2e_jax.data import pipeline
-
   source, _ = pipeline.open_split(data_cfg, data_cfg.train_split)
   rng = np.random.default_rng(seed)
   picks = rng.permutation(len(source))[:CLASSIFIER_CLIPS]
@@ -81,8 +77,6 @@ class ClipSample:
 def sample_clips(data_cfg, split: str, max_clips: int, seed: int = 0) -> ClipSample:
   """`max_clips` clips of `split` drawn at random with `seed` (every emotion and length), in file order;
   all of them when `max_clips` is 0 or at least the split's size."""
-  from a2e_jax.data import pipeline
-
   source, _ = pipeline.open_split(data_cfg, split)
   n = len(source)
   if not max_clips or max_clips >= n:
@@ -92,8 +86,6 @@ def sample_clips(data_cfg, split: str, max_clips: int, seed: int = 0) -> ClipSam
 
 def pair_batches(data_cfg, split: str, batch_size: int, count: int, mesh, seed: int = 0):
   """`count` training-style batches (views a, b, ab, ba) of `split` from a fixed seed."""
-  from a2e_jax.data import pipeline
-
   iterator = pipeline.make_batch_iterator(data_cfg, split, batch_size, mesh, seed=seed)
   return (next(iterator) for _ in range(count))
 
@@ -103,10 +95,6 @@ def evaluate_runs(workdir: str, compare=(), baselines=(), step="best", data_dir=
                   max_clips: int = 0, out_dir=None) -> dict:
   """{split: {name: metrics}} for the run in `workdir`, each `baselines` entry ("beta0") and each run
   in `compare`, all on the same clips; written to OUT/eval.json with one plot per split and predictor."""
-  from a2e_jax.data import pipeline
-  from a2e_jax.models.a2enet import A2ENet
-  from a2e_jax.train import checkpoint
-
   config = _run_config(workdir)
   data_cfg = ml_collections.ConfigDict(config.data.to_dict())
   if data_dir:
@@ -116,18 +104,18 @@ def evaluate_runs(workdir: str, compare=(), baselines=(), step="best", data_dir=
   splits = tuple(splits or data_cfg.eval_splits)
   out_dir = out_dir or os.path.join(workdir, "eval")
   face = _face_model(face_model, config)
-  names = ICT_CHANNELS if config.model.num_coeffs == len(ICT_CHANNELS) else ()
+  names = channels.layout_channels(config.model.channel_layout, config.model.num_coeffs)
   classifier = get_classifier(classifier_path or os.path.join(workdir, CLASSIFIER_FILE), data_cfg,
                               config.model.num_coeffs)
   predictors = {"model": evaluate.ModelPredictor(A2ENet(config.model),
-                                                 checkpoint.restore_params(workdir, step))}
+                                                 run_dir.restore_params(workdir, step))}
   for other in compare:
     other_cfg = _run_config(other)
     if other_cfg.model.num_coeffs != config.model.num_coeffs:
       raise UserError(f"run {other} predicts {other_cfg.model.num_coeffs} channels, {workdir} "
                       f"{config.model.num_coeffs}; compare runs on the same data")
     predictors[os.path.basename(os.path.normpath(other))] = evaluate.ModelPredictor(
-      A2ENet(other_cfg.model), checkpoint.restore_params(other, step))
+      A2ENet(other_cfg.model), run_dir.restore_params(other, step))
   if "beta0" in baselines:
     predictors["beta0"] = evaluate.Beta0Predictor()
   mesh = one_device_mesh()

@@ -1,1 +1,2 @@
-"""Face models (built-in, BFM, ICT-FaceKit), channels, coefficient layouts, importers and exporters."""
+"""Face models: `MorphableModel`, the BFM and ICT-FaceKit importers, the built-in procedural head
+(`face.builtin`), landmark regions, retargeting between models, and the model registry."""

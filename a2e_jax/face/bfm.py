@@ -13,7 +13,8 @@ from `triangles` and point_buf is only validated, not stored.
 import numpy as np
 import scipy.io
 
-from a2e_jax.errors import UserError
+from a2e_jax.core import channels
+from a2e_jax.core.errors import UserError
 from a2e_jax.face import coeffs
 from a2e_jax.face.model import MorphableModel, validate
 from a2e_jax.face.regions import landmark_regions
@@ -74,7 +75,7 @@ def load_bfm(path: str) -> MorphableModel:
     triangles=triangles.astype(np.int32), landmarks=landmarks.astype(np.int32),
     regions=landmark_regions(mean, landmarks),
     color_mean=color_mean.astype(np.float32), color_basis=color_basis.astype(np.float32),
-    channel_names=coeffs.BFM_CHANNELS, name="bfm", units="BFM decimetres (1 unit = 10 cm), recentred",
+    channel_names=channels.BFM_CHANNELS, name="bfm", units="BFM decimetres (1 unit = 10 cm), recentred",
   )
   validate(model, source=path)
   return model

@@ -7,7 +7,7 @@ units and ranges of each column are tabulated in docs/formats.md.
 
 import numpy as np
 
-from a2e_jax.errors import UserError
+from a2e_jax.core.errors import UserError
 
 NUM_ID = 80
 NUM_EXP = 64
@@ -28,9 +28,6 @@ LAYOUTS = {"deep3d": DEEP3D_257, "deep3d+crop": DEEP3D_260, "sadtalker": SADTALK
 # The crop block (s, tx, ty) of Deep3DFaceRecon's align_img: scale and the face centre in pixels. Written
 # when a sequence carries none: a face centred in a 256-pixel crop at unit scale.
 DEFAULT_CROP = (1.0, 128.0, 128.0)
-
-BFM_CHANNELS = tuple(f"exp{i:02d}" for i in range(NUM_EXP))
-
 
 def width(layout) -> int:
   """Number of columns of a layout (a name in LAYOUTS or a tuple of (block, width))."""

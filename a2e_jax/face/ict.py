@@ -20,8 +20,8 @@ import os
 
 import numpy as np
 
-from a2e_jax.errors import UserError
-from a2e_jax.face import channels
+from a2e_jax.core import channels
+from a2e_jax.core.errors import UserError
 from a2e_jax.face.model import MorphableModel, validate
 from a2e_jax.face.obj import read_obj, read_obj_vertices
 from a2e_jax.face.regions import landmark_regions
@@ -63,7 +63,7 @@ def load_ict(path: str, face_only: bool = False, num_id: int | None = None) -> M
                     f"({type(e).__name__}: {e})") from None
   if names != channels.ICT_CHANNELS:
     raise UserError(f"{index_path}: 'expressions' lists {len(names)} names that differ from the 53 ICT "
-                    "channels of a2e_jax/face/channels.py; is this ICT-FaceKit's FaceXModel?")
+                    "channels of a2e_jax/core/channels.py; is this ICT-FaceKit's FaceXModel?")
   if landmarks.shape != (68,):
     raise UserError(f"{index_path}: 'idx_to_landmark_verts' has {landmarks.size} entries, expected 68")
 

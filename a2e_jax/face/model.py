@@ -16,7 +16,8 @@ import flax.struct
 import jax.numpy as jnp
 import numpy as np
 
-from a2e_jax.errors import UserError
+from a2e_jax.core.channels import channel_index
+from a2e_jax.core.errors import UserError
 
 FORMAT = "a2e_morphable_model"
 VERSION = 1
@@ -125,8 +126,6 @@ class MorphableModel:
 
   def channel(self, name: str) -> int:
     """Index of the expression channel `name`."""
-    from a2e_jax.face.channels import channel_index
-
     return channel_index(self.channel_names, name)
 
   def save(self, path: str) -> None:

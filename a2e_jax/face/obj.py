@@ -10,7 +10,7 @@ import dataclasses
 
 import numpy as np
 
-from a2e_jax.errors import UserError
+from a2e_jax.core.errors import UserError
 
 
 @dataclasses.dataclass

@@ -11,18 +11,15 @@ Resolved models are cached per process (keyed by file and modification time): th
 import functools
 import os
 
-from a2e_jax.errors import UserError
+from a2e_jax.core.errors import UserError
+from a2e_jax.core.paths import cache_dir
+from a2e_jax.face.bfm import load_bfm
+from a2e_jax.face.builtin import builtin_model
+from a2e_jax.face.ict import load_ict
+from a2e_jax.face.model import load_model
 
 NAMED = ("builtin", "ict", "bfm")
 ENV_VARS = {"ict": "A2E_ICT_MODEL", "bfm": "A2E_BFM_MODEL"}
-
-
-def cache_dir() -> str:
-  """Folder for converted models and other per-user files."""
-  if os.environ.get("A2E_CACHE_DIR"):
-    return os.environ["A2E_CACHE_DIR"]
-  base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-  return os.path.join(base, "a2e_jax")
 
 
 def default_model_path(kind: str) -> str:
@@ -57,8 +54,6 @@ def resolve_model(spec: str | None = "builtin"):
   spec = spec or "builtin"
   path = model_path(spec)
   if path is None:
-    from a2e_jax.face.builtin import builtin_model
-
     return builtin_model()
   return _load(os.path.abspath(path), os.path.getmtime(path))
 
@@ -67,13 +62,8 @@ def resolve_model(spec: str | None = "builtin"):
 def _load(path: str, mtime: float):
   del mtime  # part of the cache key only
   if os.path.isdir(path):
-    from a2e_jax.face.ict import load_ict
-
     return load_ict(path)
   if path.lower().endswith(".mat"):
-    from a2e_jax.face.bfm import load_bfm
-
     return load_bfm(path)
-  from a2e_jax.face.model import load_model
 
   return load_model(path)

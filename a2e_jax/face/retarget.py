@@ -21,8 +21,8 @@ from scipy.interpolate import RBFInterpolator
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
-from a2e_jax.errors import UserError
-from a2e_jax.face import channels
+from a2e_jax.core import channels
+from a2e_jax.core.errors import UserError
 
 
 def fit_retarget(source_model, target_model, reg: float = 1e-3, max_distance: float | None = None):

@@ -15,7 +15,9 @@ import json
 import os
 import traceback
 
-from a2e_jax.errors import UserError
+from tqdm import tqdm
+
+from a2e_jax.core.errors import UserError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".mp4", ".aac", ".opus", ".webm")
 MANIFEST_SUFFIXES = (".jsonl", ".txt", ".lst")
@@ -102,8 +104,6 @@ def run_batch(items: list[Item], process, out_dir: str, progress: bool = True) -
   Returns the report {"ok": n, "failed": n, "items": [...]}, also written to `out_dir/batch_report.json`.
   A UserError is reported by its line; any other exception by its type, message and last frame.
   """
-  from tqdm import tqdm
-
   records = []
   bar = tqdm(items, desc="generate", unit="clip", disable=not progress)
   for item in bar:

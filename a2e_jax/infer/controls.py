@@ -12,7 +12,7 @@ another clip. Frames mix the keys' latents with weights `mix_tq` [T,Q]: each key
 mixture before it along a raised-cosine ramp of `transition_s` seconds that starts at its time, so
 transitions are smooth even when keys come faster than the ramp.
 
-Eyes. The eye-control input [T,4] (blink left/right in [0,1], gaze yaw/pitch in radians; data/schema.py):
+Eyes. The eye-control input [T,4] (blink left/right in [0,1], gaze yaw/pitch in radians; core/schema.py):
   blink  auto (the corpus's natural blink statistics for the emotion), none, rate=N (blinks per minute),
          or a reference track [T',2]
   gaze   auto (fixations and saccades as in the corpus), still (straight ahead), or a reference [T',2]
@@ -25,9 +25,9 @@ import re
 
 import numpy as np
 
-from a2e_jax.data import schema
+from a2e_jax.core import schema
+from a2e_jax.core.errors import UserError
 from a2e_jax.data.synth import eyes
-from a2e_jax.errors import UserError
 
 SPEECH = "speech"
 DEFAULT_INTENSITY = 2.0

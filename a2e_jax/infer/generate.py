@@ -15,12 +15,21 @@ import dataclasses
 import functools
 import os
 
+import jax
 import numpy as np
+import soxr
 
-from a2e_jax.data import schema
-from a2e_jax.errors import UserError
-from a2e_jax.face.sequence import CoeffSequence
+from a2e_jax.audio import io
+from a2e_jax.core import schema
+from a2e_jax.core.channels import ICT_CHANNELS
+from a2e_jax.core.errors import UserError
+from a2e_jax.core.paths import cache_dir
+from a2e_jax.face.registry import resolve_model
+from a2e_jax.formats.sequence import CoeffSequence
 from a2e_jax.infer import controls, streaming
+from a2e_jax.infer.reference import eye_reference, pose_reference, read_reference
+from a2e_jax.infer.weights import load_weights
+from a2e_jax.models.a2enet import A2ENet
 
 GROUP = 32  # chunks per compiled call (32 beat 8, 16 and 64 in tools/bench_generate.py on 2 CPU cores)
 CACHED_CHUNKS = 256  # mel windows of this many chunks (about 42 MB) are kept for the second pass
@@ -31,13 +40,10 @@ DEFAULT_EMOTION_WINDOW_S = 10.0
 def enable_compilation_cache(path: str | None = None) -> str | None:
   """Turns on JAX's persistent compilation cache in `path` (default <a2e cache>/jax), unless the user set
   one or A2E_JAX_CACHE=off. Returns the folder in use."""
-  import jax
-
   if os.environ.get("A2E_JAX_CACHE", "").lower() in ("off", "0", "false"):
     return None
   if jax.config.jax_compilation_cache_dir:
     return jax.config.jax_compilation_cache_dir
-  from a2e_jax.face.registry import cache_dir
 
   path = path or os.environ.get("A2E_JAX_CACHE") or os.path.join(cache_dir(), "jax")
   os.makedirs(path, exist_ok=True)
@@ -82,10 +88,6 @@ class Generator:
 
   def __init__(self, weights, chunk_frames: int | None = None, overlap_frames: int | None = None,
                group: int = GROUP, emotion_window_s: float = DEFAULT_EMOTION_WINDOW_S):
-    import jax
-
-    from a2e_jax.models.a2enet import A2ENet
-
     enable_compilation_cache()
     self.weights = weights
     self.chunk = int(chunk_frames or weights.card.get("chunk_frames") or max(weights.window_frames, 16))
@@ -111,7 +113,7 @@ class Generator:
     self._emotion = jax.jit(emotion_fn)
     self._decode = jax.jit(decode_fn)
     self._labels = jax.jit(labels_fn)
-    self._clip = tuple(weights.channel_names) == _ict_names()
+    self._clip = tuple(weights.channel_names) == ICT_CHANNELS
 
   @property
   def channel_names(self) -> tuple:
@@ -121,8 +123,6 @@ class Generator:
 
   def _source(self, audio, sample_rate):
     """(a function returning the audio's blocks, cut to whole frames; T frames) for a path or an array."""
-    from a2e_jax.audio import io
-
     if isinstance(audio, str | os.PathLike):
       path = os.fspath(audio)
       if io.audio_info(path).seconds > STREAM_SECONDS:
@@ -136,8 +136,6 @@ class Generator:
       if sample_rate is None:
         raise UserError("generate(): pass sample_rate with an audio array (e.g. sample_rate=16000)")
       if sample_rate != schema.SAMPLE_RATE:
-        import soxr
-
         wav = soxr.resample(wav, sample_rate, schema.SAMPLE_RATE).astype(np.float32)
       wav = io.validate(wav)
     num_frames = wav.size // schema.SAMPLES_PER_FRAME
@@ -301,8 +299,6 @@ class Generator:
     blocks = list(self.run(chunks, num_frames, keys=keys, eye_te=eye_te, beta0_k=beta0,
                            transition_s=transition_s, info=info))
     if isinstance(pose, str | os.PathLike) and os.fspath(pose) != "still":
-      from a2e_jax.infer.reference import pose_reference
-
       pose = pose_reference(os.fspath(pose))
     still = reference.pose[0] if reference is not None and reference.pose is not None else None
     seq = CoeffSequence(
@@ -330,12 +326,9 @@ class Generator:
   def _reference(self, ref, bfm_model):
     if ref is None:
       return None
-    from a2e_jax.infer.reference import read_reference
 
     network_model = None
     if self.weights.face_model:
-      from a2e_jax.face.registry import resolve_model
-
       network_model = resolve_model(self.weights.face_model)
     return read_reference(os.fspath(ref), self.channel_names, network_model, bfm_model)
 
@@ -350,7 +343,6 @@ class Generator:
     if not os.path.exists(spec):
       raise UserError(f"--{what} {spec!r}: no such file; use " +
                       ("auto, none, rate=N" if what == "blink" else "auto, still") + " or a reference file")
-    from a2e_jax.infer.reference import eye_reference
 
     return eye_reference(spec)[:, column:column + 2]
 
@@ -359,8 +351,6 @@ class Generator:
 def cached_generator(checkpoint: str | None = None, chunk_frames: int | None = None,
                      overlap_frames: int | None = None) -> Generator:
   """A Generator for the bundled weights or a checkpoint, built once per process."""
-  from a2e_jax.infer.weights import load_weights
-
   return Generator(load_weights(checkpoint), chunk_frames, overlap_frames)
 
 
@@ -389,9 +379,3 @@ def generate(audio, sample_rate: int | None = None, *, checkpoint: str | None = 
   else:
     generator = cached_generator(checkpoint, chunk_frames, overlap_frames)
   return generator(audio, sample_rate, **controls_)
-
-
-def _ict_names() -> tuple:
-  from a2e_jax.face.channels import ICT_CHANNELS
-
-  return ICT_CHANNELS

@@ -13,9 +13,12 @@ Each format gets the space it needs:
 
 import dataclasses
 
-from a2e_jax.errors import UserError
-from a2e_jax.face.export import EXPORT_FORMATS, write_sequence
+from a2e_jax.core.channels import BFM_CHANNELS
+from a2e_jax.core.errors import UserError
+from a2e_jax.face.registry import resolve_model
+from a2e_jax.formats.files import EXPORT_FORMATS, in_space, write_sequence
 from a2e_jax.infer.reference import BFM_HINT
+from a2e_jax.render.api import render_video, sequence_arrays
 
 SUFFIXES = {"npz": ".npz", "sadtalker": "_sadtalker.mat", "pirenderer": "_pirenderer.npy",
             "arkit-csv": "_arkit.csv", "glb": ".glb"}
@@ -37,8 +40,6 @@ def parse_formats(text: str) -> tuple[str, ...]:
 def find_bfm(spec: str | None):
   """The BFM MorphableModel named by `--bfm` (a .mat, a converted .npz, or 'bfm'), the converted one in
   the cache when `spec` is None and it exists there, else None."""
-  from a2e_jax.face.registry import resolve_model
-
   if spec:
     return resolve_model(spec)
   try:
@@ -70,8 +71,6 @@ def check_formats(formats, spaces: Spaces, skip_unavailable: bool) -> tuple[tupl
 
 def write_exports(seq, stem: str, formats, spaces: Spaces) -> dict:
   """Writes `seq` (network space) as `<stem><suffix>` per format; returns {format: path}."""
-  from a2e_jax.face.export import in_space
-
   written = {}
   out_names = tuple(spaces.output_model.channel_names)
   out_seq = in_space(seq, out_names, spaces.network_model, spaces.output_model, spaces.output_model.name,
@@ -93,8 +92,6 @@ def write_exports(seq, stem: str, formats, spaces: Spaces) -> dict:
 def write_video(path: str, seq, model, audio_path: str, ref_image: str | None = None, size: int = 256,
                 progress: bool = True) -> str:
   """Renders `seq` (the output model's space) on `model` with the JAX renderer, `audio_path` muxed in."""
-  from a2e_jax.render.api import render_video, sequence_arrays
-
   arrays = sequence_arrays(seq, model)
   render_video(path, model, arrays["exp"], pose_t6=arrays["pose"], id_k=arrays["id"], audio=audio_path,
                ref_image=ref_image, size=size, progress=progress)
@@ -102,6 +99,4 @@ def write_video(path: str, seq, model, audio_path: str, ref_image: str | None = 
 
 
 def _is_bfm(model) -> bool:
-  from a2e_jax.face.coeffs import BFM_CHANNELS
-
   return tuple(model.channel_names) == tuple(BFM_CHANNELS)

@@ -1,6 +1,6 @@
 """Reference files for generation: identity (β0), head pose and eye tracks, in the network's channel space.
 
-Any coefficient file `a2e_jax.face.export.read_sequence` reads can serve:
+Any coefficient file `a2e_jax.formats.files.read_sequence` reads can serve:
   identity  β0 is the file's stored `beta0` (our .npz, a SadTalker first-frame .mat), else its first frame
   pose      the pose track (a first-frame file gives one still pose)
   eyes      the eye-control track (our .npz), else the eyeBlink/eyeLook channels of an ICT/ARKit-space file
@@ -13,10 +13,12 @@ import dataclasses
 
 import numpy as np
 
+from a2e_jax.core import channels
+from a2e_jax.core.errors import UserError
 from a2e_jax.data.synth import eyes
-from a2e_jax.errors import UserError
-from a2e_jax.face import channels
-from a2e_jax.face.sequence import CoeffSequence
+from a2e_jax.face.retarget import channel_map
+from a2e_jax.formats.files import read_sequence
+from a2e_jax.formats.sequence import CoeffSequence
 
 BFM_HINT = ("pass --bfm BFM_model_front.mat (or convert it once with 'a2e models convert --from bfm "
             "PATH/BFM_model_front.mat')")
@@ -41,16 +43,12 @@ def read_reference(path: str, channel_names, network_model=None, bfm_model=None)
       only when the file is in another space.
     bfm_model: a BFM MorphableModel, needed for files in BFM's space when the network's is not.
   """
-  from a2e_jax.face.export import read_sequence
-
   seq = read_sequence(path)
   return Reference(path, _beta0(seq, path, tuple(channel_names), network_model, bfm_model), seq.pose,
                    eye_of(seq))
 
 
 def _beta0(seq: CoeffSequence, path: str, names: tuple, network_model, bfm_model) -> np.ndarray:
-  from a2e_jax.face.retarget import channel_map
-
   source = seq.beta0 if seq.beta0 is not None else seq.coeffs[0]
   if tuple(seq.channel_names) == names:
     return np.asarray(source, np.float32)
@@ -84,8 +82,6 @@ def eye_of(seq: CoeffSequence) -> np.ndarray | None:
 
 def eye_reference(path: str) -> np.ndarray:
   """[T,4] eye control from a coefficient file, or a UserError saying the file has none."""
-  from a2e_jax.face.export import read_sequence
-
   eye = eye_of(read_sequence(path))
   if eye is None:
     raise UserError(f"{path} has no eye control or eye channels (BFM files have none); use a .npz or "
@@ -95,8 +91,6 @@ def eye_reference(path: str) -> np.ndarray:
 
 def pose_reference(path: str) -> np.ndarray:
   """[T,6] head pose track of a coefficient file, or a UserError saying it has none."""
-  from a2e_jax.face.export import read_sequence
-
   pose = read_sequence(path).pose
   if pose is None:
     raise UserError(f"{path} has no head pose track; use --pose still or a file with a pose")

@@ -19,7 +19,8 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from a2e_jax.data import schema
+from a2e_jax.audio.features import LogMelStream
+from a2e_jax.core import schema
 
 
 def chunk_starts(num_frames: int, chunk: int, overlap: int) -> list[int]:
@@ -111,8 +112,6 @@ class ChunkWindows:
 def iter_chunk_windows(audio_blocks: Iterable[np.ndarray], num_frames: int, chunk: int, overlap: int):
   """Yields (index, start, windows [c,16,80]) for every chunk of a clip streamed as audio blocks, which
   must hold exactly `num_frames` * 640 samples (pass them through `whole_frames`)."""
-  from a2e_jax.audio.features import LogMelStream
-
   windows = ChunkWindows(num_frames, chunk, overlap)
   stream = LogMelStream()
   for block in audio_blocks:

@@ -5,17 +5,22 @@ The demo weights live in the package (`a2e_jax/assets/demo/`, written by tools/t
   model_card.json   {"model": the model ConfigDict, "channel_names", "face_model", "window_frames",
                      "data", "metrics", "command", ...}
 A checkpoint is a training run's folder (`a2e train --workdir DIR`): its `config.json` gives the model and
-`train/checkpoint.py`'s `restore_params` the parameters.
+`core/run_dir.py`'s `restore_params` the parameters.
 """
 
 import dataclasses
 import json
 import os
 
+import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from flax import serialization
 
-from a2e_jax.errors import UserError
+from a2e_jax.core import channels
+from a2e_jax.core.errors import UserError
+from a2e_jax.models import a2enet
 
 DEMO_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "demo")
 PARAMS_FILE = "params.msgpack"
@@ -61,8 +66,6 @@ def load_weights(checkpoint: str | None = None, step: str | int = "best") -> Wei
 
 def load_bundle(folder: str) -> Weights:
   """Reads `params.msgpack` + `model_card.json` from `folder`."""
-  from flax import serialization
-
   card_path = os.path.join(folder, CARD_FILE)
   try:
     with open(card_path) as f:
@@ -83,9 +86,6 @@ def save_bundle(folder: str, model_cfg, params, card: dict, dtype=np.float32) ->
 
   `dtype` float16 halves the file; it is widened back to float32 on load.
   """
-  import jax
-  from flax import serialization
-
   os.makedirs(folder, exist_ok=True)
   host = jax.tree.map(lambda x: np.asarray(x, dtype), jax.device_get(params))
   blob = serialization.msgpack_serialize(host)
@@ -98,43 +98,32 @@ def save_bundle(folder: str, model_cfg, params, card: dict, dtype=np.float32) ->
 
 
 def _load_run(workdir: str, step) -> Weights:
-  from a2e_jax.train import checkpoint
+  from a2e_jax.core import run_dir  # imports Orbax (about a second); only checkpoints need it
 
-  run_config = checkpoint.load_run_config(workdir)
+  run_config = run_dir.load_run_config(workdir)
   if run_config is None or "model" not in run_config:
     raise UserError(f"{workdir} has no config.json with a model section; is it a training run's --workdir?")
   config = _model_config(run_config.model.to_dict())
-  params = checkpoint.restore_params(workdir, step)
+  params = run_dir.restore_params(workdir, step)
   face = run_config.get("face_model", "") or "builtin"
   window = int(run_config.get("data", {}).get("window_frames", 32))
   return Weights(config, _as_float32(params), _default_names(config), face, window, workdir)
 
 
 def _model_config(values: dict) -> ml_collections.ConfigDict:
-  """The model ConfigDict: defaults of its size overridden by the stored values (unknown keys kept)."""
-  from a2e_jax.models import a2enet
-
+  """The model ConfigDict: defaults of its size overridden by the stored values (unknown keys kept); the
+  channel layout is the stored one, or the one metadata of its width had before layouts were named."""
   config = a2enet.model_config(values.get("size", "tiny"))
-  for key, value in values.items():
+  for key, value in channels.with_layout(values).items():
     config[key] = tuple(value) if isinstance(value, list) else value
   return config
 
 
 def _default_names(config) -> tuple:
-  from a2e_jax.face.channels import ICT_CHANNELS
-  from a2e_jax.face.coeffs import BFM_CHANNELS
-
-  if config.num_coeffs == len(ICT_CHANNELS):
-    return ICT_CHANNELS
-  if config.num_coeffs == len(BFM_CHANNELS):
-    return BFM_CHANNELS
-  return tuple(f"c{i:02d}" for i in range(config.num_coeffs))
+  return channels.layout_channels(config.channel_layout, config.num_coeffs)
 
 
 def _as_float32(params):
-  import jax
-  import jax.numpy as jnp
-
   return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32) if np.issubdtype(np.asarray(x).dtype, np.floating)
                       else jnp.asarray(x), params)
 

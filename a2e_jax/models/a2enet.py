@@ -14,8 +14,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
 
-from a2e_jax.data import schema
-from a2e_jax.face.channels import ICT_CHANNELS
+from a2e_jax.core import channels, schema
 from a2e_jax.models import layers
 from a2e_jax.models.decoders import AudioDecoder, ExpressionDecoder
 from a2e_jax.models.encoders import ContentEncoder, EmotionEncoder
@@ -44,7 +43,8 @@ def model_config(size: str = "base") -> ml_collections.ConfigDict:
     decoder_layers=decoder,
     stem_channels=stem,
     dropout=0.1 if size != "tiny" else 0.0,
-    num_coeffs=len(ICT_CHANNELS),  # 53 for the built-in corpus / ICT; 64 for BFM data
+    channel_layout=channels.DEFAULT_LAYOUT,  # core/channels.py LAYOUTS: "ict" (53), "bfm" (64), "" unnamed
+    num_coeffs=len(channels.LAYOUTS[channels.DEFAULT_LAYOUT]),  # must match the named layout's width
     num_emotions=len(schema.EMOTIONS),
     max_intensity=schema.INTENSITIES[-1],
     eye_dim=schema.EYE,
@@ -56,10 +56,11 @@ def model_config(size: str = "base") -> ml_collections.ConfigDict:
   ))
 
 
-def blink_channels(num_coeffs: int) -> tuple[int, ...]:
-  """Coefficient indices of (eyeBlink_L, eyeBlink_R) for the 53 ICT channels; () for other layouts."""
-  if num_coeffs == len(ICT_CHANNELS):
-    return (ICT_CHANNELS.index("eyeBlink_L"), ICT_CHANNELS.index("eyeBlink_R"))
+def blink_channels(config) -> tuple[int, ...]:
+  """Coefficient indices of (eyeBlink_L, eyeBlink_R) in the model's channel layout; () when it has none."""
+  names = channels.layout_channels(config.channel_layout, config.num_coeffs)
+  if "eyeBlink_L" in names and "eyeBlink_R" in names:
+    return (names.index("eyeBlink_L"), names.index("eyeBlink_R"))
   return ()
 
 
@@ -85,7 +86,7 @@ class A2ENet(nn.Module):
     self.audio_decoder = AudioDecoder(cfg.dim, cfg.audio_layers, audio_frames=cfg.audio_frames,
                                       mel_bands=cfg.mel_bands, **common)
     self.expression_decoder = ExpressionDecoder(cfg.dim, cfg.decoder_layers, num_coeffs=cfg.num_coeffs,
-                                                blink_channels=blink_channels(cfg.num_coeffs), **common)
+                                                blink_channels=blink_channels(cfg), **common)
     # Label embeddings live in the pooled emotion latent's space: neutral + s·direction[label], s the
     # intensity / max_intensity, so intensity moves away from neutral along a line and blends are linear.
     self.emotion_neutral = self.param(
@@ -129,7 +130,7 @@ class A2ENet(nn.Module):
     return emotion if self.config.use_emotion else jnp.zeros_like(emotion)
 
   def __call__(self, view, train: bool = False):
-    """Runs every part on one batch view (data/schema.py) and returns a dict of outputs; used for init."""
+    """Runs every part on one batch view (core/schema.py) and returns a dict of outputs; used for init."""
     mask_bt = view["mask"]
     content_btd = self.encode_content(view["mel"], mask_bt, train)
     emotion_btd, emotion_bd, logits_be, intensity_b = self.encode_emotion(view["mel"], mask_bt, train)
@@ -143,7 +144,7 @@ class A2ENet(nn.Module):
 
 
 def example_view(config, batch: int = 2, frames: int = 8):
-  """A zero-filled batch view with the shapes of data/schema.py, for init and shape inference."""
+  """A zero-filled batch view with the shapes of core/schema.py, for init and shape inference."""
   return dict(
     mel=jnp.zeros((batch, frames, schema.MEL_WINDOW, config.mel_bands), jnp.float32),
     coeffs=jnp.zeros((batch, frames, config.num_coeffs), jnp.float32),

@@ -22,7 +22,7 @@ LOGICAL_AXES = (
   "stem_in",  # input channels of the stem's convolutions
   "conv",  # convolution taps
   "coeffs",  # K expression coefficients
-  "eye",  # eye-control channels (data/schema.py EYE_CHANNELS)
+  "eye",  # eye-control channels (core/schema.py EYE_CHANNELS)
   "vocab",  # emotion classes
   "scalar",  # a size-1 output (the intensity head)
 )

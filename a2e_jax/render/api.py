@@ -6,13 +6,15 @@
 
 Both take the face model's expression coefficients [T,Ke] (in its channel order), an optional head pose
 [T,6] (angles in radians, R = Rz·Ry·Rx, then translation), identity [Ki] and SH lighting ([27] or [T,27]).
-`sequence_arrays` turns a CoeffSequence (any file `a2e_jax.face.export.read_sequence` reads) into those
+`sequence_arrays` turns a CoeffSequence (any file `a2e_jax.formats.files.read_sequence` reads) into those
 arrays for a given model, mapping channel names where the model speaks another vocabulary.
 """
 
 import numpy as np
 
-from a2e_jax.errors import UserError
+from a2e_jax.core.errors import UserError
+from a2e_jax.formats.files import in_space
+from a2e_jax.render.photo import photo_texture
 from a2e_jax.render.pipeline import DEFAULT_BACKGROUND, FaceRenderer
 from a2e_jax.render.video import FPS, tile, write_video
 
@@ -94,8 +96,6 @@ def _renderer(model, pose_t6, id_k, size, width, batch, background, antialias, r
               camera=None):
   photo = None
   if ref_image is not None:
-    from a2e_jax.render.photo import photo_texture
-
     pose0 = None if pose_t6 is None else np.asarray(pose_t6, np.float32)[0]
     photo = photo_texture(model, ref_image, ref_exp, pose0, id_k)
   return FaceRenderer(model, size=size, width=width, camera=camera, batch=batch, background=background,
@@ -109,8 +109,6 @@ def sequence_arrays(seq, model) -> dict:
   face/retarget.py); coefficients of another model's space (BFM's 64 PCA coefficients on an ARKit-channel
   model) are a UserError naming the model to use.
   """
-  from a2e_jax.face.export import in_space
-
   if tuple(seq.channel_names) != tuple(model.channel_names):
     seq = in_space(seq, model.channel_names, None, model, model.name, "rendering")
   ident = seq.id_coeffs

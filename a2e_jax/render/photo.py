@@ -22,8 +22,10 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+from PIL import Image, UnidentifiedImageError
+from scipy.spatial import cKDTree
 
-from a2e_jax.errors import UserError
+from a2e_jax.core.errors import UserError
 from a2e_jax.render import camera as cam_lib
 from a2e_jax.render import shading
 from a2e_jax.render.rasterize import Fragments, interpolate, rasterize
@@ -59,8 +61,6 @@ class PhotoTexture:
 
 def load_photo(path: str) -> np.ndarray:
   """[H,W,3] float32 RGB in [0,1]; an odd width or height loses its last column/row (H.264 needs even)."""
-  from PIL import Image, UnidentifiedImageError
-
   try:
     with Image.open(path) as image:
       rgb = np.asarray(image.convert("RGB"), np.float32) / 255.0
@@ -93,7 +93,6 @@ def photo_texture(model, image, exp_k=None, pose_6=None, id_k=None) -> PhotoText
   seen = _seen(screen, depth0)
   if not seen.any():
     raise UserError("the face's first frame is not inside the reference image; check the pose/translation")
-  from scipy.spatial import cKDTree
 
   points = np.asarray(posed[0])
   source = np.flatnonzero(seen)

@@ -14,9 +14,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from a2e_jax.errors import UserError
+from a2e_jax.core.errors import UserError
 from a2e_jax.render import camera as cam_lib
+from a2e_jax.render import photo as photo_lib
 from a2e_jax.render import shading
+from a2e_jax.render.antialias import antialias, edge_neighbours
 from a2e_jax.render.rasterize import rasterize
 
 DEFAULT_BACKGROUND = (0.0, 0.0, 0.0)
@@ -62,8 +64,6 @@ class FaceRenderer:
     self._model = jax.tree.map(jnp.asarray, model)
     self._neighbours = None
     if antialias:
-      from a2e_jax.render.antialias import edge_neighbours
-
       self._neighbours = jnp.asarray(edge_neighbours(np.asarray(model.triangles)))
 
   @property
@@ -126,8 +126,6 @@ def _render(model, exp_bk, pose_b6, id_k, gamma_b27, albedo_n3, background, phot
   frags = rasterize(screen, triangles, cam.height, cam.width, perspective=cam.perspective, near=cam.near)
   mask = frags.mask
   if options.photo:
-    from a2e_jax.render import photo as photo_lib
-
     image = photo_lib.composite(photo_lib.photo_colors(frags, triangles, photo_args), mask, photo_args)
   else:
     normals = shading.vertex_normals(posed, triangles)
@@ -136,7 +134,5 @@ def _render(model, exp_bk, pose_b6, id_k, gamma_b27, albedo_n3, background, phot
                           uvs=model.uvs, uv_triangles=model.uv_triangles)
     image = jnp.where(mask[..., None], color, background)
   if options.antialias:
-    from a2e_jax.render.antialias import antialias
-
     image = antialias(image, frags, screen, triangles, neighbours, perspective=cam.perspective)
   return jnp.clip(image, 0.0, 1.0), mask

@@ -1,8 +1,12 @@
-"""`a2e models preview`: a contact sheet of a face model — neutral plus every expression channel at 1."""
+"""A contact sheet of a face model — neutral plus every expression channel at 1 (`a2e models preview`)."""
 
-import os
+import dataclasses
 
 import numpy as np
+
+from a2e_jax.render.api import render_frames
+from a2e_jax.render.camera import deep3d_camera
+from a2e_jax.render.video import label, tile
 
 SHEET_BACKGROUND = (0.93, 0.93, 0.93)
 ZOOM = 0.8  # Deep3DFaceRecon's framing cuts off chin and forehead; the sheet shows the whole face
@@ -10,12 +14,6 @@ ZOOM = 0.8  # Deep3DFaceRecon's framing cuts off chin and forehead; the sheet sh
 
 def contact_sheet(model, size: int = 256, cols: int | None = None, weight: float = 1.0, batch: int = 16):
   """[rows·size, cols·size, 3] uint8: tiles of the neutral face and each channel at `weight`, labelled."""
-  import dataclasses
-
-  from a2e_jax.render.api import render_frames
-  from a2e_jax.render.camera import deep3d_camera
-  from a2e_jax.render.video import label, tile
-
   names = ("neutral",) + tuple(model.channel_names or (f"exp{i:02d}" for i in range(model.num_exp)))
   exp = np.zeros((len(names), model.num_exp), np.float32)
   exp[np.arange(1, len(names)), np.arange(len(names) - 1)] = weight
@@ -25,24 +23,3 @@ def contact_sheet(model, size: int = 256, cols: int | None = None, weight: float
   tiles = [label(frame[None], name, scale=0.8) for frame, name in zip(frames, names)]
   cols = cols or int(np.ceil(np.sqrt(len(tiles) * 1.5)))
   return tile(tiles, cols=cols)[0]
-
-
-def run_preview(args) -> int:
-  """Writes the contact sheet of args.model (a spec for face.registry) at args.size to args.out."""
-  from PIL import Image
-
-  from a2e_jax.errors import UserError
-  from a2e_jax.face.registry import resolve_model
-
-  if args.size < 32:
-    raise UserError(f"--size {args.size}: use at least 32 pixels per tile")
-  ext = os.path.splitext(args.out)[1].lower()
-  if ext not in (".png", ".jpg", ".jpeg"):
-    raise UserError(f"--out {args.out!r}: write a .png or .jpg")
-  model = resolve_model(args.model)
-  sheet = contact_sheet(model, size=args.size)
-  folder = os.path.dirname(os.path.abspath(args.out))
-  os.makedirs(folder, exist_ok=True)
-  Image.fromarray(sheet).save(args.out, optimize=True)
-  print(f"wrote {args.out}: {model.num_exp + 1} tiles of {args.size}px, model {model.name}")
-  return 0

@@ -10,18 +10,19 @@ import os
 import subprocess
 import tempfile
 
+import imageio_ffmpeg
+import mediapy
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+from tqdm import tqdm
 
-from a2e_jax.errors import UserError
+from a2e_jax.core.errors import UserError
 
 FPS = 25
 
 
 def ffmpeg_exe() -> str:
   """imageio-ffmpeg's ffmpeg binary, also registered with mediapy."""
-  import imageio_ffmpeg
-  import mediapy
-
   exe = imageio_ffmpeg.get_ffmpeg_exe()
   mediapy.set_ffmpeg(exe)
   return exe
@@ -40,8 +41,6 @@ class VideoSink:
 
   def __init__(self, path: str, height: int, width: int, fps: float = FPS, audio: str | None = None,
                crf: float = 18):
-    import mediapy
-
     if height % 2 or width % 2:
       raise UserError(f"{path}: H.264 with yuv420p needs an even frame size, got {width}x{height}")
     if audio is not None and not os.path.isfile(audio):
@@ -111,8 +110,6 @@ def write_video(path: str, batches, height: int, width: int, *, fps: float = FPS
 
   `total` (frames) sizes the progress bar.
   """
-  from tqdm import tqdm
-
   with VideoSink(path, height, width, fps=fps, audio=audio) as sink, tqdm(
       total=total, unit="frame", desc=os.path.basename(path), disable=not progress) as bar:
     for batch in batches:
@@ -123,8 +120,6 @@ def write_video(path: str, batches, height: int, width: int, *, fps: float = FPS
 
 def label(frames_bhw3, text: str, scale: float = 1.0):
   """Frames [B,H,W,3] uint8 with `text` drawn in the top-left corner on a dark band."""
-  from PIL import Image, ImageDraw, ImageFont
-
   frames_bhw3 = np.asarray(frames_bhw3)
   height = frames_bhw3.shape[1]
   font = ImageFont.load_default(size=max(10, int(round(height * 0.06 * scale))))

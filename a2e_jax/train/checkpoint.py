@@ -1,10 +1,10 @@
 """Checkpoints of a run (the only module that imports Orbax).
 
 `WORKDIR/checkpoints/<step>/` holds four items and a file list:
-  params      the model parameters (sharded arrays; restorable alone by `restore_params`)
+  params      the model parameters (sharded arrays; restorable alone by core/run_dir.py `restore_params`)
   train       {"step", "opt_state"}
   data        the input iterator's state, one JSON file per process
-  integrity   checksums of every array of params and train (train/integrity.py)
+  integrity   checksums of every array of params and train (core/integrity.py)
   files.json  size and CRC32 of every file, written once the step's save has finished
 and `WORKDIR/config.json` the run's config (`save_run_config`), which rebuilds its model.
 Saves are asynchronous (arrays are copied off the devices, then written in the background, so training goes
@@ -16,30 +16,24 @@ The input iterator's state is handed to the iterator only after the arrays are r
 input setting is reported by the iterator (one line naming the setting), never as a damaged checkpoint.
 """
 
-import contextlib
 import dataclasses
 import json
-import logging
-import os
 import pathlib
 import shutil
 import warnings
 from typing import Any
 
 import jax
-import ml_collections
 import orbax.checkpoint as ocp
 from etils import epath
 from jax.experimental import multihost_utils
 
-from a2e_jax.errors import UserError
-from a2e_jax.train import integrity
+from a2e_jax.core import integrity
+from a2e_jax.core.errors import UserError
+from a2e_jax.core.run_dir import CHECKPOINTS, CONFIG, ITEMS, absolute, describe, quiet_libraries
 from a2e_jax.train.state import TrainState
 
-CHECKPOINTS = "checkpoints"
 CORRUPT = "corrupt_checkpoints"
-ITEMS = ("params", "train", "data", "integrity")
-CONFIG = "config.json"
 
 
 class _DataIteratorHandler(ocp.CheckpointHandler):
@@ -115,7 +109,7 @@ class Checkpointer:
       raise UserError(f"config: checkpoint.keep={keep} must be >= 1")
     if best_mode not in ("min", "max"):
       raise UserError(f"config: checkpoint.best_mode={best_mode!r} must be 'min' or 'max'")
-    self.workdir = _absolute(workdir)
+    self.workdir = absolute(workdir)
     self.best_metric = best_metric
     policies = [ocp.checkpoint_managers.LatestN(n=keep)]
     best_fn = None
@@ -131,7 +125,7 @@ class Checkpointer:
     self._unlisted: list[int] = []  # saved steps whose files.json is still to be written
 
   def _open(self) -> ocp.CheckpointManager:
-    with _quiet_libraries():
+    with quiet_libraries():
       return ocp.CheckpointManager(self.workdir / CHECKPOINTS, options=self._options, item_names=ITEMS)
 
   def _step_dir(self, step: int) -> epath.Path:
@@ -216,10 +210,10 @@ class Checkpointer:
     if has_checksums:
       items["integrity"] = ocp.args.JsonRestore()
     try:
-      with _quiet_libraries():
+      with quiet_libraries():
         restored = self._manager.restore(step, args=ocp.args.Composite(**items))
     except Exception as e:  # noqa: BLE001 - Orbax and TensorStore raise many kinds for damaged files.
-      return None, f"unreadable ({_describe(e)})"
+      return None, f"unreadable ({describe(e)})"
     saved = restored["integrity"] if has_checksums else {}
     for name in ("params", "train"):
       problem = integrity.verify_arrays(name, restored[name], saved.get(name) if has_checksums else None)
@@ -272,118 +266,9 @@ def _position_only(state):
   return None
 
 
-def _absolute(path) -> epath.Path:
-  """Orbax needs absolute paths; URLs (gs://...) already are."""
-  text = os.fspath(path)
-  return epath.Path(text if "://" in text else os.path.abspath(text))
-
-
-def _describe(e: BaseException) -> str:
-  """`Type: first line` of an exception, at most 200 characters (TensorStore's messages run to pages)."""
-  text = str(e).strip()
-  first = text.splitlines()[0][:200] if text else ""
-  return f"{type(e).__name__}: {first}" if first else type(e).__name__
-
-
-@contextlib.contextmanager
-def _quiet_libraries():
-  """Keeps Orbax's log records (through absl) off the console while it opens or reads checkpoints: a
-  failing read logs hundreds of lines of retries and TensorStore status dumps, and a read of some items
-  warns about the others; the exception that follows, or the integrity check, says what failed."""
-  loggers = [logging.getLogger(name) for name in ("absl", "orbax", "tensorstore", "asyncio")]
-  levels = [logger.level for logger in loggers]
-  for logger in loggers:
-    logger.setLevel(logging.CRITICAL)
-  try:
-    yield
-  finally:
-    for logger, level in zip(loggers, levels):
-      logger.setLevel(level)
-
-
-def _read_only_manager(workdir, best_metric: str | None, best_mode: str) -> ocp.CheckpointManager:
-  directory = _absolute(workdir) / CHECKPOINTS
-  if not directory.exists():
-    raise UserError(f"no checkpoints in {directory}; train first (a2e train --workdir {workdir})")
-  best_fn = (lambda metrics: metrics[best_metric]) if best_metric else None
-  with _quiet_libraries():
-    return ocp.CheckpointManager(
-      directory, item_names=ITEMS, item_handlers={"params": ocp.StandardCheckpointHandler()},
-      options=ocp.CheckpointManagerOptions(read_only=True, best_fn=best_fn, best_mode=best_mode))
-
-
-def _pick_step(manager: ocp.CheckpointManager, directory, step) -> int:
-  steps = sorted(manager.all_steps())
-  if not steps:
-    raise UserError(f"no checkpoints in {directory}; train first")
-  if step == "latest":
-    return steps[-1]
-  if step == "best":
-    return manager.best_step() or steps[-1]
-  if not str(step).isdigit() or int(step) not in steps:
-    raise UserError(f"no checkpoint {step!r} in {directory}; pick 'best', 'latest' or one of {steps}")
-  return int(step)
-
-
-def restore_params(workdir, step: int | str = "best", abstract_params=None):
-  """The parameters of a run's checkpoint, for inference and evaluation.
-
-  Args:
-    workdir: the training run's folder (the one given to `a2e train --workdir`).
-    step: "best" (by the run's `checkpoint.best_metric`; the latest when it has none), "latest", or a step.
-    abstract_params: ShapeDtypeStructs with shardings to restore onto; by default every array goes whole
-      to the first local device, whatever mesh saved it.
-  Returns:
-    The params pytree (nested dicts of jax.Arrays), as `module.apply({"params": params}, ...)` takes it.
-  """
-  config = load_run_config(workdir)
-  ckpt_cfg = config.get("checkpoint", {}) if config is not None else {}
-  manager = _read_only_manager(workdir, ckpt_cfg.get("best_metric"), ckpt_cfg.get("best_mode", "min"))
-  directory = _absolute(workdir) / CHECKPOINTS
-  where, fix = f"the checkpoints in {directory}", "pass another --step or retrain"
-  try:
-    chosen = _pick_step(manager, directory, step)
-    where = f"checkpoint {directory / str(chosen)}"
-    others = ", ".join(str(s) for s in sorted(manager.all_steps()) if s != chosen) or "none"
-    fix = f"pass another --step (steps: {others}) or retrain"
-    problem = integrity.verify_files(directory / str(chosen), prefixes=("params/", "integrity/"))
-    if problem is not None:
-      raise UserError(f"{where} is damaged ({problem}); {fix}")
-    if abstract_params is None:
-      device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-      with _quiet_libraries():
-        tree = manager.item_metadata(chosen)["params"].tree
-      abstract_params = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), tree)
-    items = {"params": ocp.args.StandardRestore(abstract_params)}
-    has_checksums = (directory / str(chosen) / "integrity").exists()
-    if has_checksums:
-      items["integrity"] = ocp.args.JsonRestore()
-    with _quiet_libraries():
-      restored = manager.restore(chosen, args=ocp.args.Composite(**items))
-  except UserError:
-    raise
-  except Exception as e:  # noqa: BLE001 - see Checkpointer._restore_step.
-    raise UserError(f"{where} is unreadable ({_describe(e)}); {fix}") from None
-  finally:
-    manager.close()
-  saved = restored["integrity"].get("params") if has_checksums else None
-  problem = integrity.verify_arrays("params", restored["params"], saved)
-  if problem is not None:
-    raise UserError(f"{where} is damaged ({problem}); {fix}")
-  return restored["params"]
-
-
 def save_run_config(workdir, config) -> None:
-  """Writes `WORKDIR/config.json` (process 0), which `load_run_config` reads back."""
+  """Writes `WORKDIR/config.json` (process 0), which core/run_dir.py `load_run_config` reads back."""
   if jax.process_index() == 0:
     path = epath.Path(workdir) / CONFIG
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(config.to_json(indent=2))
-
-
-def load_run_config(workdir) -> ml_collections.ConfigDict | None:
-  """The config a run was trained with (`WORKDIR/config.json`), or None when it has none."""
-  path = epath.Path(workdir) / CONFIG
-  if not path.exists():
-    return None
-  return ml_collections.ConfigDict(json.loads(path.read_text()))

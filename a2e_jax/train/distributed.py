@@ -14,7 +14,7 @@ import os
 
 import jax
 
-from a2e_jax.errors import UserError
+from a2e_jax.core.errors import UserError
 
 ENV_COORDINATOR = "A2E_COORDINATOR_ADDRESS"
 ENV_NUM_PROCESSES = "A2E_NUM_PROCESSES"

@@ -12,7 +12,7 @@ import sys
 
 import jax
 
-from a2e_jax.errors import UserError
+from a2e_jax.core.errors import UserError
 from a2e_jax.train import sharding
 
 PLATFORMS = ("", "cpu", "gpu", "tpu")  # config.platform: "" runs anywhere

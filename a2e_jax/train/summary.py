@@ -32,7 +32,7 @@ class Summary:
     workdir.mkdir(parents=True, exist_ok=True)
     self._jsonl = open(workdir / "metrics.jsonl", "a")  # noqa: SIM115 - closed in close().
     if tensorboard:
-      from tensorboardX import SummaryWriter
+      from tensorboardX import SummaryWriter  # deferred: only runs that write TensorBoard load it
 
       self._writer = SummaryWriter(str(workdir / "tensorboard"), flush_secs=30)
 
@@ -89,10 +89,11 @@ def filmstrip(top_thwc: np.ndarray, bottom_thwc: np.ndarray) -> np.ndarray:
 def plot_coefficients(pred_tk: np.ndarray, true_tk: np.ndarray, channel_names, mask_t=None,
                       title: str = "") -> np.ndarray:
   """[H,W,3] uint8 image: predicted (solid) against true (dashed) curves of a few named channels."""
+  # Deferred: matplotlib takes about half a second to import and only the plots need it.
   import matplotlib
 
   matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  import matplotlib.pyplot as plt  # after use("Agg"): no display backend
 
   frames = len(pred_tk) if mask_t is None else max(int(np.sum(mask_t > 0)), 1)
   names = list(channel_names)

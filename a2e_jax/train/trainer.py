@@ -25,7 +25,8 @@ import numpy as np
 import tqdm
 from jax.experimental import multihost_utils
 
-from a2e_jax.errors import UserError
+from a2e_jax.core import run_dir
+from a2e_jax.core.errors import UserError
 from a2e_jax.train import checkpoint, runtime, sharding, summary
 from a2e_jax.train import state as state_lib
 from a2e_jax.train import step as step_lib
@@ -99,7 +100,7 @@ def _prepare_workdir(workdir) -> pathlib.Path:
 
 def _check_same_model(config, workdir: pathlib.Path) -> None:
   """A workdir resumes only the model it was started with."""
-  saved = checkpoint.load_run_config(workdir)
+  saved = run_dir.load_run_config(workdir)
   if saved is None:
     return
   now = json.loads(config.to_json())

@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from a2e_jax.errors import UserError
+from a2e_jax.core.errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")

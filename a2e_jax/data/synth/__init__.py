@@ -7,13 +7,13 @@
 Exports resolve lazily, so registering the `a2e data synth` command does not import SciPy.
 """
 
+import importlib
+
 _EXPORTS = {"build_corpus": "corpus", "PRESETS": "corpus", "synthesize_utterance": "utterance",
             "PHONEMES": "phonemes", "phoneme_id": "phonemes"}
 
 
 def __getattr__(name):
   if name in _EXPORTS:
-    import importlib
-
     return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
   raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

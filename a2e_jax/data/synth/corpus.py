@@ -15,7 +15,7 @@ takes its sentences round-robin from the two pools, so sentences are spread even
 Everything is a function of the seed: each clip draws from its own generator seeded with (seed, speaker,
 sentence, emotion, intensity), so the bytes do not depend on worker count or scheduling.
 
-On disk (format in data/schema.py): `manifest.jsonl`, `corpus.json` (build settings, speakers, sentence
+On disk (format in core/schema.py): `manifest.jsonl`, `corpus.json` (build settings, speakers, sentence
 texts, phoneme inventory, augmentation channels) and `<speaker>/<sentence>/<emotion>_<k>.{wav,npz}`.
 """
 
@@ -28,13 +28,14 @@ import time
 
 import numpy as np
 import soundfile
+import tqdm
 
-from a2e_jax.data import schema
+from a2e_jax.core import schema
+from a2e_jax.core.errors import UserError
 from a2e_jax.data.synth import augment, phonemes, voices
 from a2e_jax.data.synth.sentences import SENTENCES, sentence_id
 from a2e_jax.data.synth.utterance import synthesize_utterance
-from a2e_jax.errors import UserError
-from a2e_jax.face.sequence import save_npz
+from a2e_jax.formats.sequence import save_npz
 
 CORPUS_FORMAT = "a2e_synth_corpus"
 CORPUS_VERSION = 1
@@ -116,8 +117,6 @@ def _run(tasks, workers: int, progress: bool):
   """Yields _render_group results in task order, in `workers` spawned processes (inline for 1)."""
   bar = None
   if progress:
-    import tqdm
-
     bar = tqdm.tqdm(total=len(tasks) * len(STYLES), unit="clip", desc="a2e data synth")
   if workers <= 1:
     results = map(_render_group, tasks)

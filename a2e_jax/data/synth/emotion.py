@@ -30,7 +30,7 @@ import dataclasses
 
 import numpy as np
 
-from a2e_jax.data import schema
+from a2e_jax.core import schema
 from a2e_jax.data.synth import dsp
 
 INTENSITY_SCALE = {1: 0.45, 2: 0.72, 3: 1.0}

@@ -12,6 +12,7 @@ import ctypes
 import dataclasses
 import threading
 
+import espeakng_loader
 import numpy as np
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -72,8 +73,6 @@ class _Session:
   """
 
   def __init__(self):
-    import espeakng_loader
-
     self.lib = ctypes.CDLL(espeakng_loader.get_library_path())
     self.lib.espeak_Initialize.restype = ctypes.c_int
     self.lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]

@@ -25,9 +25,9 @@ with the voice, in an emotion-specific way (raises for surprise and happiness, f
 
 import numpy as np
 
+from a2e_jax.core.channels import ICT_CHANNELS
 from a2e_jax.data.synth import dsp
 from a2e_jax.data.synth.emotion import INTENSITY_SCALE
-from a2e_jax.face.channels import ICT_CHANNELS
 
 _CHANNEL = {name: i for i, name in enumerate(ICT_CHANNELS)}
 

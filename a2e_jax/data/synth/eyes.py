@@ -17,7 +17,7 @@ looks down). Eye control columns are schema.EYE_CHANNELS: blink_left, blink_righ
 
 import numpy as np
 
-from a2e_jax.face.channels import ICT_CHANNELS
+from a2e_jax.core.channels import ICT_CHANNELS
 
 BLINKS_PER_MINUTE = {"neutral": 17.0, "angry": 21.0, "contempt": 16.0, "disgusted": 18.0, "fear": 26.0,
                      "happy": 19.0, "sad": 13.0, "surprised": 11.0}  # fmt: skip

@@ -11,7 +11,7 @@ the chin (contempt with a tilt), disgust turns a little away; aroused emotions m
 
 import numpy as np
 
-from a2e_jax.data import schema
+from a2e_jax.core import schema
 from a2e_jax.data.synth import dsp
 
 # Posture (pitch, yaw, roll) at full intensity and the movement scale per emotion.

@@ -15,11 +15,11 @@ import typing
 import numpy as np
 import scipy.signal
 
-from a2e_jax.data import schema
+from a2e_jax.core import schema
+from a2e_jax.core.channels import ICT_CHANNELS
 from a2e_jax.data.synth import dsp, espeak, expressions, eyes, phonemes, pose, visemes, voices
 from a2e_jax.data.synth import emotion as emotional_voice
-from a2e_jax.face.channels import ICT_CHANNELS
-from a2e_jax.face.sequence import CoeffSequence
+from a2e_jax.formats.sequence import CoeffSequence
 
 # Brings a neutral voice to about -29 dBFS RMS (espeak's default output is near -21 dBFS), leaving the
 # angriest voices (+9 dB) headroom below full scale.

@@ -20,9 +20,9 @@ resting face).
 
 import numpy as np
 
+from a2e_jax.core.channels import ICT_CHANNELS
 from a2e_jax.data.synth import phonemes
 from a2e_jax.data.synth.expressions import channel_vector
-from a2e_jax.face.channels import ICT_CHANNELS
 
 _CHANNEL = {name: i for i, name in enumerate(ICT_CHANNELS)}
 # Channels whose target is a closure: not reduced by sloppy articulation.
