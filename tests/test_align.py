@@ -60,6 +60,7 @@ def test_index_layout_and_round_trip(index, clips, tmp_path):
   np.testing.assert_array_equal(loaded.warp(int(u), int(v)), warp)
 
 
+@pytest.mark.slow
 def test_parallel_build_equals_serial(index, clips):
   parallel = align.build_pair_index(clips, workers=2)
   np.testing.assert_array_equal(parallel.warps, index.warps)

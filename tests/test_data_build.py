@@ -22,6 +22,8 @@ from a2e_jax.face import coeffs as layouts
 from a2e_jax.formats.files import read_sequence
 from a2e_jax.formats.sequence import CoeffSequence, save_npz
 
+pytestmark = pytest.mark.slow  # builds TFDS datasets
+
 prepare_mead = tool_module("prepare_mead")
 
 ACTORS = ("M001", "W002")
@@ -314,7 +316,6 @@ def test_info_reports_the_dataset(built, capsys):
   assert info["pairing"]["test"]["groups"] == 2 and info["channel_names"].startswith("exp00 exp01")
 
 
-@pytest.mark.slow
 def test_parallel_build_writes_the_same_records(built, tmp_path):
   import tensorflow_datasets as tfds
 

@@ -14,6 +14,8 @@ from a2e_jax.core.errors import UserError
 from a2e_jax.eval import emotion_classifier, evaluate
 from a2e_jax.models import a2enet
 
+pytestmark = pytest.mark.slow  # trains an emotion classifier and evaluates A2ENet
+
 K = len(ICT_CHANNELS)
 E = len(schema.EMOTIONS)
 

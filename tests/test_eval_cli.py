@@ -24,6 +24,7 @@ def test_face_model_must_match_the_run():
     runs._face_model("builtin", config)
 
 
+@pytest.mark.slow
 def test_classifier_is_trained_once_then_loaded(tmp_path, monkeypatch):
   rng = np.random.default_rng(0)
   clips = [{"coeffs": rng.normal(size=(30, 5)).astype(np.float32) + (i % 2), "beta0": np.zeros(5, np.float32),

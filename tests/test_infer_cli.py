@@ -16,6 +16,8 @@ from a2e_jax.core.errors import UserError
 from a2e_jax.formats.files import read_sequence
 from a2e_jax.infer import weights as weights_module
 
+pytestmark = pytest.mark.slow  # generates, exports and renders videos
+
 
 @pytest.fixture(scope="module", autouse=True)
 def _no_compilation_cache():

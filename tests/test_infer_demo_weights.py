@@ -50,6 +50,7 @@ def test_bundle_is_small_and_documented():
   assert tuple(card["channel_names"]) == ICT_CHANNELS
 
 
+@pytest.mark.slow
 def test_mouth_follows_the_speech(generator, utterance):
   result = generator(utterance.wav, schema.SAMPLE_RATE, blink="none")
   jaw = ICT_CHANNELS.index("jawOpen")
@@ -58,6 +59,7 @@ def test_mouth_follows_the_speech(generator, utterance):
   assert np.abs(result.coeffs - utterance.seq.coeffs)[:, EYE_FREE].mean() < 0.1
 
 
+@pytest.mark.slow
 def test_intensity_and_override(generator, utterance):
   def run(**controls):
     return generator(utterance.wav, schema.SAMPLE_RATE, blink="none", gaze="still", **controls).coeffs
@@ -71,6 +73,7 @@ def test_intensity_and_override(generator, utterance):
   assert np.corrcoef(run(emotion="sad@3")[:, jaw], neutral[:, jaw])[0, 1] > 0.8
 
 
+@pytest.mark.slow
 def test_blinks_follow_the_control(generator, utterance):
   from a2e_jax.eval import metrics
 

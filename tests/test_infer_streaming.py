@@ -14,8 +14,10 @@ from a2e_jax.core import schema
 from a2e_jax.core.channels import ICT_CHANNELS
 from a2e_jax.formats.sequence import CoeffSequence, save_npz
 from a2e_jax.infer import generate as gen
-from a2e_jax.infer import streaming
+from a2e_jax.infer import sources, streaming
 from a2e_jax.models.a2enet import A2ENet
+
+pytestmark = pytest.mark.slow  # compiles the generator for every chunk shape
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -103,8 +105,8 @@ def test_file_streaming_equals_in_memory(generator, tmp_path, monkeypatch):
   path = str(tmp_path / "speech.wav")
   soundfile.write(path, wav, 16000, subtype="FLOAT")
   in_memory = generator(wav, 16000, seed=3)
-  monkeypatch.setattr(gen, "STREAM_SECONDS", 1.0)
-  monkeypatch.setattr(gen, "CACHED_CHUNKS", 0)
+  monkeypatch.setattr(sources, "STREAM_SECONDS", 1.0)
+  monkeypatch.setattr(sources, "CACHED_CHUNKS", 0)
   streamed = generator(path, seed=3)
   np.testing.assert_allclose(streamed.coeffs, in_memory.coeffs, atol=1e-5)
   np.testing.assert_array_equal(streamed.seq.eye, in_memory.seq.eye)
@@ -113,7 +115,7 @@ def test_file_streaming_equals_in_memory(generator, tmp_path, monkeypatch):
 def test_compiles_once_for_any_length(generator):
   for seconds in (0.3, 2.0, 5.1):
     generator(speechlike(seconds), 16000)
-  assert generator._decode._cache_size() == 1 and generator._emotion._cache_size() == 1
+  assert generator.network.decode_fn._cache_size() == 1 and generator.network.emotion_fn._cache_size() == 1
 
 
 def test_emotion_controls(generator):

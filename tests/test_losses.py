@@ -12,6 +12,8 @@ from model_helpers import random_face_model, synthetic_batch
 from a2e_jax.models import a2enet
 from a2e_jax.tasks import losses
 
+pytestmark = pytest.mark.slow  # compiles and trains the tiny A2ENet: tens of seconds a test
+
 B, T = 8, 8  # 8 rows: the same compiled step also runs with the batch split over the 8 fake devices
 TERMS = {"audio_self", "audio_cross", "coeff_self", "coeff_cross", "coeff_schedule", "velocity", "eye",
          "content_equal", "emotion_ce", "intensity", "embed_align", "vertex_lip", "vertex_landmark"}

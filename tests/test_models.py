@@ -12,6 +12,8 @@ from model_helpers import synthetic_batch
 from a2e_jax.core.channels import ICT_CHANNELS
 from a2e_jax.models import a2enet, layers
 
+pytestmark = pytest.mark.slow  # compiles A2ENet in every mode: tens of seconds a test
+
 B, T = 2, 12
 
 

@@ -14,6 +14,8 @@ from conftest import REPO
 
 from a2e_jax.data import align, pipeline
 
+pytestmark = pytest.mark.slow  # several processes
+
 WORKER = REPO / "tests" / "pipeline_worker.py"
 STEPS, GLOBAL_BATCH, ROWS = 3, 16, 8
 
@@ -24,7 +26,6 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-@pytest.mark.slow
 def test_two_processes_match_one(tmp_path):
   port = _free_port()
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}

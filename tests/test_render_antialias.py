@@ -5,6 +5,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from a2e_jax.render import antialias, rasterize
 
@@ -34,6 +35,7 @@ def test_edge_neighbours():
   np.testing.assert_array_equal(nb, [[1, -1, -1], [2, -1, 0], [-1, -1, 1]])
 
 
+@pytest.mark.slow
 def test_a_straight_edge_gets_its_exact_pixel_coverage():
   # A quad from x = −20 to x = edge, taller than the image: each row's pixel at the edge is covered by
   # the fraction of its width left of the edge.
@@ -54,6 +56,7 @@ def test_interior_edges_are_not_blended():
   assert 0 < image[10, 2] < 1 and 0 < image[2, 10] < 1
 
 
+@pytest.mark.slow
 def test_silhouette_gradients_match_finite_differences():
   rng = np.random.default_rng(0)
   xy = np.array([[3.3, 4.1], [26.2, 7.7], [12.6, 27.4], [27.1, 25.8]], np.float32)

@@ -1,6 +1,7 @@
 """Camera: pose and projection against a float64 numpy transcription of Deep3DFaceRecon_pytorch's code."""
 
 import numpy as np
+import pytest
 
 from a2e_jax.render import camera
 
@@ -25,6 +26,7 @@ def deep3d_project(shape, angles, trans, focal=1015.0, center=112.0, distance=10
   return proj[..., :2] / proj[..., 2:], shape[..., 2]
 
 
+@pytest.mark.slow
 def test_pose_and_projection_match_deep3dfacerecon():
   rng = np.random.default_rng(0)
   verts = rng.normal(size=(2, 50, 3)) * 0.6

@@ -13,6 +13,8 @@ from a2e_jax.face.builtin import builtin_model
 from a2e_jax.formats.sequence import CoeffSequence, save_npz
 from a2e_jax.render import photo, render_frames, video
 
+pytestmark = pytest.mark.slow  # renders videos and contact sheets
+
 SIZE = 64
 
 

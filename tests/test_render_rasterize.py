@@ -10,6 +10,8 @@ from conftest import require_shared
 
 from a2e_jax.render import camera, rasterize
 
+pytestmark = pytest.mark.slow  # rasterizes BFM-sized meshes and compares with OpenGL
+
 # OpenGL snaps vertices to 1/256 px, so ids differ on a thin band along edges; the targets:
 IOU, SAME_ID, DEPTH_REL = 0.995, 0.995, 1e-4
 

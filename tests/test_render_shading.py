@@ -2,6 +2,7 @@
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 import synthetic_meshes as synthetic
 
 from a2e_jax.render import camera, rasterize, shading
@@ -49,6 +50,7 @@ def test_zero_gamma_is_ambient_only():
   np.testing.assert_allclose(irr, 0.8 * np.pi / np.sqrt(4 * np.pi), rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_vertex_normals_match_deep3dfacerecon():
   verts, triangles = synthetic.face_like_mesh(500, 950)
   angles, trans = synthetic.random_poses(2)
@@ -67,6 +69,7 @@ def test_texture_sampling_is_bilinear_with_origin_bottom_left():
                                       (texture[1, 2, 0] + texture[2, 2, 0]) / 2], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_textured_quad_shows_its_texture():
   # A square facing the camera, UV-mapped onto a 2×2 checker: the four quadrants take the four colours.
   verts = np.array([[-1, -1, 0], [1, -1, 0], [1, 1, 0], [-1, 1, 0]], np.float32) * 0.5
@@ -83,6 +86,7 @@ def test_textured_quad_shows_its_texture():
   assert color[0, 24, 39].argmax() == 1 and color[0, 39, 24].argmax() == 2
 
 
+@pytest.mark.slow
 def test_textured_model_renders_through_the_pipeline():
   from a2e_jax.face.model import MorphableModel
   from a2e_jax.render.pipeline import FaceRenderer

@@ -15,6 +15,8 @@ from a2e_jax.core.errors import UserError
 from a2e_jax.data.synth import augment, corpus
 from a2e_jax.formats.sequence import load_npz
 
+pytestmark = pytest.mark.slow  # synthesises corpora with espeak-ng
+
 MANIFEST_KEYS = {"clip_id", "audio", "coeffs", "fps", "speaker", "sentence", "emotion", "intensity", "split"}
 
 

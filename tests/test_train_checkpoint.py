@@ -17,6 +17,8 @@ from a2e_jax.tasks.random_batches import RandomBatches
 from a2e_jax.train import checkpoint, sharding, step
 from a2e_jax.train import state as state_lib
 
+pytestmark = pytest.mark.slow  # compiles train states on several meshes and writes checkpoints
+
 
 def _mesh(shape, devices=None):
   cfg = ml_collections.ConfigDict(dict(zip(sharding.MESH_AXES, shape)))
@@ -190,7 +192,6 @@ def _restore_warns(tmp_path, setup, pattern):
   return restored
 
 
-@pytest.mark.slow
 def test_changed_array_bytes_are_found_by_the_checksums_without_the_file_list(tmp_path):
   setup = _Setup(_mesh((8, 1, 1)))
   first = _save_two(tmp_path, setup)
@@ -207,7 +208,6 @@ def test_changed_array_bytes_are_found_by_the_checksums_without_the_file_list(tm
   assert (tmp_path / "corrupt_checkpoints" / "2").is_dir()
 
 
-@pytest.mark.slow
 def test_a_saved_nan_parameter_fails_the_finite_check(tmp_path):
   setup = _Setup(_mesh((8, 1, 1)))
 
@@ -224,7 +224,6 @@ def test_a_saved_nan_parameter_fails_the_finite_check(tmp_path):
   _assert_equal_trees(restored, first)
 
 
-@pytest.mark.slow
 def test_garbled_params_data_is_detected_and_skipped(tmp_path):
   """tools/checkpoint_damage.py at a few places (the full run: 42 places, docs/training.md)."""
   from conftest import tool_module
@@ -236,7 +235,6 @@ def test_garbled_params_data_is_detected_and_skipped(tmp_path):
   assert all(t["eval_refuses"] for t in results["trials"] if t["kind"] == "garble")
 
 
-@pytest.mark.slow
 def test_checkpoints_without_checksums_still_restore(tmp_path):
   """Checkpoints written before the integrity records: only the finite check applies."""
   setup = _Setup(_mesh((8, 1, 1)))
@@ -255,7 +253,6 @@ def test_checkpoints_without_checksums_still_restore(tmp_path):
   _assert_equal_trees(run_dir.restore_params(tmp_path, 1), _host(state).params)
 
 
-@pytest.mark.slow
 def test_a_changed_input_setting_is_one_line_and_reset_state_keeps_the_trained_state(tmp_path):
   import fake_clips
 

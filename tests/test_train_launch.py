@@ -11,6 +11,8 @@ from conftest import REPO
 from a2e_jax.core.errors import UserError
 from a2e_jax.train import distributed, summary
 
+pytestmark = pytest.mark.slow  # launches training processes: the full suite only
+
 STANDIN = str(REPO / "tests" / "train_standin.py")
 
 
@@ -43,7 +45,6 @@ def _env(**extra):
   return dict(os.environ, PYTHONPATH=path, **extra)
 
 
-@pytest.mark.slow
 def test_two_process_launcher_matches_one_process(tmp_path):
   """`launch/multiprocess_cpu.sh 2` (2 x 4 CPU devices) against `launch/local.sh` (1 x 8) on the same global
   batches: per-step losses, eval losses, and both processes' input states in the checkpoint."""
@@ -85,7 +86,6 @@ def test_a2e_train_reports_bad_overrides_in_one_line(tmp_path):
   assert len(lines) == 1 and "nosuchkey" in lines[0], result.stderr
 
 
-@pytest.mark.slow
 def test_a2e_train_trains_a2enet_tiny(tmp_path):
   """The real model and losses through `a2e train` (random batches of the schema's shapes)."""
   # No evaluation: the loss in eval mode is tested with the losses (tests/test_losses.py), and another
@@ -100,7 +100,6 @@ def test_a2e_train_trains_a2enet_tiny(tmp_path):
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["3"]
 
 
-@pytest.mark.slow
 def test_a_dead_process_ends_the_job_in_seconds_with_one_line_and_it_resumes(tmp_path):
   """SIGKILL one of two processes mid-run: the launcher names it and stops the other (which would wait a
   minute for the dead one's heartbeat) within 10 s; the same command then resumes and finishes."""

@@ -13,6 +13,8 @@ from conftest import REPO
 
 from a2e_jax.train import checkpoint, summary
 
+pytestmark = pytest.mark.slow  # launches training processes: the full suite only
+
 STANDIN = str(REPO / "tests" / "train_standin.py")
 ARGS = ["--config.train.steps=40", "--config.checkpoint.every=3", "--config.eval.every=6"]
 SLOW = "--config.standin.step_seconds=0.3"
@@ -64,7 +66,6 @@ def _has_checkpoint(workdir) -> bool:
   return (workdir / "checkpoints").is_dir() and any(n.isdigit() for n in os.listdir(workdir / "checkpoints"))
 
 
-@pytest.mark.slow
 def test_tpu_pod_runs_detached_logs_per_worker_and_stops_with_a_checkpoint(tmp_path):
   _tool(tmp_path / "bin", "gcloud", FAKE_GCLOUD)
   workdir = tmp_path / "run"
@@ -99,7 +100,6 @@ def test_tpu_pod_runs_detached_logs_per_worker_and_stops_with_a_checkpoint(tmp_p
   assert max(summary.read_metrics(workdir)) == 40
 
 
-@pytest.mark.slow
 def test_slurm_job_saves_on_sigterm_and_its_requeue_resumes(tmp_path):
   _tool(tmp_path / "bin", "srun", FAKE_SRUN)
   workdir = tmp_path / "run"

@@ -17,6 +17,8 @@ from a2e_jax.core.config import load_config
 from a2e_jax.core.errors import UserError
 from a2e_jax.train import checkpoint, summary, trainer
 
+pytestmark = pytest.mark.slow  # trains models: the full suite only
+
 STANDIN = str(REPO / "tests" / "train_standin.py")
 
 
@@ -36,7 +38,6 @@ def test_nan_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_p
   assert sorted(summary.read_metrics(tmp_path)) == [1, 2, 3, 4]
 
 
-@pytest.mark.slow
 def test_nan_right_after_a_restore_names_the_restored_checkpoint(tmp_path):
   trainer.train_and_evaluate(_config("--config.train.steps=4", "--config.eval.every=0"), tmp_path)
   config = _config("--config.standin.nan_at_step=5", "--config.eval.every=0")
@@ -146,7 +147,6 @@ def uninterrupted(tmp_path_factory):
   return _losses(workdir)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
 def test_interrupted_and_resumed_run_reproduces_the_losses(tmp_path, uninterrupted, how):
   slow = "--config.standin.step_seconds=0.3"

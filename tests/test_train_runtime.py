@@ -40,6 +40,7 @@ def test_report_describes_devices_versions_and_the_mesh():
   assert "mesh" not in bad and "8 devices do not divide by 3" in bad["mesh_error"]
 
 
+@pytest.mark.slow
 def test_a2e_env_prints_the_mesh_a_config_builds():
   out = subprocess.run([sys.executable, "-m", "a2e_jax.cli", "env", "--config", "configs/gpu8.py", "--json"],
                        cwd=REPO, capture_output=True, text=True, timeout=120)

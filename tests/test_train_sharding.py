@@ -1,5 +1,7 @@
 """Meshes, logical-axis rules and the sharded train state on 8 fake devices."""
 
+import functools
+
 import jax
 import ml_collections
 import numpy as np
@@ -8,6 +10,7 @@ import train_standin as standin
 from jax.sharding import PartitionSpec as P
 
 from a2e_jax.core.errors import UserError
+from a2e_jax.data import batching
 from a2e_jax.tasks.random_batches import RandomBatches
 from a2e_jax.train import sharding, step
 from a2e_jax.train import state as state_lib
@@ -91,9 +94,16 @@ def _one_step(mesh, batch_seed=3):
   return float(metrics["loss"]), jax.tree.map(np.asarray, state.params), state
 
 
+@functools.cache
+def _step_on(shape):
+  """`_one_step` on a mesh of `shape` over the first prod(shape) devices, computed once per test session."""
+  return _one_step(_mesh(*shape, jax.devices()[:int(np.prod(shape))]))
+
+
+@pytest.mark.slow
 def test_state_is_initialised_sharded():
   mesh = _mesh(2, 2, 2)
-  *_, state = _one_step(mesh)
+  *_, state = _step_on((2, 2, 2))
   kernel = state.params["up"]["kernel"]  # ("embed", "mlp") = (32, 64)
   assert kernel.sharding.spec == P("fsdp", "model") and kernel.sharding.mesh.shape == mesh.shape
   assert kernel.addressable_shards[0].data.shape == (16, 32)
@@ -102,16 +112,17 @@ def test_state_is_initialised_sharded():
   assert state.params["head"]["bias"].sharding.spec == P(None)  # "coeffs": replicated
 
 
-def test_every_mesh_factorisation_gives_the_same_step():
-  devices = jax.devices()
-  reference_loss, reference_params, _ = _one_step(_mesh(1, 1, 1, devices[:1]))
-  for shape in [(8, 1, 1), (1, 8, 1), (2, 2, 2), (1, 2, 4)]:
-    loss, params, _ = _one_step(_mesh(*shape))
-    np.testing.assert_allclose(loss, reference_loss, rtol=1e-5, err_msg=str(shape))
-    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(reference_params)):
-      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=str(shape))
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", [(2, 2, 2), (8, 1, 1), (1, 8, 1), (1, 2, 4)])
+def test_every_mesh_factorisation_gives_the_same_step(shape):
+  reference_loss, reference_params, _ = _step_on((1, 1, 1))
+  loss, params, _ = _step_on(shape)
+  np.testing.assert_allclose(loss, reference_loss, rtol=1e-5)
+  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(reference_params)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_gradient_accumulation_matches_one_big_batch():
   mesh = _mesh(2, 2, 2)
   module = standin.StandIn()
@@ -130,5 +141,6 @@ def test_gradient_accumulation_matches_one_big_batch():
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
-def test_host_local_slice_is_the_whole_batch_in_one_process():
-  assert sharding.host_local_slice(16, _mesh(2, 2, 2)) == slice(0, 16)
+def test_one_process_holds_the_whole_batch():
+  shard = batching.host_shard(_mesh(2, 2, 2), 16)
+  assert (shard.rows, shard.index, shard.count) == (slice(0, 16), 0, 1)

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from conftest import require_shared
 
+pytestmark = pytest.mark.slow  # runs the MediaPipe networks on real media
+
 REFERENCE = pathlib.Path(__file__).parent / "data" / "mediapipe_reference.npz"
 PORTRAITS = ("portrait_close_256", "portrait_offcentre_640x896", "full_body_800x1200")
 
@@ -35,7 +37,6 @@ def check_frame(ours_n3, theirs_n2, what):
     f"{what}: median {np.median(errors):.4f}, 95th percentile {np.percentile(errors, 95):.4f} of the IOD")
 
 
-@pytest.mark.slow
 def test_portraits_match_mediapipe(reference):
   from PIL import Image
 
@@ -49,7 +50,6 @@ def test_portraits_match_mediapipe(reference):
     check_frame(faces.points[0], reference[f"{name}_points"] / reference["subpixel"], name)
 
 
-@pytest.mark.slow
 def test_video_tracking_matches_mediapipe(reference):
   from a2e_jax.vision import Landmarker
   from a2e_jax.vision.media import read_frames

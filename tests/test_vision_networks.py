@@ -64,6 +64,7 @@ def compare(name, path, inputs_bhwc):
       assert np.abs(xy).max() <= 0.2, f"landmarks differ by {np.abs(xy).max()} px in the 192 crop"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SIZES))
 def test_random_inputs_match_litert(name, tflite_paths):
   size, low = SIZES[name]
@@ -95,6 +96,7 @@ def test_real_faces_match_litert(tflite_paths):
   for name, crops in inputs.items():
     compare(name, tflite_paths[name], np.stack(crops))
 
+@pytest.mark.slow
 def test_assets_are_the_converted_wheel(converter, tflite_paths, tmp_path):
   """Converting the pinned wheel again gives the committed assets, value for value, with its provenance."""
   converter.convert(converter.download_wheel(), tmp_path)

@@ -29,7 +29,7 @@ import numpy as np
 from a2e_jax.audio import features
 from a2e_jax.core import schema
 from a2e_jax.core.errors import UserError
-from a2e_jax.data import align
+from a2e_jax.data import align, batching
 from a2e_jax.data.mel_augment import MelAugment
 
 VIEWS = ("a", "b", "ab", "ba")
@@ -338,49 +338,7 @@ class _EvalBatches:
     return f"_EvalBatches(clips={len(self.index)}, global_batch={self.global_batch}, shards={self.shards})"
 
 
-# ------------------------------------------------------------------------------------ global jax arrays
-
-
-def _shard_of(mesh, data_axes: Sequence[str], global_batch: int):
-  """(sharding of the batch dimension, this process's shard index, shard count) from the mesh."""
-  # Deferred: configs import this module for data_config; JAX, grain and TFDS load when batches are made.
-  import jax
-  from jax.sharding import NamedSharding, PartitionSpec
-
-  missing = [a for a in data_axes if a not in mesh.axis_names]
-  if missing:
-    raise UserError(f"data axes {missing} are not axes of the mesh {tuple(mesh.axis_names)}")
-  ways = int(np.prod([mesh.shape[a] for a in data_axes]))
-  if global_batch % ways:
-    raise UserError(
-      f"global batch size {global_batch} is not divisible by the {ways} devices of the mesh's "
-      f"data axes {tuple(data_axes)}; choose a multiple of {ways}"
-    )
-  sharding = NamedSharding(mesh, PartitionSpec(tuple(data_axes)))
-  rows = sorted(
-    {
-      (s[0].start or 0, global_batch if s[0].stop is None else s[0].stop)
-      for s in sharding.addressable_devices_indices_map((global_batch,)).values()
-    }
-  )
-  start, stop = rows[0][0], rows[-1][1]
-  if sum(b - a for a, b in rows) != stop - start or global_batch % (stop - start) or start % (stop - start):
-    raise ValueError(f"process {jax.process_index()} holds batch rows {rows}, not one equal contiguous block")
-  return sharding, start // (stop - start), global_batch // (stop - start)
-
-
-def _to_global(local: dict, sharding, global_batch: int) -> dict:
-  # Deferred: configs import this module for data_config; JAX, grain and TFDS load when batches are made.
-  import jax
-  from jax.sharding import NamedSharding, PartitionSpec
-
-  def put(x):
-    spec = PartitionSpec(*sharding.spec, *([None] * (x.ndim - 1)))
-    return jax.make_array_from_process_local_data(
-      NamedSharding(sharding.mesh, spec), x, (global_batch, *x.shape[1:])
-    )
-
-  return jax.tree.map(put, local)
+# ------------------------------------------------------------------- global jax arrays (data/batching.py)
 
 
 # The config key of each setting in an iterator's saved state, for the message when one changed.
@@ -408,16 +366,9 @@ class BatchIterator:
   carries no settings (`data.reset_state`: keep the position, take the new settings).
   """
 
-  def __init__(
-    self,
-    make_loader,
-    sharding,
-    global_batch: int,
-    shard: tuple[int, int] = (0, 1),
-    settings: dict | None = None,
-  ):
+  def __init__(self, make_loader, shard: batching.HostShard, settings: dict | None = None):
     self._make_loader = make_loader  # first step -> a grain DataLoader starting there
-    self._sharding, self._global_batch, self._shard = sharding, global_batch, shard
+    self._shard = shard
     self._settings = settings or {}
     self._step = 0
     self._iterator = None  # made on first use, so a restored position costs no discarded loader
@@ -428,7 +379,7 @@ class BatchIterator:
   def __next__(self) -> dict:
     if self._iterator is None:
       self._iterator = iter(self._make_loader(self._step))
-    batch = _to_global(next(self._iterator), self._sharding, self._global_batch)
+    batch = batching.to_global(next(self._iterator), self._shard)
     self._step += 1
     return batch
 
@@ -437,7 +388,7 @@ class BatchIterator:
 
   def set_state(self, state) -> None:
     if isinstance(state, (bytes, str)):  # a grain DataLoader state (checkpoints before positions by step)
-      step = _grain_position(json.loads(state), *self._shard)
+      step = _grain_position(json.loads(state), self._shard.index, self._shard.count)
     else:
       saved = state.get("settings")
       changed = [
@@ -520,7 +471,7 @@ def make_batch_iterator(
   split: str,
   global_batch_size: int,
   mesh,
-  data_axes=("data", "fsdp"),
+  data_axes=batching.BATCH_AXES,
   seed: int = 0,
   source: Sequence[dict] | None = None,
   index: align.PairIndex | None = None,
@@ -537,16 +488,14 @@ def make_batch_iterator(
     index = align.build_pair_index(source)
   if not index.has_warps:
     raise UserError(f"the pair index of split {split!r} has no DTW warps; run `a2e data align`")
-  sharding, shard, shards = _shard_of(mesh, data_axes, global_batch_size)
+  shard = batching.host_shard(mesh, global_batch_size, data_axes)
   source = train_shard_source(
-    data_cfg, source, index, seed, global_batch_size, shards, augment=split == data_cfg.train_split
+    data_cfg, source, index, seed, global_batch_size, shard.count, augment=split == data_cfg.train_split
   )
   settings = {"dataset": data_cfg.dataset, "split": split, **source.settings()}
   return BatchIterator(
-    lambda step: _loader(source.starting_at(step), shard, shards, data_cfg, _HUGE, None),
-    sharding,
-    global_batch_size,
-    (shard, shards),
+    lambda step: _loader(source.starting_at(step), shard.index, shard.count, data_cfg, _HUGE, None),
+    shard,
     settings,
   )
 
@@ -556,7 +505,7 @@ def make_eval_iterator(
   split: str,
   global_batch_size: int,
   mesh,
-  data_axes=("data", "fsdp"),
+  data_axes=batching.BATCH_AXES,
   source: Sequence[dict] | None = None,
   index: align.PairIndex | None = None,
 ):
@@ -568,11 +517,7 @@ def make_eval_iterator(
     source, index = open_split(data_cfg, split)
   elif index is None:
     index = align.build_pair_index(source, with_warps=False)
-  sharding, shard, shards = _shard_of(mesh, data_axes, global_batch_size)
-  batches = _EvalBatches(source, index, global_batch_size, shards, data_cfg.eval_pad_frames)
-  return BatchIterator(
-    lambda step: _loader(batches, shard, shards, data_cfg, len(batches), 1),
-    sharding,
-    global_batch_size,
-    (shard, shards),
-  )
+  shard = batching.host_shard(mesh, global_batch_size, data_axes)
+  batches = _EvalBatches(source, index, global_batch_size, shard.count, data_cfg.eval_pad_frames)
+  return BatchIterator(lambda step: _loader(batches, shard.index, shard.count, data_cfg, len(batches), 1),
+                       shard)

@@ -9,7 +9,7 @@ import jax
 import numpy as np
 
 from a2e_jax.core import schema
-from a2e_jax.train import sharding
+from a2e_jax.data import batching
 
 VIEWS = ("a", "b", "ab", "ba")
 
@@ -32,12 +32,8 @@ class RandomBatches:
   """Iterator of global batches {view: {field: jax.Array [B,...]}} with `get_state`/`set_state`."""
 
   def __init__(self, global_batch_size: int, frames: int, num_coeffs: int, mesh, seed: int = 0):
-    if global_batch_size % sharding.batch_divisor(mesh):
-      raise ValueError(f"batch {global_batch_size} does not split over {sharding.batch_divisor(mesh)} "
-                       "data-parallel devices")
     self._shape = (global_batch_size, frames, num_coeffs)
-    self._sharding = sharding.batch_sharding(mesh)
-    self._rows = sharding.host_local_slice(global_batch_size, mesh)
+    self._shard = batching.host_shard(mesh, global_batch_size)
     self._seed = seed
     self._step = 0
 
@@ -48,11 +44,9 @@ class RandomBatches:
     batch_size, frames, num_coeffs = self._shape
     rows = [{v: random_clip_view(rng, frames, num_coeffs) for v, rng in
              zip(VIEWS, np.random.default_rng((self._seed, self._step, r)).spawn(len(VIEWS)))}
-            for r in range(self._rows.start, self._rows.stop)]
+            for r in range(self._shard.rows.start, self._shard.rows.stop)]
     self._step += 1
-    local = jax.tree.map(lambda *xs: np.stack(xs), *rows)
-    return jax.tree.map(
-      lambda x: jax.make_array_from_process_local_data(self._sharding, x, (batch_size, *x.shape[1:])), local)
+    return batching.to_global(jax.tree.map(lambda *xs: np.stack(xs), *rows), self._shard)
 
   def get_state(self) -> dict:
     return {"step": self._step}

@@ -13,6 +13,7 @@ import sys
 import jax
 
 from a2e_jax.core.errors import UserError
+from a2e_jax.data import batching
 from a2e_jax.train import sharding
 
 PLATFORMS = ("", "cpu", "gpu", "tpu")  # config.platform: "" runs anywhere
@@ -78,7 +79,7 @@ def report(config=None) -> dict:
       out["warnings"] = check(config)
       mesh = sharding.make_mesh(config.mesh)
       out["mesh"] = dict(mesh.shape)
-      out["batch_per_device"] = config.train.batch_size / sharding.batch_divisor(mesh)
+      out["batch_per_device"] = config.train.batch_size / batching.batch_divisor(mesh)
     except UserError as e:
       out["mesh_error"] = str(e)
   return out

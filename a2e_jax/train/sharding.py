@@ -3,7 +3,7 @@
 The mesh has three axes: `data` (pure data parallelism), `fsdp` (data parallelism whose parameters and
 optimizer state are sharded too, ZeRO-3 style) and `model` (tensor parallelism over attention heads and MLP
 hidden units). Any factorisation of the devices works, a single device included; with several processes
-the mesh spans all of their devices. Batches are split over `data` × `fsdp`.
+the mesh spans all of their devices. Batches are split over `data` × `fsdp` (data/batching.py).
 
 Parameters carry logical axis names (`nn.with_logical_partitioning`); `LOGICAL_RULES` maps them onto mesh
 axes in priority order. A dimension whose size does not divide by its mesh axes is replicated instead, so
@@ -18,9 +18,9 @@ import jax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from a2e_jax.core.errors import UserError
+from a2e_jax.data.batching import BATCH_AXES
 
 MESH_AXES = ("data", "fsdp", "model")
-BATCH_AXES = ("data", "fsdp")
 
 # Logical axis name -> mesh axes, highest priority first. A mesh axis is used at most once per array, so an
 # activation named ("batch", "time", "embed") takes data×fsdp for the batch and leaves "embed" replicated,
@@ -72,18 +72,12 @@ def make_mesh(mesh_cfg, devices: Sequence[jax.Device] | None = None) -> Mesh:
   return jax.make_mesh(shape, MESH_AXES, axis_types=(AxisType.Auto,) * len(MESH_AXES), devices=devices)
 
 
-def batch_sharding(mesh: Mesh) -> NamedSharding:
-  """Leading (batch) dimension split over data × fsdp, the rest replicated."""
-  return NamedSharding(mesh, PartitionSpec(BATCH_AXES))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, PartitionSpec())
 
 
-def batch_divisor(mesh: Mesh) -> int:
-  """How many ways a global batch is split: its size must be a multiple of this."""
-  return mesh.shape["data"] * mesh.shape["fsdp"]
 
 
 def _axis_size(mesh: Mesh, axes) -> int:
@@ -138,18 +132,3 @@ def describe(mesh: Mesh) -> str:
   devices, processes = mesh.devices.size, jax.process_count()
   return (f"{axes} over {devices} device{'s' if devices > 1 else ''} "
           f"({processes} process{'es' if processes > 1 else ''})")
-
-
-def host_local_slice(global_batch: int, mesh: Mesh) -> slice:
-  """Rows of a global batch that this process's devices hold (batch split over data x fsdp).
-
-  Feed exactly these rows to `jax.make_array_from_process_local_data`, so each process reads only its
-  shard of every global batch.
-  """
-  rows = set()
-  for index in batch_sharding(mesh).addressable_devices_indices_map((global_batch,)).values():
-    rows.update(range(*index[0].indices(global_batch)))
-  start, stop = min(rows), max(rows) + 1
-  if len(rows) != stop - start:
-    raise ValueError(f"this process's batch rows are not contiguous in {start}..{stop}")
-  return slice(start, stop)

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from a2e_jax.data import batching
 from a2e_jax.train import sharding
 from a2e_jax.train.state import TrainState
 
@@ -67,7 +68,7 @@ def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, schedule:
     return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
   replicated = sharding.replicated(mesh)
-  return jax.jit(step, in_shardings=(state_shardings, sharding.batch_sharding(mesh), replicated, replicated),
+  return jax.jit(step, in_shardings=(state_shardings, batching.batch_sharding(mesh), replicated, replicated),
                  out_shardings=(state_shardings, replicated), donate_argnums=0)
 
 
@@ -80,5 +81,5 @@ def make_eval_step(loss_fn: LossFn, param_shardings, mesh):
 
   replicated = sharding.replicated(mesh)
   return jax.jit(eval_step,
-                 in_shardings=(param_shardings, sharding.batch_sharding(mesh), replicated, replicated),
+                 in_shardings=(param_shardings, batching.batch_sharding(mesh), replicated, replicated),
                  out_shardings=replicated)

@@ -27,6 +27,7 @@ from jax.experimental import multihost_utils
 
 from a2e_jax.core import run_dir
 from a2e_jax.core.errors import UserError
+from a2e_jax.data import batching
 from a2e_jax.train import checkpoint, runtime, sharding, summary
 from a2e_jax.train import state as state_lib
 from a2e_jax.train import step as step_lib
@@ -71,7 +72,7 @@ def _say(message: str) -> None:
 
 def validate(config, mesh) -> None:
   """Raises UserError for settings that cannot work on `mesh`, naming the key."""
-  train, divisor = config.train, sharding.batch_divisor(mesh)
+  train, divisor = config.train, batching.batch_divisor(mesh)
   checks = [
     (train.steps >= 1, f"train.steps={train.steps} must be >= 1"),
     (train.log_every >= 1, f"train.log_every={train.log_every} must be >= 1"),
