@@ -24,12 +24,14 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  from a2e_jax.cli import console
   from a2e_jax.cli.train import train_main
   from a2e_jax.core.errors import UserError
 
   try:
-    return train_main(_CONFIG.value, _WORKDIR.value, coordinator_address=_COORDINATOR.value,
-                      num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
+    with console(verbose=False):
+      return train_main(_CONFIG.value, _WORKDIR.value, coordinator_address=_COORDINATOR.value,
+                        num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
   except UserError as e:
     print(f"a2e: error: {e}", file=sys.stderr)
     return 2

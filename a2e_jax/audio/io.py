@@ -41,6 +41,10 @@ class ClippingWarning(AudioWarning):
   """Many samples sit at full scale."""
 
 
+class TruncatedWarning(AudioWarning):
+  """The file holds fewer samples than its header declares."""
+
+
 class AudioInfo(NamedTuple):
   sample_rate: int
   channels: int
@@ -96,7 +100,29 @@ def audio_info(path: str) -> AudioInfo:
     raise UserError(
       f"cannot read audio file {path}: {e}; re-export it as wav/flac or check it is not truncated"
     ) from None
-  return AudioInfo(int(info.samplerate), int(info.channels), float(info.frames) / info.samplerate)
+  result = AudioInfo(int(info.samplerate), int(info.channels), float(info.frames) / info.samplerate)
+  if path.lower().endswith(".wav"):
+    _warn_if_truncated(path, result)
+  return result
+
+
+def _warn_if_truncated(path: str, info: AudioInfo) -> None:
+  """Warns when a WAV file holds fewer sample bytes than its header declares (a cut-off download or copy:
+  libsndfile then reads what is there without a word)."""
+  with open(path, "rb") as f:
+    header = f.read(1 << 16)
+  size = os.path.getsize(path)
+  offset = 12
+  while offset + 8 <= len(header):
+    chunk, length = header[offset : offset + 4], int.from_bytes(header[offset + 4 : offset + 8], "little")
+    if chunk == b"data":
+      present = size - offset - 8
+      if 0 < length < 0xFFFFFFFF and present < length:  # 0 and 0xFFFFFFFF: a streamed WAV, length unknown
+        warnings.warn(
+          f"audio file {path} is truncated: its header declares {length:,} bytes of samples, {present:,} are "
+          f"there; using the {info.seconds:.2f} s present", TruncatedWarning, stacklevel=3)
+      return
+    offset += 8 + length + (length & 1)
 
 
 def _ffmpeg_blocks(path: str, info: AudioInfo, block_samples: int) -> Iterator[np.ndarray]:

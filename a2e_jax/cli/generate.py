@@ -8,6 +8,7 @@ import soundfile
 
 from a2e_jax.core import schema
 from a2e_jax.core.errors import UserError
+from a2e_jax.core.outputs import check_output_file
 from a2e_jax.formats.files import in_space
 
 GENERATE_EPILOG = """\
@@ -112,7 +113,16 @@ def _prepare(args, skip_unavailable: bool):
   from a2e_jax.face.registry import resolve_model
   from a2e_jax.infer import outputs
   from a2e_jax.infer.generate import cached_generator
+  from a2e_jax.render.api import check_size
 
+  if os.path.exists(args.out) and not os.path.isdir(args.out):
+    raise UserError(f"--out {args.out!r} is a file; a2e {args.command} writes a folder of outputs there")
+  check_output_file(os.path.join(args.out, "x"), "--out")  # no file among its parents
+  check_size(args.size)
+  if getattr(args, "video", None) not in (None, "auto"):
+    if not args.video.lower().endswith(".mp4"):
+      raise UserError(f"--video {args.video!r}: videos are written as .mp4; name the file *.mp4")
+    check_output_file(args.video, "--video")
   generator = cached_generator(args.checkpoint, args.chunk_frames, args.overlap_frames)
   network_model = resolve_model(generator.weights.face_model)
   output_model = network_model if args.model == generator.weights.face_model else resolve_model(args.model)

@@ -6,6 +6,7 @@ import numpy as np
 
 from a2e_jax.core import channels
 from a2e_jax.core.errors import UserError
+from a2e_jax.core.outputs import atomic_output, check_output_file
 from a2e_jax.formats.files import EXTENSIONS, FORMATS, read_sequence, write_sequence
 
 
@@ -80,6 +81,11 @@ def run_convert(args) -> int:
   # Deferred: the command's packages load JAX, TFDS or SciPy, which `a2e --help` must not.
   from a2e_jax.face.registry import default_model_path
 
+  out = check_output_file(args.out or default_model_path(args.source))
+  if not out.endswith(".npz"):
+    raise UserError(f"--out {out!r}: face models are written as .npz; name the file *.npz")
+  if args.num_id is not None and args.num_id < 0:
+    raise UserError(f"--num-id {args.num_id}: the number of identity modes to keep must be 0 or more")
   if args.source == "bfm":
     if args.face_only or args.num_id is not None:
       raise UserError("--face-only and --num-id apply to --from ict only (BFM_model_front is the face "
@@ -93,11 +99,8 @@ def run_convert(args) -> int:
     from a2e_jax.face.ict import load_ict
 
     model = load_ict(args.path, face_only=args.face_only, num_id=args.num_id)
-  out = args.out or default_model_path(args.source)
-  if not out.endswith(".npz"):
-    raise UserError(f"--out {out!r}: face models are written as .npz; name the file *.npz")
-  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-  model.save(out)
+  with atomic_output(out) as temporary:
+    model.save(temporary)
   print(f"wrote {out}: {model.num_vertices:,} vertices, {len(model.triangles):,} triangles, "
         f"{model.num_id} identity modes, {model.num_exp} expression channels")
   return 0
@@ -127,6 +130,14 @@ def run_preview(args) -> int:
 def run_export(args) -> int:
   # Deferred: the command's packages load JAX, TFDS or SciPy, which `a2e --help` must not.
   from a2e_jax.face.registry import resolve_model
+
+  out = check_output_file(args.out)
+  ext = os.path.splitext(out)[1].lower()
+  claimed = sorted({f for f, e in EXTENSIONS.items() if e == ext})
+  if ext != EXTENSIONS[args.to] and claimed:
+    wanted = EXTENSIONS[args.to]
+    raise UserError(f"--out {out!r} ends in {ext} (the {' / '.join(claimed)} format), but --to {args.to} "
+                    f"writes {wanted}; name it *{wanted} or pick the --to that matches")
   seq = read_sequence(args.coeffs, fps=args.fps)
   bfm_space = tuple(seq.channel_names) == channels.BFM_CHANNELS
   arkit_spec = args.model or (seq.model if seq.model not in ("", "bfm") else "builtin")
@@ -139,8 +150,7 @@ def run_export(args) -> int:
   elif args.to == "glb":
     model = resolve_model(bfm_spec if bfm_space else arkit_spec)
     target = resolve_model(args.model) if bfm_space and args.model else None
-  out = args.out
-  if os.path.splitext(out)[1].lower() != EXTENSIONS[args.to]:
+  if ext != EXTENSIONS[args.to]:
     print(f"a2e: note: {out} does not end in {EXTENSIONS[args.to]}, the usual extension of {args.to}")
   write_sequence(out, seq, fmt=args.to, model=model, target_model=target)
   print(f"wrote {out} ({args.to}, {seq.num_frames} frames at {seq.fps:g} fps)")

@@ -3,6 +3,7 @@
 import os
 
 from a2e_jax.core.errors import UserError
+from a2e_jax.core.outputs import check_output_file
 from a2e_jax.formats.files import read_sequence
 
 
@@ -34,12 +35,12 @@ def register(subparsers) -> None:
 def run_render(args) -> int:
   # Deferred: the command's packages load JAX, TFDS or SciPy, which `a2e --help` must not.
   from a2e_jax.face.registry import NAMED, resolve_model
-  from a2e_jax.render.api import render_video, sequence_arrays
+  from a2e_jax.render.api import check_size, render_video, sequence_arrays
 
   if not args.out.lower().endswith(".mp4"):
     raise UserError(f"--out {args.out!r}: a2e render writes .mp4 files")
-  if args.size < 16 or args.size % 2:
-    raise UserError(f"--size {args.size}: use an even number of pixels, at least 16")
+  check_output_file(args.out)
+  check_size(args.size)
   if args.batch < 1:
     raise UserError(f"--batch {args.batch}: must be at least 1")
   seq = read_sequence(args.coeffs)

@@ -5,6 +5,7 @@ files and the read side of a training run's folder. It imports nothing else of a
   channels.py  the named expression-channel layouts (ICT/ARKit 53, BFM 64) and ARKit's 52
   errors.py    `UserError`: a mistake in the user's input, reported in one line
   paths.py     the per-user cache folder
+  outputs.py   output files that are whole or absent (a checked path, a temporary name, a rename)
   config.py    `ml_collections` config files with `--config.x=y` overrides
   run_dir.py   a training run's folder: its config.json and the parameters of a checkpoint
 """

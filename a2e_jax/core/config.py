@@ -34,8 +34,20 @@ def load_config(spec: str, overrides: list[str] | tuple[str, ...] = ()):
     flag_values(argv)
     config = flag_values.config
     config.keys()  # A config file that failed to load is only reported on first access.
-  except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:
-    message = " ".join(str(e).replace("\\n", " ").split()).strip("'\"")
+  except (KeyError, AttributeError) as e:
+    # An unknown key: ml_collections raises either with just the key's name (quoted) as the message.
+    key = str(e).strip("'\"")
+    if not key.isidentifier():
+      raise UserError(f"config {spec}: {' '.join(key.split())}") from None
+    given = next((o for o in argv[2:] if f".{key}" in o.split("=")[0]), None)
+    raise UserError(f"config {spec}: no key {key!r}" + (f" (in {given.split('=')[0]})" if given else "")
+                    + f"; see {path} for the keys there are") from None
+  except (flags.Error, TypeError, ValueError) as e:
+    text = str(e).replace("\\n", "\n")
+    if "Traceback (most recent call last)" in text:
+      # The config file itself raised (e.g. an unknown variant): its last line is the error.
+      text = next(line for line in reversed(text.splitlines()) if line.strip())
+    message = " ".join(text.split()).strip("'\"")
     raise UserError(f"config {spec}: {message}") from None
   except Exception as e:  # noqa: BLE001 - an error inside the user's config file.
     raise UserError(f"config {spec} failed to load: {type(e).__name__}: {e}") from None

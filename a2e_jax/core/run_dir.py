@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 
 import jax
 import ml_collections
@@ -34,7 +35,9 @@ def absolute(path) -> epath.Path:
 def describe(e: BaseException) -> str:
   """`Type: first line` of an exception, at most 200 characters (TensorStore's messages run to pages)."""
   text = str(e).strip()
-  first = text.splitlines()[0][:200] if text else ""
+  first = text.splitlines()[0] if text else ""
+  # TensorStore errors end in a pointer to their details, printed as a raw `<bound method ...>`.
+  first = re.sub(r"\s*See full TensorStore details:.*", "", first)[:200]
   return f"{type(e).__name__}: {first}" if first else type(e).__name__
 
 

@@ -71,6 +71,23 @@ def data_config() -> ml_collections.ConfigDict:
   )
 
 
+def check_data_config(data_cfg) -> None:
+  """A UserError naming the first `data` setting that cannot work (before any data is read or built)."""
+  checks = [
+    (data_cfg.window_frames >= 1, f"data.window_frames={data_cfg.window_frames} must be >= 1"),
+    (data_cfg.eval_pad_frames >= 1, f"data.eval_pad_frames={data_cfg.eval_pad_frames} must be >= 1"),
+    (data_cfg.workers >= 0, f"data.workers={data_cfg.workers} must be >= 0 (0: threads of this process)"),
+    (data_cfg.worker_buffer_size >= 1, f"data.worker_buffer_size={data_cfg.worker_buffer_size} must be >= 1"),
+    (data_cfg.read_threads >= 1, f"data.read_threads={data_cfg.read_threads} must be >= 1"),
+    (data_cfg.prefetch >= 0, f"data.prefetch={data_cfg.prefetch} must be >= 0"),
+    (data_cfg.pairs.fallback in FALLBACKS,
+     f"data.pairs.fallback={data_cfg.pairs.fallback!r}; choose one of {', '.join(FALLBACKS)}"),
+  ]
+  for ok, message in checks:
+    if not ok:
+      raise UserError(f"config: {message}")
+
+
 # ----------------------------------------------------------------------------------------------- pairing
 
 
@@ -453,6 +470,7 @@ def train_shard_source(
   """The grain data source whose record step * shards + s is shard s's rows of global batch `step`
   (numpy arrays), with `data_cfg.augment` applied when `augment`; `make_batch_iterator` reads it through
   a grain DataLoader."""
+  check_data_config(data_cfg)
   setup = _Setup(
     source,
     index,

@@ -45,6 +45,11 @@ def load_bfm(path: str) -> MorphableModel:
     if value.shape != (rows, cols) or not np.issubdtype(value.dtype, np.number):
       raise UserError(f"{path}: key {key!r} has shape {value.shape} ({value.dtype}), expected {KEYS[key]} "
                       f"numbers with N = {n} vertices")
+    bad = ~np.isfinite(value)
+    if bad.any():
+      row, col = (int(i) for i in np.argwhere(bad)[0])
+      raise UserError(f"{path}: key {key!r}, row {row}, column {col}: {value[row, col]:g} is not finite; the "
+                      "file is damaged")
     return value
 
   size = np.size(data["meanshape"])

@@ -51,6 +51,8 @@ def load_ict(path: str, face_only: bool = False, num_id: int | None = None) -> M
     face_only: keep the face area (9,409 vertices) instead of the whole head with eyes, teeth and mouth.
     num_id: at most this many identity modes (default: every identityNNN.obj present).
   """
+  if num_id is not None and num_id < 0:
+    raise UserError(f"--num-id {num_id}: the number of identity modes to keep must be 0 or more")
   folder = find_folder(path)
   index_path = os.path.join(folder, "vertex_indices.json")
   try:

@@ -135,6 +135,8 @@ class MorphableModel:
       value = getattr(self, field)
       if value is not None:
         arrays[field] = np.asarray(value)
+        if np.issubdtype(arrays[field].dtype, np.floating) and not np.all(np.isfinite(arrays[field])):
+          raise UserError(f"{path}: the face model's {field} holds NaN or inf; its source files are damaged")
     for region, indices in self.regions.items():
       arrays["region/" + region] = np.asarray(indices, np.int32)
     arrays["channel_names"] = np.array(self.channel_names, dtype=np.str_)

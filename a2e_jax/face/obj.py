@@ -77,7 +77,13 @@ def _vertices(path: str, lines: list[str]) -> np.ndarray:
   vertex_lines = [line[2:] for line in lines if line.startswith("v ")]
   if not vertex_lines:
     raise UserError(f"{path}: no vertices ('v' lines); the OBJ file is empty, truncated or not a mesh")
-  return _numbers(path, "v", vertex_lines, 3)
+  vertices = _numbers(path, "v", vertex_lines, 3)
+  bad = ~np.isfinite(vertices)
+  if bad.any():
+    vertex, axis = (int(i) for i in np.argwhere(bad)[0])
+    raise UserError(f"{path}: vertex {vertex + 1}, coordinate {'xyz'[axis]}: {vertices[vertex, axis]:g} is "
+                    "not finite; the mesh is damaged")
+  return vertices
 
 
 def _numbers(path: str, record: str, lines: list[str], width: int) -> np.ndarray:

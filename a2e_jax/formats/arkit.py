@@ -20,7 +20,7 @@ import numpy as np
 
 from a2e_jax.core import channels
 from a2e_jax.core.errors import UserError
-from a2e_jax.formats.sequence import CoeffSequence
+from a2e_jax.formats.sequence import MAX_MAGNITUDE, CoeffSequence
 
 # The 52 blendshape columns in Live Link Face's order.
 LIVE_LINK_FACE_BLENDSHAPES = (
@@ -91,9 +91,15 @@ def read_csv(path: str, fps: float | None = None) -> CoeffSequence:
 
   def column(name):
     try:
-      return np.array([float(r[lower[name.lower()]]) for r in body])
+      values = np.array([float(r[lower[name.lower()]]) for r in body])
     except ValueError as e:
       raise UserError(f"{path}: column {name!r} has a non-numeric value ({e})") from None
+    bad = ~np.isfinite(values) | (np.abs(values) > MAX_MAGNITUDE)
+    if bad.any():
+      row = int(np.argmax(bad))
+      raise UserError(f"{path}: row {row + 2} (frame {row}), column {name!r}: {values[row]:g} is not a "
+                      f"finite value of at most {MAX_MAGNITUDE:g}; the file is damaged")
+    return values
 
   arkit = np.zeros((len(body), len(channels.ARKIT_BLENDSHAPES)))
   for name in known:

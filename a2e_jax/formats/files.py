@@ -14,12 +14,14 @@ sequence's (face/retarget.py), which needs the face models of both spaces.
 """
 
 import os
+import zipfile
 
 import numpy as np
 
 from a2e_jax.core import channels
 from a2e_jax.core.errors import UserError
-from a2e_jax.formats.sequence import CoeffSequence, load_npz, save_npz
+from a2e_jax.core.outputs import atomic_output
+from a2e_jax.formats.sequence import CoeffSequence, check_fps, check_sequence_values, load_npz, save_npz
 
 EXPORT_FORMATS = ("sadtalker", "pirenderer", "npz", "arkit-csv", "glb")
 REFERENCE_FORMAT = "sadtalker-ref"
@@ -58,6 +60,8 @@ def read_sequence(path: str, fmt: str | None = None, fps: float | None = None,
     raise UserError(f"unknown coefficient format {fmt!r}; choose one of {', '.join(FORMATS)}")
   if not os.path.isfile(path):
     raise UserError(f"coefficient file {path!r} not found")
+  if fps is not None:
+    fps = check_fps(fps, f"{path}: the given frame rate (--fps)")
   if fmt in ("sadtalker", REFERENCE_FORMAT):
     # Each format's reader loads on use (SciPy, pygltflib): `a2e --help` imports this module for FORMATS.
     from a2e_jax.formats.mat import read_mat
@@ -80,6 +84,8 @@ def read_sequence(path: str, fmt: str | None = None, fps: float | None = None,
     from a2e_jax.formats.gltf import read_glb
 
     seq = read_glb(path, fps)
+  _check(seq, path)
+  check_sequence_values(seq, path)
   return seq if resample_to is None else resample(seq, resample_to)
 
 
@@ -98,10 +104,17 @@ def write_sequence(path: str, seq: CoeffSequence, fmt: str | None = None, model=
   if fmt not in FORMATS:
     raise UserError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
   _check(seq, "sequence to export")
+  check_sequence_values(seq, f"coefficients for {path}")
   if model is not None and len(model.channel_names) != len(seq.channel_names):
     raise UserError(f"face model {model.name!r} has {len(model.channel_names)} expression channels, the "
                     f"sequence has {len(seq.channel_names)} ({seq.model or 'unknown model'}); pass the model "
                     "the coefficients belong to")
+  with atomic_output(path) as temporary:
+    _write(temporary, path, seq, fmt, model, target_model)
+
+
+def _write(path: str, name: str, seq: CoeffSequence, fmt: str, model, target_model) -> None:
+  """`write_sequence`'s work, into `path` (a temporary name of the file `name`)."""
   if fmt == "npz":
     save_npz(path, seq)
     return
@@ -125,10 +138,12 @@ def write_sequence(path: str, seq: CoeffSequence, fmt: str | None = None, model=
 
     mesh = target_model if target_model is not None else model
     if mesh is None:
-      raise UserError(f"{path}: a .glb needs the face model's mesh; pass the model the coefficients belong "
+      raise UserError(f"{name}: a .glb needs the face model's mesh; pass the model the coefficients belong "
                       f"to (--model, e.g. {seq.model or 'builtin'})")
     seq = in_space(seq, mesh.channel_names, model, target_model, mesh.name, fmt)
     write_glb(path, seq, mesh)
+  # Mapped or resampled values are checked again: a writer never emits NaN, inf or absurd values.
+  check_sequence_values(seq, f"coefficients for {name}")
 
 
 def in_space(seq: CoeffSequence, names: tuple, model, target_model, target_id, fmt: str) -> CoeffSequence:
@@ -175,17 +190,17 @@ def resample(seq: CoeffSequence, fps: float) -> CoeffSequence:
 def _read_npz(path: str, fps: float | None) -> CoeffSequence:
   try:
     seq, _ = load_npz(path)
-  except (OSError, ValueError, KeyError) as e:
+  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
     raise UserError(f"{path}: not an a2e coefficient .npz ({e}); write one with "
                     "'a2e export --to npz'") from None
   if fps is not None:
     seq.fps = float(fps)
-  _check(seq, path)
   return seq
 
 
 def _check(seq: CoeffSequence, source: str) -> None:
   """Shapes of a sequence's arrays, as one UserError line naming `source`."""
+  check_fps(seq.fps, source)
   t, k = np.shape(seq.coeffs) if np.ndim(seq.coeffs) == 2 else (None, None)
   if t is None or t == 0 or k != len(seq.channel_names):
     raise UserError(f"{source}: coeffs has shape {np.shape(seq.coeffs)}, expected "
@@ -198,5 +213,3 @@ def _check(seq: CoeffSequence, source: str) -> None:
     value = getattr(seq, key)
     if value is not None and np.shape(value) != (k,):
       raise UserError(f"{source}: {key} has shape {np.shape(value)}, expected [{k}]")
-  if seq.fps <= 0:
-    raise UserError(f"{source}: fps {seq.fps} must be positive")

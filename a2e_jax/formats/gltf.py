@@ -71,6 +71,15 @@ def write_glb(path: str, seq: CoeffSequence, model) -> None:
 
 def read_glb(path: str, fps: float | None = None) -> CoeffSequence:
   """Reads the animation of a `.glb` (ours, or any with one morph-weight animation) back."""
+  try:
+    return _read_animation(path, fps)
+  except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
+    # A truncated or inconsistent file: accessors that point past the buffer, missing or odd fields.
+    raise UserError(f"{path}: a truncated or malformed glTF binary ({type(e).__name__}: "
+                    f"{str(e).splitlines()[0][:120] if str(e) else ''})") from None
+
+
+def _read_animation(path: str, fps: float | None) -> CoeffSequence:
   gltf, blob = _load(path)
   if not gltf.meshes or not gltf.animations:
     raise UserError(f"{path}: no mesh or no animation; expected a .glb written by 'a2e export --to glb'")
@@ -142,6 +151,9 @@ def accessor_array(gltf, blob: bytes, index: int) -> np.ndarray:
            pygltflib.UNSIGNED_SHORT: np.uint16}[accessor.componentType]
   components = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4}[accessor.type]
   start = (view.byteOffset or 0) + (accessor.byteOffset or 0)
+  end = start + accessor.count * components * np.dtype(dtype).itemsize
+  if end > len(blob):
+    raise ValueError(f"accessor {index} ends at byte {end}, the buffer has {len(blob)}")
   array = np.frombuffer(blob, dtype, accessor.count * components, start)
   return array.reshape(accessor.count, components) if components > 1 else array
 

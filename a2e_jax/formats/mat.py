@@ -44,7 +44,7 @@ def read_npy(path: str, fps: float = 25.0) -> CoeffSequence:
   """Reads a PIRenderer/DreamTalk `.npy` ([T,73], or [T,70|257|260])."""
   try:
     array = np.load(path, allow_pickle=False)
-  except (OSError, ValueError) as e:
+  except (OSError, ValueError, EOFError) as e:
     raise UserError(f"{path}: not a readable .npy file ({e})") from None
   return from_array(array, f"{path}", fps)
 

@@ -4,7 +4,8 @@ Inputs:
   a folder     every audio file in it (sorted; not recursive)
   a .jsonl     one object per line: {"audio": path, and optionally "out": stem, "emotion", "intensity",
                "emotion_schedule", "emotion_from", "ref", "blink", "gaze", "pose", "seed"} overriding the
-               command's flags for that item; paths are relative to the manifest's folder
+               command's flags for that item; paths are relative to the manifest's folder, and "out" (the
+               item's file name stem) must stay inside --out
   a .txt/.lst  one audio path per line
 Each item runs on its own: a failing input is reported with its reason and the rest go on. A report
 (`batch_report.json` in the output folder) lists every item's status, outputs or error.
@@ -81,7 +82,18 @@ def _json_item(line: str, where: str, base: str) -> Item:
     if key in record and not os.path.isabs(record[key]):
       record[key] = os.path.join(base, record[key])
   audio = record.pop("audio")
-  return Item(audio, record.pop("out", None) or _stem(audio), record)
+  out = record.pop("out", None)
+  if out is not None:
+    _check_inside(out, where)
+  return Item(audio, out or _stem(audio), record)
+
+
+def _check_inside(out, where: str) -> None:
+  """A UserError unless the item's "out" stem is a relative name that stays inside the output folder."""
+  parts = os.path.normpath(out).split(os.sep) if isinstance(out, str) else []
+  if not isinstance(out, str) or not out or os.path.isabs(out) or ".." in parts or out.startswith("~"):
+    raise UserError(f"{where}: \"out\" {out!r} would be written outside --out; give a relative name inside "
+                    "it, e.g. \"clip1\" or \"speaker1/clip1\"")
 
 
 def _stem(path: str) -> str:

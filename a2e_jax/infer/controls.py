@@ -87,6 +87,9 @@ def parse_emotion(text: str, intensity: float | None = None, time_s: float = 0.0
       index = schema.emotion_index(name)
     except ValueError as e:
       raise UserError(f"emotion {text!r}: {e} (or 'speech')") from None
+    if weight and re.fullmatch("-" + _NUMBER, weight.strip()):
+      raise UserError(f"emotion {text!r}: weight {weight!r} is negative; blend weights are 0 or more, "
+                      "e.g. happy=0.7+sad=0.3")
     if weight and not re.fullmatch(_NUMBER, weight.strip()):
       raise UserError(f"emotion {text!r}: weight {weight!r} is not a number; write e.g. happy=0.7+sad=0.3")
     weights[index] += float(weight) if weight else 1.0

@@ -82,10 +82,13 @@ class Generator:
                group: int = GROUP, emotion_window_s: float = DEFAULT_EMOTION_WINDOW_S):
     enable_compilation_cache()
     self.weights = weights
+    if chunk_frames is not None and chunk_frames < 1:
+      raise UserError(f"--chunk-frames {chunk_frames}: frames per inference chunk must be 1 or more")
     self.chunk = int(chunk_frames or weights.card.get("chunk_frames") or max(weights.window_frames, 16))
     self.overlap = int(self.chunk // 4 if overlap_frames is None else overlap_frames)
     if not 0 <= self.overlap < self.chunk:
-      raise UserError(f"chunk overlap {self.overlap} must be in [0, {self.chunk}) frames")
+      raise UserError(f"--overlap-frames {self.overlap}: the overlap of neighbouring chunks must be in "
+                      f"[0, {self.chunk}) frames (below --chunk-frames {self.chunk})")
     self.group = group
     self.emotion_window_s = emotion_window_s
     self.network = ChunkNetwork(weights, self.chunk, group)

@@ -18,6 +18,14 @@ from a2e_jax.render.photo import photo_texture
 from a2e_jax.render.pipeline import DEFAULT_BACKGROUND, FaceRenderer
 from a2e_jax.render.video import FPS, tile, write_video
 
+MAX_SIZE = 4096  # pixels a side: beyond it a frame no longer fits the rasterizer's buffers or H.264 levels
+
+
+def check_size(size: int, flag: str = "--size") -> None:
+  """A UserError unless `size` is an even number of pixels in [16, MAX_SIZE] (H.264 wants even sides)."""
+  if not 16 <= size <= MAX_SIZE or size % 2:
+    raise UserError(f"{flag} {size}: use an even number of pixels from 16 to {MAX_SIZE}")
+
 
 def render_frames(model, exp_tk=None, *, pose_t6=None, id_k=None, gamma=None, size: int = 256,
                   width: int | None = None, camera=None, batch: int = 16, background=DEFAULT_BACKGROUND,

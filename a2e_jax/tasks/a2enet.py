@@ -62,6 +62,7 @@ def a2enet_task(config) -> Task:
   """A2ENet (`config.model`) with `compute_losses` (`config.loss`) on `config.data` (`config.input`)."""
   if config.input not in INPUTS:
     raise UserError(f"config input={config.input!r}; choose one of {', '.join(INPUTS)}")
+  pipeline.check_data_config(config.data)  # before a dataset is built or a batch shaped
   names = channels.layout_channels(config.model.channel_layout, config.model.num_coeffs)
   module = a2enet.A2ENet(config.model)
   batch_size = config.train.batch_size

@@ -15,7 +15,9 @@ except where a save or an evaluation needs them.
 import dataclasses
 import json
 import math
+import os
 import pathlib
+import shutil
 import signal
 import threading
 import time
@@ -75,11 +77,12 @@ def validate(config, mesh) -> None:
   train, divisor = config.train, batching.batch_divisor(mesh)
   checks = [
     (train.steps >= 1, f"train.steps={train.steps} must be >= 1"),
+    (train.batch_size >= 1, f"train.batch_size={train.batch_size} must be >= 1"),
     (train.log_every >= 1, f"train.log_every={train.log_every} must be >= 1"),
     (train.grad_accum_steps >= 1, f"train.grad_accum_steps={train.grad_accum_steps} must be >= 1"),
     (config.eval.every >= 0, f"eval.every={config.eval.every} must be >= 0 (0: no evaluation)"),
     (config.checkpoint.every >= 1, f"checkpoint.every={config.checkpoint.every} must be >= 1"),
-    (train.batch_size % (divisor * train.grad_accum_steps) == 0,
+    (train.batch_size % (divisor * max(train.grad_accum_steps, 1)) == 0,
      f"train.batch_size={train.batch_size} must be a multiple of {divisor * train.grad_accum_steps} "
      f"(data x fsdp = {divisor} devices x grad_accum_steps = {train.grad_accum_steps})"),
   ]
@@ -320,12 +323,20 @@ def train_and_evaluate(config, workdir, task: Task | None = None) -> dict:
   """
   for warning in runtime.check(config):
     _say(f"a2e train: warning: {warning}")
-  workdir = _prepare_workdir(workdir)
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise UserError(f"workdir {workdir} is a file; pass a folder with --workdir")
   mesh = sharding.make_mesh(config.mesh)
   validate(config, mesh)
-  _check_same_model(config, workdir)
+  _check_same_model(config, pathlib.Path(workdir))
   task = build_task(config) if task is None else task
-  run = _Run(config, workdir, task, mesh)
+  fresh = not os.path.exists(workdir)
+  workdir = _prepare_workdir(workdir)
+  try:
+    run = _Run(config, workdir, task, mesh)
+  except UserError:
+    if fresh:  # a setting refused on the way in leaves no empty run folder behind
+      shutil.rmtree(workdir, ignore_errors=True)
+    raise
   checkpoint.save_run_config(workdir, config)
   return run.run()
 
