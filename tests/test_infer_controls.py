@@ -29,7 +29,7 @@ def test_parse_emotion_label_intensity_blend_and_speech():
 
 @pytest.mark.parametrize("text, fragment", [
   ("joyful", "unknown emotion"), ("happy@9", "outside 0..3"), ("happy@x", "not a number"),
-  ("happy=-1", "not a number"), ("happy=0", "sum to 0")])
+  ("happy=-1", "is negative"), ("happy=0", "sum to 0")])
 def test_parse_emotion_errors_are_one_line(text, fragment):
   with pytest.raises(UserError, match=fragment) as error:
     controls.parse_emotion(text)
