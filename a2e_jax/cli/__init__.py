@@ -23,6 +23,7 @@ _SUBCOMMAND_MODULES = (
   "a2e_jax.cli.train",  # train
   "a2e_jax.cli.generate",  # generate, demo
   "a2e_jax.cli.eval",  # eval
+  "a2e_jax.cli.landmarks",  # landmarks
   "a2e_jax.cli.bench",  # bench
 )
 

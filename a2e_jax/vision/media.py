@@ -1,7 +1,7 @@
 """Reading what the landmarker looks at: still images and video frames as uint8 RGB arrays.
 
-Video is decoded by mediapy with imageio-ffmpeg's ffmpeg (as everywhere in a2e_jax), frame batch by frame
-batch, so a long clip never sits in memory whole.
+Video is decoded by imageio-ffmpeg's ffmpeg (the binary a2e_jax writes its videos with), batch by batch, so
+a long clip never sits in memory whole.
 """
 
 import os
@@ -25,36 +25,42 @@ def read_image(path: str) -> np.ndarray:
     raise UserError(f"image {path!r} cannot be read ({e}); give a PNG or JPEG") from None
 
 
-def _mediapy():
-  import imageio_ffmpeg
-  import mediapy
-
-  mediapy.set_ffmpeg(imageio_ffmpeg.get_ffmpeg_exe())
-  return mediapy
-
-
 class VideoFrames:
-  """A video file's frames. Attributes: fps, shape (H, W), count (frames, from the container)."""
+  """A video file's frames, decoded by imageio-ffmpeg's ffmpeg to rgb24.
+
+  Attributes: fps, shape (H, W), count (frames, estimated from the container's duration), has_audio.
+  """
 
   def __init__(self, path: str):
+    import imageio_ffmpeg
+
     if not os.path.isfile(path):
       raise UserError(f"video {path!r} not found")
     self.path = path
     try:
-      with _mediapy().VideoReader(path) as reader:
-        self.fps, self.shape, self.count = reader.fps, tuple(reader.shape), reader.num_images
-    except Exception as e:  # mediapy raises bare RuntimeErrors for anything ffmpeg cannot open.
+      reader = imageio_ffmpeg.read_frames(path, pix_fmt="rgb24")
+      meta = next(reader)
+      reader.close()
+    except (OSError, RuntimeError, StopIteration) as e:
       raise UserError(f"video {path!r} cannot be read ({e}); give an mp4, mov, mkv or avi file") from None
+    width, height = meta["size"]
+    self.fps, self.shape = float(meta["fps"]), (height, width)
+    self.count = int(round(meta["duration"] * self.fps))
+    self.has_audio = bool(meta.get("audio_codec"))
 
   def batches(self, size: int):
     """Yields uint8 arrays [b,H,W,3] of up to `size` frames."""
+    import imageio_ffmpeg
+
+    height, width = self.shape
+    reader = imageio_ffmpeg.read_frames(self.path, pix_fmt="rgb24")
+    next(reader)
     batch = []
-    with _mediapy().VideoReader(self.path) as reader:
-      for frame in reader:
-        batch.append(frame)
-        if len(batch) == size:
-          yield np.stack(batch)
-          batch = []
+    for frame in reader:
+      batch.append(np.frombuffer(frame, np.uint8).reshape(height, width, 3))
+      if len(batch) == size:
+        yield np.stack(batch)
+        batch = []
     if batch:
       yield np.stack(batch)
 

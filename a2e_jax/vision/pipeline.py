@@ -141,32 +141,38 @@ class Landmarker:
 
   def images(self, images_bhwc) -> FaceLandmarks:
     """Image mode over any number of same-sized images [B,H,W,3]."""
-    return self._run(images_bhwc, lambda chunk: self._images(self.models, chunk))
+    return concatenate(result for _, result in self.stream(images_bhwc, video=False))
 
   def video(self, frames, progress=None) -> FaceLandmarks:
     """Video mode over frames: an array [T,H,W,3] or an iterable of frame batches; `progress(n)` per chunk."""
+    results = []
+    for chunk, result in self.stream(frames, video=True):
+      results.append(result)
+      if progress is not None:
+        progress(len(chunk))
+    return concatenate(results)
+
+  def stream(self, frames, video: bool):
+    """Yields (frames [b,H,W,3] numpy, FaceLandmarks for them) chunk by chunk; video mode carries the
+    tracking state from chunk to chunk."""
     state = initial_state()
-
-    def step(chunk):
-      nonlocal state
-      result, state = self._track(self.models, chunk, state)
-      return result
-
-    return self._run(frames, step, progress)
-
-  def _run(self, frames, step, progress=None) -> FaceLandmarks:
-    outputs = []
     for chunk in _chunks(frames, self.batch):
       count = len(chunk)
+      padded = chunk
       if count < self.batch:
-        chunk = np.concatenate([chunk, np.repeat(chunk[-1:], self.batch - count, 0)])
-      result = jax.device_get(step(jnp.asarray(chunk)))
-      outputs.append(jax.tree_util.tree_map(lambda a, n=count: a[:n], result))
-      if progress is not None:
-        progress(count)
-    if not outputs:
-      raise ValueError("no frames")
-    return FaceLandmarks(*(np.concatenate(parts) for parts in zip(*outputs, strict=True)))
+        padded = np.concatenate([chunk, np.repeat(chunk[-1:], self.batch - count, 0)])
+      if video:
+        result, state = self._track(self.models, jnp.asarray(padded), state)
+      else:
+        result = self._images(self.models, jnp.asarray(padded))
+      yield chunk, jax.tree_util.tree_map(lambda a, n=count: np.asarray(a)[:n], result)
+
+
+def concatenate(results) -> FaceLandmarks:
+  results = list(results)
+  if not results:
+    raise ValueError("no frames")
+  return FaceLandmarks(*(np.concatenate(parts) for parts in zip(*results, strict=True)))
 
 
 def _chunks(frames, size: int):
