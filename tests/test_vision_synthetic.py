@@ -106,3 +106,37 @@ def test_built_in_face_is_found_and_its_mouth_measured():
   truth = true_lip_gap(lm[len(WIDTHS):])
   r = np.corrcoef(ours, truth)[0, 1]
   assert r >= 0.9, f"inner-lip gap follows the rendered mouth with r = {r:.3f}"
+
+
+def test_blinks_and_gaze_of_the_built_in_face():
+  """Closing one eye lowers that eye's openness only; turning both eyes moves the gaze that way."""
+  from a2e_jax.face.registry import resolve_model
+  from a2e_jax.vision import Landmarker
+  from a2e_jax.vision.measures import measures
+
+  model = resolve_model("builtin")
+  settings = [{}, {"eyeBlink_R": 1.0}, {"eyeBlink_L": 1.0},  # _R/_L: the subject's right/left eye
+              {"eyeLookOut_L": 1.0, "eyeLookIn_R": 1.0}, {"eyeLookIn_L": 1.0, "eyeLookOut_R": 1.0}]
+  exp = np.zeros((len(settings), model.num_exp), np.float32)
+  for row, channels in zip(exp, settings, strict=True):
+    for name, value in channels.items():
+      row[model.channel_names.index(name)] = value
+  images, _ = render_frontal(model, exp)
+  faces = Landmarker(batch=len(settings)).images(images)
+  assert faces.found.all()
+  got = measures(faces.points, faces.iris, faces.eye_contour)
+  openness, gaze_x = got["openness"], got["gaze"][:, 0]
+  neutral = openness[0]
+  assert openness[1, 0] < 0.5 * neutral[0] and openness[1, 1] > 0.8 * neutral[1], openness
+  assert openness[2, 1] < 0.5 * neutral[1] and openness[2, 0] > 0.8 * neutral[0], openness
+  # Gaze x points towards the subject's left.
+  assert gaze_x[3] > gaze_x[0] + 0.05 and gaze_x[4] < gaze_x[0] - 0.05, gaze_x
+
+
+def render_frontal(model, exp):
+  """([B,256,256,3] uint8 frontal renders on a grey-green background, mask)."""
+  from a2e_jax.render.pipeline import FaceRenderer
+  from a2e_jax.render.shading import to_uint8
+
+  images, mask = FaceRenderer(model, size=256, batch=len(exp), background=(0.55, 0.6, 0.5)).render(exp)
+  return np.asarray(to_uint8(images)), np.asarray(mask)

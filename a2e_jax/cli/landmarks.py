@@ -159,7 +159,7 @@ def save(path: str, faces, **extra) -> None:
   from a2e_jax.vision.measures import measures
 
   arrays = {name: np.asarray(value) for name, value in faces._asdict().items()}
-  arrays.update(measures(arrays["points"], arrays["iris"]))
+  arrays.update(measures(arrays["points"], arrays["iris"], arrays["eye_contour"]))
   missing = ~arrays["found"]
   for name, value in arrays.items():
     if name not in ("found", "presence", "detected") and value.dtype.kind == "f":

@@ -25,15 +25,33 @@ class Models(typing.NamedTuple):
   iris: dict
 
 
+# Frames per network call inside a batch. XLA:CPU runs these small convnets several times faster per frame
+# a few frames at a time (activations that stay in cache) than on a whole batch of 32 at once; measured with
+# tools/bench_landmarks.py (BENCHMARKS.md). Larger batches are a `lax.map` over chunks of this size.
+NET_CHUNK = 4
+
+
 class _CompiledNet(typing.NamedTuple):
   """A network whose apply is jitted on its own: new image sizes recompile only the crops around it."""
 
   apply: typing.Callable
 
 
+def _chunked(apply):
+  def run(variables, x_bhwc):
+    batch = x_bhwc.shape[0]
+    if batch <= NET_CHUNK or batch % NET_CHUNK:
+      return apply(variables, x_bhwc)
+    chunks = x_bhwc.reshape(batch // NET_CHUNK, NET_CHUNK, *x_bhwc.shape[1:])
+    out = jax.lax.map(lambda chunk: apply(variables, chunk), chunks)
+    return jax.tree_util.tree_map(lambda a: a.reshape(batch, *a.shape[2:]), out)
+
+  return jax.jit(run)
+
+
 @functools.cache
 def _modules():
-  return tuple(_CompiledNet(jax.jit(networks.load(name)[0].apply))
+  return tuple(_CompiledNet(_chunked(networks.load(name)[0].apply))
                for name in ("face_detection_short_range", "face_landmark", "iris_landmark"))
 
 
