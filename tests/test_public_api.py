@@ -47,6 +47,7 @@ def public_api() -> dict:
   import a2e_jax.data.synth as synth
   import a2e_jax.face.builtin as builtin
   import a2e_jax.render as render
+  import a2e_jax.vision as vision
 
   commands = {}
   _parser_spec(cli.build_parser(), "a2e", commands)
@@ -57,6 +58,10 @@ def public_api() -> dict:
     "a2e_jax.render.__all__": sorted(render.__all__),
     "a2e_jax.data.synth exports": sorted(synth._EXPORTS),
     "a2e_jax.face.builtin.__all__": sorted(builtin.__all__),
+    "a2e_jax.vision.__all__": sorted(vision.__all__),
+    "a2e_jax.vision signatures": {name: str(inspect.signature(getattr(vision, name)))
+                                  for name in ("landmarks_from_images", "track", "Landmarker")},
+    "a2e_jax.vision.FaceLandmarks": list(vision.FaceLandmarks._fields),
   }
 
 

@@ -26,6 +26,10 @@ def test_user_errors_name_the_thing(tmp_path, capsys):
   ]
   (tmp_path / "notes.txt").write_text("x")
   cases.append((["landmarks", str(tmp_path / "notes.txt"), "--out", str(tmp_path / "x.npz")], "unknown kind"))
+  (tmp_path / "broken.png").write_bytes(image.read_bytes()[:40])
+  cases.append((["landmarks", str(tmp_path / "broken.png"), "--out", str(tmp_path / "x.npz")], "broken.png"))
+  (tmp_path / "fake.mp4").write_text("not a video")
+  cases.append((["landmarks", str(tmp_path / "fake.mp4"), "--out", str(tmp_path / "x.npz")], "fake.mp4"))
   for argv, needle in cases:
     assert main(argv) == 2, argv
     assert needle in one_error_line(capsys)

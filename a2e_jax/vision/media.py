@@ -42,7 +42,8 @@ class VideoFrames:
       meta = next(reader)
       reader.close()
     except (OSError, RuntimeError, StopIteration) as e:
-      raise UserError(f"video {path!r} cannot be read ({e}); give an mp4, mov, mkv or avi file") from None
+      reason = (str(e).strip().splitlines() or ["no video stream"])[0][:160]
+      raise UserError(f"video {path!r} cannot be read ({reason}); give an mp4, mov, mkv or avi") from None
     width, height = meta["size"]
     self.fps, self.shape = float(meta["fps"]), (height, width)
     self.count = int(round(meta["duration"] * self.fps))
