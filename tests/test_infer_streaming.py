@@ -74,7 +74,10 @@ def test_chunk_windows_hold_bounded_mel():
 
 @pytest.fixture(scope="module")
 def generator():
-  return gen.Generator(random_weights(), chunk_frames=16, overlap_frames=4)
+  # Chunking against one pass: without auto's neutral fallback and the pause gate, which change the output
+  # on purpose (tests/test_infer_pauses_confidence.py).
+  return gen.Generator(random_weights(), chunk_frames=16, overlap_frames=4, emotion_threshold=0.0,
+                       pause_threshold=0.0)
 
 
 def _one_pass(weights, wav, beta0=None, eye=None):

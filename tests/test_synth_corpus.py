@@ -140,9 +140,10 @@ def test_cli_parser_passes_its_flags(monkeypatch, capsys):
   parser = argparse.ArgumentParser()
   add_synth_parser(parser.add_subparsers())
   args = parser.parse_args(["synth", "--out", "somewhere", "--preset", "tiny", "--seed", "4",
-                            "--workers", "1", "--quiet"])
+                            "--workers", "1", "--quiet", "--engines", "espeak, flite"])
   assert args.func(args) == 0 and json.loads(capsys.readouterr().out) == {"clips": 1}
   assert calls == [("somewhere", {"preset": "tiny", "seed": 4, "workers": 1, "overwrite": False,
-                                  "progress": False, "augment_fraction": None})]
+                                  "progress": False, "augment_fraction": None,
+                                  "engine_names": ("espeak", "flite")})]
   with pytest.raises(UserError, match="--workers"):
     args.func(parser.parse_args(["synth", "--out", "x", "--workers", "0"]))

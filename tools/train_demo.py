@@ -36,13 +36,14 @@ DEMO_AUGMENT = ["--config.data.augment.gain_db=6", "--config.data.augment.mel_no
                 "--config.data.augment.floor=0.5", "--config.data.augment.floor_max=-1.0"]
 
 
-def ensure_dataset(data_dir: str, corpus_dir: str, preset: str) -> None:
-  """Synthesises the corpus of `preset` and builds its dataset unless `data_dir` already holds it."""
+def ensure_dataset(data_dir: str, corpus_dir: str, preset: str, engines: str = "espeak") -> None:
+  """Synthesises the corpus of `preset` with `engines` and builds its dataset unless `data_dir` holds it."""
   if os.path.isdir(os.path.join(data_dir, "a2e_synthetic", preset)):
     return
   a2e = [sys.executable, "-m", "a2e_jax.cli"]
   if not os.path.isfile(os.path.join(corpus_dir, "manifest.jsonl")):
-    subprocess.run(a2e + ["data", "synth", "--out", corpus_dir, "--preset", preset], check=True)
+    subprocess.run(a2e + ["data", "synth", "--out", corpus_dir, "--preset", preset, "--engines", engines],
+                   check=True)
   subprocess.run(a2e + ["data", "build", "--synthetic", preset, "--corpus", corpus_dir, "--data-dir",
                         data_dir], check=True)
 
@@ -67,6 +68,8 @@ def main(argv=None) -> int:
                       help="built-in corpus (docs/corpus.md); wide's 48 voices carry over to a human voice "
                       "where default's 16 do not (docs/generate.md, real speech)")
   parser.add_argument("--corpus", help="the corpus folder (default data/corpus_PRESET)")
+  parser.add_argument("--engines", default="espeak", help="speech engines of the corpus (a2e data synth "
+                      "--engines; keep one out to evaluate on it, tools/eval_voices.py)")
   parser.add_argument("--steps", type=int, default=3000)
   parser.add_argument("--batch-size", type=int, default=16)
   parser.add_argument("--window", type=int, default=32, help="frames per training window")
@@ -87,7 +90,7 @@ def main(argv=None) -> int:
   from a2e_jax.train.trainer import train_and_evaluate
 
   args.corpus = args.corpus or os.path.join(REPO, "data", f"corpus_{args.preset}")
-  ensure_dataset(args.data_dir, args.corpus, args.preset)
+  ensure_dataset(args.data_dir, args.corpus, args.preset, args.engines)
   config, overrides = demo_config(args, extra)
   started = time.perf_counter()
   if not args.skip_train:
@@ -103,6 +106,7 @@ def main(argv=None) -> int:
     "window_frames": int(run_config.data.window_frames),
     "data": {"dataset": run_config.data.dataset, "train_split": run_config.data.train_split,
              "corpus": f"built-in synthetic speech, {args.preset} preset (a2e data synth)",
+             "engines": _engines(args.corpus),
              "eval_splits": list(run_config.data.eval_splits)},
     "training": {"config": "configs/synthetic.py", "overrides": overrides,
                  "steps": int(run_config.train.steps), "batch_size": int(run_config.train.batch_size),
@@ -124,6 +128,15 @@ def main(argv=None) -> int:
   print(eval_generate.table(results))
   print(f"wrote {args.out} ({size / 2**20:.1f} MB of parameters)")
   return 0
+
+
+def _engines(corpus_dir: str) -> dict:
+  """{engine: version} the corpus was made with (its corpus.json), {} when it is not at hand."""
+  path = os.path.join(corpus_dir, "corpus.json")
+  if not os.path.isfile(path):
+    return {}
+  with open(path) as f:
+    return json.load(f).get("engines", {"espeak": "espeakng-loader"})
 
 
 def _channels(run_config):

@@ -55,17 +55,23 @@ DEMO_SPEAKER = "6"  # held out of the default corpus's training split
 
 
 def _add_controls(parser) -> None:
-  emotion = parser.add_argument_group("emotion (default: from the speech itself)")
+  from a2e_jax.infer import confidence, pauses
+
+  emotion = parser.add_argument_group("emotion (default: auto, from the speech where the reading is sure)")
   choice = emotion.add_mutually_exclusive_group()
   choice.add_argument("--emotion", metavar="E",
                       help="neutral, angry, contempt, disgusted, fear, happy, sad, surprised; a blend "
-                           "happy=0.7+sad=0.3; or speech")
+                           "happy=0.7+sad=0.3; auto (heard in the speech, neutral when unsure; the default); "
+                           "or speech (heard in the speech, however unsure)")
   choice.add_argument("--emotion-from", metavar="CLIP", help="speak with the emotion of another audio clip")
   choice.add_argument("--emotion-schedule", metavar="S",
                       help='emotion over time: "0:neutral,3.5:happy@3,8:speech" (seconds:emotion@intensity)')
   emotion.add_argument("--intensity", type=float, metavar="I", help="0..3 for --emotion (default 2)")
   emotion.add_argument("--transition", type=float, default=0.5, metavar="S",
                        help="seconds each schedule change takes (default 0.5)")
+  emotion.add_argument("--emotion-threshold", type=float, default=confidence.DEFAULT_THRESHOLD, metavar="P",
+                       help="auto follows the speech's emotion only where its calibrated probability "
+                            f"reaches P, else is neutral (default {confidence.DEFAULT_THRESHOLD}; 0: always)")
   face = parser.add_argument_group("face")
   face.add_argument("--ref", metavar="FILE", help="identity: a SadTalker/Deep3DFaceRecon first-frame .mat or "
                                                   "our .npz; the output keeps its resting expression (β0)")
@@ -74,6 +80,9 @@ def _add_controls(parser) -> None:
   face.add_argument("--gaze", default="auto", metavar="G", help="auto, still, or a reference .npz/.csv")
   face.add_argument("--pose", default="still", metavar="P", help="still, or a reference file's pose track")
   face.add_argument("--seed", type=int, default=0, help="seed of the random blinks and gaze (default 0)")
+  face.add_argument("--pause-threshold", type=float, default=pauses.DEFAULT_THRESHOLD, metavar="F",
+                    help="lips rest in pauses: frames quieter than F x the loudest frame's level, 3 or more "
+                         f"in a row (default {pauses.DEFAULT_THRESHOLD}; 0 turns the gate off)")
   net = parser.add_argument_group("network")
   net.add_argument("--checkpoint", metavar="DIR", help="a training run's --workdir (default: demo weights)")
   net.add_argument("--chunk-frames", type=int, metavar="N", help="frames per inference chunk")
@@ -123,7 +132,8 @@ def _prepare(args, skip_unavailable: bool):
     if not args.video.lower().endswith(".mp4"):
       raise UserError(f"--video {args.video!r}: videos are written as .mp4; name the file *.mp4")
     check_output_file(args.video, "--video")
-  generator = cached_generator(args.checkpoint, args.chunk_frames, args.overlap_frames)
+  generator = cached_generator(args.checkpoint, args.chunk_frames, args.overlap_frames,
+                               args.emotion_threshold, args.pause_threshold)
   network_model = resolve_model(generator.weights.face_model)
   output_model = network_model if args.model == generator.weights.face_model else resolve_model(args.model)
   spaces = outputs.Spaces(network_model, output_model, outputs.find_bfm(args.bfm))
@@ -193,8 +203,11 @@ def run_demo(args) -> int:
   soundfile.write(audio, utterance.wav, schema.SAMPLE_RATE, subtype="PCM_16")
   print(f"spoke {utterance.wav.size / schema.SAMPLE_RATE:.1f} s ({args.voice_emotion} voice) -> {audio}")
   video = None if args.no_video else os.path.join(args.out, "demo.mp4")
+  # The demo's voice is espeak-ng, the network's home ground: read its emotion as heard (`speech`) unless
+  # asked otherwise; `auto`'s fallback is calibrated for voices the network never heard.
+  chosen = args.emotion or args.emotion_from or args.emotion_schedule
   written, result = _one(generator, spaces, formats, audio, os.path.join(args.out, "demo"), args, video,
-                         _controls(args))
+                         _controls(args, None if chosen else {"emotion": "speech"}))
   _report(result, written, time.perf_counter() - started)
   _print_skipped(skipped)
   return 0
@@ -211,7 +224,13 @@ def _report(result, written: dict, seconds: float) -> None:
   line = f"{frames} frames ({frames / schema.FPS:.1f} s), emotion {result.emotion}"
   if result.speech_emotion is not None:
     best = int(result.speech_emotion.argmax())
-    line += f" (heard: {schema.EMOTIONS[best]} {result.speech_emotion[best]:.0%})"
+    line += f" (heard: {schema.EMOTIONS[best]} {result.speech_emotion[best]:.0%}"
+    if result.emotion_trust is not None and result.emotion_trust < 1:
+      line += ("; not sure enough: neutral" if result.emotion_trust == 0 else
+               f"; followed {result.emotion_trust:.0%}, neutral elsewhere")
+    line += ")"
+  if result.pause_frames:
+    line += f", lips at rest in {result.pause_frames} pause frames"
   print(line)
   for fmt, path in written.items():
     print(f"  {fmt:<11} {path}")

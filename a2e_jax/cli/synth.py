@@ -20,6 +20,9 @@ def add_synth_parser(data_subparsers):
   parser.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
   parser.add_argument("--augment", type=float, default=None, metavar="FRACTION",
                       help="share of training groups given noise/reverb/EQ/level (default 0.3; 0 = clean)")
+  parser.add_argument("--engines", default="espeak", metavar="LIST",
+                      help="comma-separated speech engines: espeak (built in), flite, festival (system "
+                           "packages; docs/corpus.md); those not installed are skipped (default espeak)")
   parser.add_argument("--overwrite", action="store_true", help="replace a corpus already in --out")
   parser.add_argument("--quiet", action="store_true", help="no progress bar")
   parser.set_defaults(func=_run_synth)
@@ -32,7 +35,9 @@ def _run_synth(args) -> int:
 
   if args.workers is not None and args.workers < 1:
     raise UserError(f"--workers {args.workers}: give a positive number of processes")
+  chosen = tuple(e.strip() for e in args.engines.split(",") if e.strip())
   summary = build_corpus(args.out, preset=args.preset, seed=args.seed, workers=args.workers,
-                         overwrite=args.overwrite, progress=not args.quiet, augment_fraction=args.augment)
+                         overwrite=args.overwrite, progress=not args.quiet, augment_fraction=args.augment,
+                         engine_names=chosen)
   print(json.dumps(summary, indent=1))
   return 0

@@ -5,6 +5,8 @@
   sources.py    audio (a file, an array, a dataset's windows) -> chunks of mel windows
   request.py    one call's controls resolved: emotion keys, β0, eye and pose tracks
   controls.py   emotion keys, schedules and blends; blink, gaze and pose tracks
+  confidence.py `auto` emotion: calibrated, smoothed reading, neutral when unsure
+  pauses.py     the pause gate: lips at rest where the audio is silent
   reference.py  identity (β0), pose and eyes from reference coefficient files
   streaming.py  the chunk plan, mel windows from streamed audio, overlap-add
   weights.py    the bundled demo weights and training checkpoints

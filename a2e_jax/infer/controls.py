@@ -4,11 +4,14 @@ Emotion. Every emotion request becomes a list of keys, each holding from its tim
   happy                 one label at the given intensity (`--intensity`, default 2)
   happy@3               the same with its intensity
   happy=0.7+sad=0.3@2   a blend: label weights (normalised to sum 1) at one intensity
-  speech                the emotion the model hears in the speech (the default)
+  auto                  the emotion heard in the speech where the reading is confident, else neutral
+                        (the default; infer/confidence.py)
+  speech                the emotion the model hears in the speech, however unsure the reading
   0:neutral,3.5:happy@3,8:speech      a schedule: `time_s:emotion` keys, separated by commas
 A key's latent is the model's label embedding `neutral + (intensity / 3) · weights @ directions` (linear in
-the weights, so blends and intensities interpolate), the pooled emotion latent of the speech, or that of
-another clip. Frames mix the keys' latents with weights `mix_tq` [T,Q]: each key takes over from the
+the weights, so blends and intensities interpolate), the pooled emotion latent of the speech (for `auto`
+mixed with the neutral embedding by the reading's confidence), or that of another clip. Frames mix the
+keys' latents with weights `mix_tq` [T,Q]: each key takes over from the
 mixture before it along a raised-cosine ramp of `transition_s` seconds that starts at its time, so
 transitions are smooth even when keys come faster than the ramp.
 
@@ -30,6 +33,7 @@ from a2e_jax.core.errors import UserError
 from a2e_jax.data.synth import eyes
 
 SPEECH = "speech"
+AUTO = "auto"
 DEFAULT_INTENSITY = 2.0
 DEFAULT_TRANSITION_S = 0.5
 BLINK_PIECE_FRAMES = 1500
@@ -46,12 +50,14 @@ class EmotionKey:
     intensity: 0..3 (0 is neutral whatever the label); unused for audio emotions.
     latent: [D] a fixed latent (another clip's emotion), or None: with `weights` None and `latent` None the
       key is the speech's own emotion.
+    fallback: for a speech key, fall back to neutral where the reading is not confident (`auto`).
   """
 
   time_s: float = 0.0
   weights: tuple | None = None
   intensity: float = DEFAULT_INTENSITY
   latent: np.ndarray | None = None
+  fallback: bool = False
 
   @property
   def is_speech(self) -> bool:
@@ -59,7 +65,7 @@ class EmotionKey:
 
   def describe(self) -> str:
     if self.is_speech:
-      return SPEECH
+      return AUTO if self.fallback else SPEECH
     if self.weights is None:
       return "reference clip"
     parts = [f"{schema.EMOTIONS[e]}={w:.2g}" for e, w in enumerate(self.weights) if w > 0]
@@ -68,10 +74,10 @@ class EmotionKey:
 
 
 def parse_emotion(text: str, intensity: float | None = None, time_s: float = 0.0) -> EmotionKey:
-  """`happy`, `happy@3`, `happy=0.7+sad=0.3@2` or `speech` -> EmotionKey (`intensity` when no @)."""
+  """`happy`, `happy@3`, `happy=0.7+sad=0.3@2`, `auto` or `speech` -> EmotionKey (`intensity` when no @)."""
   text = text.strip()
-  if text.lower() == SPEECH:
-    return EmotionKey(time_s)
+  if text.lower() in (SPEECH, AUTO):
+    return EmotionKey(time_s, fallback=text.lower() == AUTO)
   body, _, level = text.partition("@")
   if level:
     if not re.fullmatch(_NUMBER, level.strip()):
@@ -86,7 +92,7 @@ def parse_emotion(text: str, intensity: float | None = None, time_s: float = 0.0
     try:
       index = schema.emotion_index(name)
     except ValueError as e:
-      raise UserError(f"emotion {text!r}: {e} (or 'speech')") from None
+      raise UserError(f"emotion {text!r}: {e} (or 'auto', 'speech')") from None
     if weight and re.fullmatch("-" + _NUMBER, weight.strip()):
       raise UserError(f"emotion {text!r}: weight {weight!r} is negative; blend weights are 0 or more, "
                       "e.g. happy=0.7+sad=0.3")

@@ -61,16 +61,20 @@ class ChunkNetwork:
     return mel, mask
 
   def emotion_pass(self, chunks):
-    """([n,D] pooled emotion latents, [n,E] class probabilities) of every chunk."""
-    pooled, probs = [], []
+    """([n,D] pooled emotion latents, [n,E] classifier logits) of every chunk."""
+    pooled, logits = [], []
     for group in self.groups(chunks):
       mel, mask = self.batch(group)
       pooled_gd, logits_ge = self.emotion_fn(self.weights.params, mel, mask)
       pooled.append(np.asarray(pooled_gd)[:len(group)])
-      logits = np.asarray(logits_ge, np.float64)[:len(group)]
-      e = np.exp(logits - logits.max(axis=1, keepdims=True))
-      probs.append(e / e.sum(axis=1, keepdims=True))
-    return np.concatenate(pooled), np.concatenate(probs)
+      logits.append(np.asarray(logits_ge, np.float64)[:len(group)])
+    return np.concatenate(pooled), np.concatenate(logits)
+
+  def neutral_latent(self) -> np.ndarray:
+    """[D] the neutral label embedding (what `auto` falls back to)."""
+    weights_qe = np.zeros((1, len(schema.EMOTIONS)), np.float32)
+    weights_qe[0, schema.NEUTRAL] = 1.0
+    return np.asarray(self.labels_fn(self.weights.params, weights_qe, np.zeros(1, np.float32)), np.float32)[0]
 
   def key_latents(self, keys) -> np.ndarray:
     """[Q,D] latents of the emotion keys: label embeddings, fixed latents, zeros for speech keys."""

@@ -50,7 +50,7 @@ def emotion_keys(emotion, intensity, emotion_from, emotion_schedule, clip_emotio
   if emotion is None:
     if intensity is not None:
       raise UserError("an intensity needs an emotion label (e.g. emotion='happy', intensity=3)")
-    return [controls.EmotionKey()]
+    return [controls.EmotionKey(fallback=True)]
   return [controls.parse_emotion(emotion, intensity)]
 
 

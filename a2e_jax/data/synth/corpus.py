@@ -12,6 +12,13 @@ seen and held-out sets; a group's split is
 
 The held-out sentences (20 % of the pool, chosen by the seed) are never spoken in `train`. Each speaker
 takes its sentences round-robin from the two pools, so sentences are spread evenly over speakers.
+
+Engines: espeak-ng's speakers come from the preset; each other engine asked for (`engines`, e.g. flite,
+festival; engines.py) adds `engine_speakers_per_voice` speakers per voice (its plain voices first, then
+warped ones; voices.EngineSpeaker), split into seen and held-out speakers in the preset's proportion and
+given sentences the same way. An engine that is not installed is left out with its reason, and
+`corpus.json` records the engines used with their versions. A corpus of one engine alone (say
+`engines=("festival",)`) is how an engine is held out of training entirely and evaluated on its own.
 Everything is a function of the seed: each clip draws from its own generator seeded with (seed, speaker,
 sentence, emotion, intensity), so the bytes do not depend on worker count or scheduling.
 
@@ -24,6 +31,7 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import sys
 import time
 
 import numpy as np
@@ -32,7 +40,7 @@ import tqdm
 
 from a2e_jax.core import schema
 from a2e_jax.core.errors import UserError
-from a2e_jax.data.synth import augment, phonemes, voices
+from a2e_jax.data.synth import augment, engines, phonemes, voices
 from a2e_jax.data.synth.sentences import SENTENCES, sentence_id
 from a2e_jax.data.synth.utterance import synthesize_utterance
 from a2e_jax.formats.sequence import save_npz
@@ -53,15 +61,20 @@ class Preset:
   seen_sentences: int  # per speaker, from the training pool
   heldout_sentences: int  # per speaker, from the held-out pool
   augmentation: augment.AugmentConfig | None = augment.AugmentConfig()
+  engine_speakers_per_voice: int = 2  # for engines other than espeak
 
 
 PRESETS = {
-  "tiny": Preset(speakers=3, heldout_speakers=1, seen_sentences=2, heldout_sentences=1),
+  "tiny": Preset(speakers=3, heldout_speakers=1, seen_sentences=2, heldout_sentences=1,
+                 engine_speakers_per_voice=1),
   "default": Preset(speakers=16, heldout_speakers=3, seen_sentences=16, heldout_sentences=4),
   # default's sentences per speaker, three times the voices: what the demo weights train on
   "wide": Preset(speakers=48, heldout_speakers=6, seen_sentences=16, heldout_sentences=4),
   "large": Preset(speakers=48, heldout_speakers=6, seen_sentences=50, heldout_sentences=10),
 }
+
+
+DEFAULT_ENGINES = ("espeak",)
 
 
 def clip_id(speaker: str, sentence: str, emotion: str, intensity: int) -> str:
@@ -75,8 +88,31 @@ def plan(preset: Preset, seed: int):
   num_heldout = int(round(HELDOUT_SENTENCE_FRACTION * len(SENTENCES)))
   heldout_pool, seen_pool = np.sort(order[:num_heldout]), np.sort(order[num_heldout:])
   heldout_speakers = set(rng.permutation(preset.speakers)[: preset.heldout_speakers].tolist())
+  return _assign(range(preset.speakers), heldout_speakers, preset, seen_pool, heldout_pool)
+
+
+def engine_plan(preset: Preset, seed: int, engine: str, voices_here: tuple):
+  """[(speaker id, sentence index, split)] of every group of `engine`'s speakers whose voice is among
+  `voices_here` (the installed ones), with the same sentence pools as `plan`."""
+  all_voices = engines.get_engine(engine).voices
+  speakers = [voices.make_engine_speaker(engine, k, all_voices)
+              for k in range(preset.engine_speakers_per_voice * len(all_voices))]
+  speakers = [s for s in speakers if s.voice in voices_here]
+  rng = np.random.default_rng([seed, 0x5B117])
+  order = rng.permutation(len(SENTENCES))
+  num_heldout = int(round(HELDOUT_SENTENCE_FRACTION * len(SENTENCES)))
+  heldout_pool, seen_pool = np.sort(order[:num_heldout]), np.sort(order[num_heldout:])
+  engine_rng = np.random.default_rng([seed, 0x5B117, voices.ENGINE_CODES[engine]])
+  count = int(round(len(speakers) * preset.heldout_speakers / preset.speakers)) if len(speakers) > 1 else 0
+  heldout = {speakers[i].index for i in engine_rng.permutation(len(speakers))[:count]}
+  return [(voices.make_engine_speaker(engine, k, all_voices).id, s, split)
+          for k, s, split in _assign([s.index for s in speakers], heldout, preset, seen_pool, heldout_pool)]
+
+
+def _assign(speakers, heldout_speakers, preset, seen_pool, heldout_pool):
+  """Groups (speaker, sentence, split): each speaker's sentences round-robin from the two pools."""
   groups = []
-  for k in range(preset.speakers):
+  for k in speakers:
     held_speaker = k in heldout_speakers
     for pool, count, held_sentence in ((seen_pool, preset.seen_sentences, False),
                                        (heldout_pool, preset.heldout_sentences, True)):
@@ -88,8 +124,11 @@ def plan(preset: Preset, seed: int):
 
 def _render_group(task):
   """Renders and writes the 22 clips of one group; returns (manifest records, augmentation channel)."""
-  out_dir, seed, speaker_index, sentence_index, split, augment_config = task
-  speaker = voices.speaker_id(speaker_index)
+  out_dir, seed, speaker_spec, sentence_index, split, augment_config = task
+  person = voices.parse_speaker(speaker_spec)
+  speaker = person.id
+  # espeak speaker k keeps the seeds it always had; other engines' speakers draw from 1000 e + k.
+  speaker_index = person.seed_key if isinstance(person, voices.EngineSpeaker) else person.index
   sentence = sentence_id(sentence_index)
   group_rng = np.random.default_rng([seed, speaker_index, sentence_index, 0xA06])
   channel = None
@@ -99,8 +138,7 @@ def _render_group(task):
   records = []
   for emotion, intensity in STYLES:
     clip_seed = [seed, speaker_index, sentence_index, schema.EMOTIONS.index(emotion), intensity]
-    wav, phones, seq = synthesize_utterance(SENTENCES[sentence_index], speaker_index, emotion, intensity,
-                                            clip_seed)
+    wav, phones, seq = synthesize_utterance(SENTENCES[sentence_index], person, emotion, intensity, clip_seed)
     if channel is not None:
       wav = augment.apply_channel(wav, schema.SAMPLE_RATE, channel, np.random.default_rng(clip_seed + [1]))
     name = clip_id(speaker, sentence, emotion, intensity)
@@ -139,15 +177,28 @@ def _run(tasks, workers: int, progress: bool):
 
 def build_corpus(out_dir: str, preset: str = "default", seed: int = 0, workers: int | None = None,
                  overwrite: bool = False, progress: bool = False,
-                 augment_fraction: float | None = None) -> dict:
+                 augment_fraction: float | None = None, engine_names: tuple = DEFAULT_ENGINES,
+                 log=None) -> dict:
   """Writes the corpus of `preset` (schema.SYNTHETIC_PRESETS) to `out_dir`; returns a summary dict.
 
   workers: processes (default: all CPUs); augment_fraction: share of training groups given a recording
-  channel (default: the preset's; 0 = clean corpus). Raises UserError for an unknown preset, a fraction
-  outside [0, 1], or an existing corpus in `out_dir` without `overwrite`.
+  channel (default: the preset's; 0 = clean corpus); engine_names: the speech engines whose speakers it
+  holds (engines.ENGINES; those not installed are skipped, each with one line to `log`, default stderr).
+  Raises UserError for an unknown preset or engine, a fraction outside [0, 1], no usable engine, or an
+  existing corpus in `out_dir` without `overwrite`.
   """
   if preset not in PRESETS:
     raise UserError(f"unknown corpus preset {preset!r}; choose one of {', '.join(PRESETS)}")
+  unknown = [e for e in engine_names if e not in engines.ENGINES]
+  if unknown or not engine_names:
+    raise UserError(f"unknown speech engine {', '.join(unknown) or '(none given)'}; choose from "
+                    f"{', '.join(engines.ENGINES)}")
+  usable, missing = engines.available_engines(engine_names)
+  for name, why in missing.items():
+    print(f"a2e data synth: skipped engine {name}: {why}", file=log or sys.stderr)
+  if not usable:
+    names = ", ".join(engine_names)
+    raise UserError(f"none of the engines {names} is usable here; install one, or use espeak")
   config = PRESETS[preset]
   if augment_fraction is not None:
     if not 0.0 <= augment_fraction <= 1.0:
@@ -160,7 +211,10 @@ def build_corpus(out_dir: str, preset: str = "default", seed: int = 0, workers: 
   workers = workers or os.cpu_count() or 1
   os.makedirs(out_dir, exist_ok=True)
   start = time.perf_counter()
-  groups = plan(config, seed)
+  groups = plan(config, seed) if "espeak" in usable else []
+  for name in usable:
+    if name != "espeak":
+      groups += engine_plan(config, seed, name, engines.engine_voices(name))
   tasks = [(out_dir, seed, k, s, split, config.augmentation) for k, s, split in groups]
   records, channels = [], {}
   for group_records, channel in _run(tasks, workers, progress):
@@ -172,12 +226,14 @@ def build_corpus(out_dir: str, preset: str = "default", seed: int = 0, workers: 
     for record in sorted(records, key=lambda r: r["clip_id"]):
       f.write(json.dumps(record) + "\n")
   counts = {split: sum(r["split"] == split for r in records) for split in schema.SPLITS}
-  used_speakers = sorted({k for k, _, _ in groups})
+  used_speakers = sorted({voices.parse_speaker(k).id: voices.parse_speaker(k) for k, _, _ in groups}.items())
   info = {
     "format": CORPUS_FORMAT, "version": CORPUS_VERSION, "preset": preset, "seed": seed,
     "preset_settings": dataclasses.asdict(config), "clips": len(records), "audio_hours": seconds / 3600,
     "splits": counts, "styles": [list(s) for s in STYLES],
-    "speakers": {voices.speaker_id(k): {"voice": voices.make_speaker(k).voice} for k in used_speakers},
+    "speakers": {name: {"voice": person.voice, "engine": getattr(person, "engine", "espeak")}
+                 for name, person in used_speakers},
+    "engines": usable, "engines_missing": missing,
     "sentences": {sentence_id(s): SENTENCES[s] for s in sorted({s for _, s, _ in groups})},
     "phonemes": list(phonemes.PHONEMES), "augmented_groups": channels,
   }  # fmt: skip
@@ -186,4 +242,5 @@ def build_corpus(out_dir: str, preset: str = "default", seed: int = 0, workers: 
   return {"out_dir": out_dir, "preset": preset, "seed": seed, "clips": len(records),
           "audio_hours": seconds / 3600, "splits": counts, "speakers": len(used_speakers),
           "sentences": len(info["sentences"]), "augmented_groups": len(channels), "workers": workers,
+          "engines": usable,
           "build_seconds": time.perf_counter() - start}

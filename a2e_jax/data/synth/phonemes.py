@@ -81,3 +81,20 @@ def viseme_classes(mnemonic: str) -> tuple[str, ...]:
   if head in "aAeEiIoOuUV03@":
     return (_CLASS_OF.get(head, "@"),)
   return (_CLASS_OF.get(head, "DD"),)
+
+
+# CMU's ARPAbet-style phones (Flite, Festival's radio phone set) by their espeak mnemonic, so that other
+# engines' phones share the ids and viseme classes above.
+CMU_TO_ESPEAK = {
+  "pau": "_", "h#": "_", "brth": "_", "sil": "_",
+  "aa": "A:", "ae": "a", "ah": "V", "ao": "O:", "aw": "aU", "ax": "@", "axr": "3", "ay": "aI", "eh": "E",
+  "er": "3:", "ey": "eI", "ih": "I", "ix": "I2", "iy": "i:", "ow": "oU", "oy": "OI", "uh": "U", "uw": "u:",
+  "b": "b", "ch": "tS", "d": "d", "dh": "D", "dx": "t#", "el": "@L", "em": "m", "en": "n", "f": "f",
+  "g": "g", "hh": "h", "jh": "dZ", "k": "k", "l": "l", "m": "m", "n": "n", "ng": "N", "nx": "n", "p": "p",
+  "r": "r", "s": "s", "sh": "S", "t": "t", "th": "T", "v": "v", "w": "w", "y": "j", "z": "z", "zh": "Z",
+}  # fmt: skip
+
+
+def cmu_to_espeak(phone: str) -> str:
+  """espeak mnemonic of a CMU phone (digits of lexical stress dropped); `<unk>` for an unknown phone."""
+  return CMU_TO_ESPEAK.get(phone.lower().rstrip("012"), PHONEMES[UNKNOWN])

@@ -2,13 +2,18 @@
 
 Audio: espeak-ng at 22,050 Hz with the speaker's and the emotion's prosody -> 16 kHz (polyphase
 resampling) -> the emotion's voice quality -> the speaker's timbre -> a short silent lead-in -> zero
-padding to whole video frames, so the wav holds exactly T x 640 samples for T frames at 25 fps. Face: at
+padding to whole video frames, so the wav holds exactly T x 640 samples for T frames at 25 fps. Speakers
+of other engines (voices.EngineSpeaker) take the engine's neutral rendition at 16 kHz instead, and the
+speaker's and the emotion's pitch, range and tempo (and the speaker's vocal-tract warp) come from WORLD
+resynthesis (world_voice.py); the rest is the same. The engine's rendition and its WORLD analysis are
+cached per sentence, so the 22 styles of a group analyse it once. Face: at
 each frame centre, coefficients = clip(beta0 + visemes + emotion expression + eye channels, 0, 1) in
 ICT_CHANNELS order, then mouthClose = lip closure x jawOpen (visemes.close_lips); the eye control and head
 pose come with it. Phoneme events keep espeak's exact sample
 positions, shifted by the lead-in.
 """
 
+import functools
 import math
 import typing
 
@@ -17,7 +22,18 @@ import scipy.signal
 
 from a2e_jax.core import schema
 from a2e_jax.core.channels import ICT_CHANNELS
-from a2e_jax.data.synth import dsp, espeak, expressions, eyes, phonemes, pose, visemes, voices
+from a2e_jax.data.synth import (
+  dsp,
+  engines,
+  espeak,
+  expressions,
+  eyes,
+  phonemes,
+  pose,
+  visemes,
+  voices,
+  world_voice,
+)
 from a2e_jax.data.synth import emotion as emotional_voice
 from a2e_jax.formats.sequence import CoeffSequence
 
@@ -59,9 +75,38 @@ def _accents(names, start_s, end_s, wav):
   return [(t, float(np.clip((db - median + 6) / 12, 0, 1))) for t, db in found]
 
 
+@functools.lru_cache(maxsize=8)
+def _engine_rendition(engine: str, voice: str, text: str):
+  """(WORLD analysis at 16 kHz, phones ((mnemonic, start_s), ...)) of an engine's neutral rendition."""
+  speech = engines.get_engine(engine).speak(text, voice)
+  x = speech.audio
+  if speech.sample_rate != schema.SAMPLE_RATE:
+    x = scipy.signal.resample_poly(x, schema.SAMPLE_RATE, speech.sample_rate)
+  return world_voice.analyse(x, schema.SAMPLE_RATE), speech.phones
+
+
+def _espeak_speech(person, voice, spoken):
+  """(16 kHz audio, phone names, start times in s) from espeak-ng with the speaker's and style's prosody."""
+  params = emotional_voice.espeak_params(voice, person.pitch, person.pitch_range, person.rate)
+  speech = espeak.synthesize(spoken, person.voice, **params)
+  x = scipy.signal.resample_poly(speech.audio / 32768.0, schema.SAMPLE_RATE, speech.sample_rate)
+  names = tuple(n for n, _ in speech.phonemes)
+  return x, names, np.array([s for _, s in speech.phonemes], np.float64) / speech.sample_rate
+
+
+def _engine_speech(person, voice, spoken):
+  """The same for an EngineSpeaker: the engine's rendition restyled by WORLD resynthesis."""
+  analysis, phones = _engine_rendition(person.engine, person.voice, spoken)
+  tempo = person.tempo * voice.rate
+  range_scale = person.range_scale * max(0.2, (50.0 + voice.pitch_range) / 50.0)
+  x = world_voice.resynthesize(analysis, person.pitch_st + voice.pitch_st, range_scale, tempo, person.vtl)
+  return x, tuple(n for n, _ in phones), np.array([s for _, s in phones], np.float64) / tempo
+
+
 def synthesize_utterance(text: str, speaker=0, emotion: str = "neutral", intensity: int = 1,
                          seed=0) -> Utterance:
-  """Speaks `text` as `speaker` (index, "spk03" or a voices.Speaker) in an emotion and intensity 1..3.
+  """Speaks `text` as `speaker` (index, "spk03", "flite03", a voices.Speaker or EngineSpeaker) in an
+  emotion and intensity 1..3.
 
   Returns (wav [T*640] float32 at 16 kHz, PhoneEvents, CoeffSequence with coeffs [T,53], pose [T,6],
   eye [T,4] and beta0 [53], model "builtin"). Deterministic in `seed` (an int or a sequence of ints).
@@ -74,9 +119,8 @@ def synthesize_utterance(text: str, speaker=0, emotion: str = "neutral", intensi
                                             np.random.SeedSequence(seed).spawn(4))
 
   spoken = text.strip().rstrip(".!?;:, ") + voice.punctuation
-  params = emotional_voice.espeak_params(voice, person.pitch, person.pitch_range, person.rate)
-  speech = espeak.synthesize(spoken, person.voice, **params)
-  x = scipy.signal.resample_poly(speech.audio / 32768.0, schema.SAMPLE_RATE, speech.sample_rate)
+  speak = _engine_speech if isinstance(person, voices.EngineSpeaker) else _espeak_speech
+  x, names, event_s = speak(person, voice, spoken)
   x = emotional_voice.apply_voice_quality(x, schema.SAMPLE_RATE, voice, audio_rng)
   x = dsp.equalize(x, schema.SAMPLE_RATE, person.timbre_bands())
   x *= 10.0 ** ((BASE_GAIN_DB + person.gain_db) / 20.0)
@@ -86,9 +130,7 @@ def synthesize_utterance(text: str, speaker=0, emotion: str = "neutral", intensi
   wav[lead:lead + x.shape[0]] = x
   wav *= min(1.0, PEAK_LIMIT / max(np.abs(wav).max(), 1e-9))
 
-  names = tuple(n for n, _ in speech.phonemes)
-  event_samples = np.array([s for _, s in speech.phonemes], np.float64)
-  start_s = lead / schema.SAMPLE_RATE + event_samples / speech.sample_rate
+  start_s = lead / schema.SAMPLE_RATE + event_s
   phones = PhoneEvents(names, np.array([phonemes.phoneme_id(n) for n in names], np.int32),
                        start_s.astype(np.float32))
   speech_end_s = (lead + x.shape[0]) / schema.SAMPLE_RATE

@@ -1,5 +1,8 @@
 """Speakers: an espeak-ng accent and voice variant, a personal pitch, rate and timbre, and a resting face.
 
+Speakers of other engines (`EngineSpeaker`, ids like "flite03") are one of that engine's voices with
+personal warps applied to its waveform (world_voice.py): pitch, tempo, vocal-tract length, timbre.
+
 Speaker k is the same person in every corpus, preset and seed (its parameters come from a generator
 seeded with k alone), so "spk03" means one voice and one face everywhere — in the corpus, the demo and
 evaluation. The first speakers alternate male and female variants and run through the accents, so even a
@@ -88,13 +91,87 @@ def make_speaker(index: int) -> Speaker:
   )
 
 
-def parse_speaker(value) -> Speaker:
-  """A Speaker from a Speaker, an index, or an id like "spk03"."""
-  if isinstance(value, Speaker):
+# A stable number per engine, for speakers' seeds: speaker k of engine e draws from [0x5EED, 1000 e + k].
+ENGINE_CODES = {"espeak": 0, "flite": 1, "festival": 2, "hibari": 3}
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineSpeaker:
+  """A speaker of another engine: one of its voices with personal warps.
+
+  Attributes:
+    engine, index: the engine's name and the catalogue position k (id "{engine}{k:02d}").
+    voice: the engine's voice (voice k mod the engine's voices).
+    pitch_st: F0 shift in semitones; range_scale: F0 excursions' scale; tempo: speaking-rate factor;
+    vtl: formant scale (a shorter vocal tract > 1).
+    gain_db, tilt_db, formant_hz, formant_db, articulation, expressivity, beta0: as for `Speaker`.
+  """
+
+  engine: str
+  index: int
+  voice: str
+  pitch_st: float
+  range_scale: float
+  tempo: float
+  vtl: float
+  gain_db: float
+  tilt_db: float
+  formant_hz: float
+  formant_db: float
+  articulation: float
+  expressivity: float
+  beta0: np.ndarray = dataclasses.field(repr=False, compare=False)
+
+  @property
+  def id(self) -> str:
+    return f"{self.engine}{self.index:02d}"
+
+  @property
+  def seed_key(self) -> int:
+    return 1000 * ENGINE_CODES[self.engine] + self.index
+
+  def timbre_bands(self):
+    return (("highshelf", 2000.0, self.tilt_db), ("peak", self.formant_hz, self.formant_db, 1.2))
+
+
+def make_engine_speaker(engine: str, index: int, engine_voices: tuple) -> EngineSpeaker:
+  """Speaker `index` of `engine`, whose voices are `engine_voices` (taken in turn)."""
+  if engine not in ENGINE_CODES or engine == "espeak":
+    raise ValueError(f"no speaker catalogue for engine {engine!r}; use one of {', '.join(ENGINE_CODES)}")
+  if not 0 <= index < 1000:
+    raise ValueError(f"speaker index {index} outside 0..999")
+  rng = np.random.default_rng([0x5EED, 1000 * ENGINE_CODES[engine] + index])
+  # The first round of each voice is the voice as the engine makes it; later rounds are warped.
+  plain = index < len(engine_voices)
+  spread = 0.0 if plain else 1.0
+  return EngineSpeaker(
+    engine=engine, index=index, voice=engine_voices[index % len(engine_voices)],
+    pitch_st=float(spread * rng.uniform(-3, 3)),
+    range_scale=float(1 + spread * rng.uniform(-0.2, 0.2)),
+    tempo=float(1 + spread * rng.uniform(-0.1, 0.1)),
+    vtl=float(1 + spread * rng.uniform(-0.08, 0.08)),
+    gain_db=float(rng.uniform(-2, 2)),
+    tilt_db=float(spread * rng.uniform(-4, 4)),
+    formant_hz=float(rng.uniform(600, 3000)),
+    formant_db=float(spread * rng.uniform(-4, 4)),
+    articulation=float(rng.uniform(0.85, 1.15)),
+    expressivity=float(rng.uniform(0.85, 1.15)),
+    beta0=expressions.resting_offset(rng),
+  )
+
+
+def parse_speaker(value):
+  """A Speaker or EngineSpeaker from one, an index, or an id like "spk03" (espeak) or "flite03"."""
+  if isinstance(value, Speaker | EngineSpeaker):
     return value
   if isinstance(value, str):
+    for engine in ENGINE_CODES:
+      if engine != "espeak" and value.startswith(engine) and value[len(engine):].isdigit():
+        from a2e_jax.data.synth.engines import get_engine
+
+        return make_engine_speaker(engine, int(value[len(engine):]), get_engine(engine).voices)
     digits = value.removeprefix("spk")
     if not digits.isdigit():
-      raise ValueError(f"bad speaker {value!r}; use an index or an id like 'spk03'")
+      raise ValueError(f"bad speaker {value!r}; use an index or an id like 'spk03' or 'flite03'")
     value = int(digits)
   return make_speaker(int(value))

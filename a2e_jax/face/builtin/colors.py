@@ -12,6 +12,7 @@ from a2e_jax.face.builtin import shape
 from a2e_jax.face.model import SKIN_ALBEDO
 
 LIPS = np.array([0.62, 0.30, 0.29])
+LIP_CORNER_H = 0.01
 BROWS = np.array([0.16, 0.10, 0.07])
 HAIR = np.array([0.13, 0.085, 0.055])
 LASHES = np.array([0.10, 0.07, 0.06])
@@ -42,11 +43,13 @@ def vertex_colors(mesh: bm.Mesh) -> np.ndarray:
   flush = 0.7 * shape.gauss(ax, y, 0.33, -0.12, 0.12, 0.12) + 0.4 * shape.gauss(x, y, 0, -0.1, 0.06, 0.05)
   colors = _blend(colors, 0.25 * flush * skin, [0.78, 0.45, 0.40])
 
-  h_up, h_lo = shape.lip_heights(x)
+  # The red wraps round the mouth corners (at least LIP_CORNER_H thick, a little past them), so the tip of
+  # an open mouth ends inside it instead of poking out into the skin.
+  h_up, h_lo = np.maximum(shape.lip_heights(x), LIP_CORNER_H)
   dy = y - shape.MOUTH_Y
   upper = shape.smoothstep(h_up + 0.012, h_up - 0.004, dy) * (dy >= -1e-9) * (mesh.mouth_side >= 0)
   lower = shape.smoothstep(h_lo + 0.012, h_lo - 0.004, -dy) * (dy <= 1e-9) * (mesh.mouth_side <= 0)
-  lips = np.maximum(upper, lower) * shape.smoothstep(shape.MOUTH_X + 0.01, shape.MOUTH_X - 0.02, ax)
+  lips = np.maximum(upper, lower) * shape.smoothstep(shape.MOUTH_X + 0.035, shape.MOUTH_X + 0.005, ax)
   colors = _blend(colors, lips * skin, LIPS)
 
   in_brow = (ax > 0.05) & (ax < 0.58)

@@ -69,6 +69,9 @@ class _Fields:
     self.perioral = self.face * shape.smoothstep(1.7, 0.7, r)
     r_area = np.hypot(self.x / (shape.MOUTH_X + 0.05), dy / np.where(dy > 0, 0.1, 0.14))
     self.mouth_area = self.face * shape.smoothstep(2.3, 0.9, r_area)
+    # Near the mouth line at the corners (the commissure): where the lips stay joined.
+    self.commissure = (shape.smoothstep(0.72 * shape.MOUTH_X, 0.97 * shape.MOUTH_X, ax)
+                       * np.exp(-((dy / 0.02) ** 2)) * (mesh.part != bm.TEETH_LOWER))
     self.jaw = self._jaw_weight(above)
 
   def _jaw_weight(self, above_mouth):
@@ -85,6 +88,10 @@ class _Fields:
     above = _sigmoid((self.y - boundary + 0.03 * self.slit_side) / width)
     corner = shape.gauss(ax, self.y, shape.MOUTH_X, shape.MOUTH_Y, 0.11, 0.07)
     weight = (1 - above) * (1 - 0.55 * corner) + above * 0.3 * corner
+    # Towards the corners the two lips on the slit take the same weight, so the opening narrows to nothing
+    # inside the lips' red (a lens) instead of running out to the corner as a sharp dark wedge.
+    shared = 0.5 * (1 - 0.55 * corner) + 0.5 * 0.3 * corner
+    weight += self.commissure * (shared - weight)
     weight *= shape.smoothstep(hinge_z - 0.05, hinge_z + 0.25, self.z) * shape.smoothstep(-1.4, -1.1, self.y)
     weight *= shape.smoothstep(-0.15, -0.35, self.y)  # the cheeks above the nose's base stay
     weight = np.where(self.skin, weight, 0.0)
@@ -199,7 +206,7 @@ def _left_channels(f: _Fields):
   smile = f.gauss(*corner, 0.13, 0.12)
   out["mouthSmile"] = (_vec(smile, dx=s * 0.06, dy=0.085, dz=-0.05)
                        + _vec(f.gauss(s * 0.34, -0.15, 0.12, 0.12), dx=s * 0.01, dy=0.02, dz=0.025))
-  lip_half = half * np.clip(1 - (np.abs(x) / (shape.MOUTH_X + 0.07)) ** 2, 0, 1)
+  lip_half = half * np.clip(1 - (np.abs(x) / (shape.MOUTH_X + 0.07)) ** 2, 0, 1) * (1 - f.commissure)
   out["mouthLowerDown"] = _vec(f.lower_lip * lip_half, dy=-0.055, dz=-0.005)
   out["mouthUpperUp"] = _vec(f.upper_lip * lip_half, dy=0.08, dz=0.015)
   dy_mouth = y - shape.MOUTH_Y

@@ -1,0 +1,70 @@
+"""`--emotion auto`: the emotion heard in the speech when the reading is confident, neutral otherwise.
+
+The emotion encoder's classifier reads each chunk's emotion; a network trained on synthetic voices reads
+*something* in any voice — on plain radio speech the demo weights' raw reading was happy, angry or
+contempt at 0.3–0.8 and never neutral — and a face that grins or scowls at a user who asked for nothing
+is the worst default. So the default request trusts the speech only as far as the reading deserves:
+
+  1. calibration: logits / T, with the temperature T fitted on held-out clips (voices the network never
+     trained on) by minimising the negative log-likelihood (`fit_temperature`); the weights' model card
+     holds T (`emotion_calibration.temperature`) with the expected calibration error before and after;
+  2. smoothing: the calibrated probabilities are averaged over the same window as the emotion latent
+     (±5 s around each chunk), so one odd chunk neither triggers nor cancels an emotion;
+  3. fallback: where the smoothed reading is neutral, or its probability is below `threshold`, the
+     chunk's emotion latent is the network's neutral label embedding; above it, the speech's latent.
+     Between `threshold - SOFT` and `threshold + SOFT` the two are mixed linearly, so a reading that
+     hovers around the threshold does not flicker.
+
+`threshold=0` trusts every reading (the old behaviour, also `--emotion speech`); 1 always falls back.
+"""
+
+import numpy as np
+
+DEFAULT_THRESHOLD = 0.3
+SOFT = 0.05
+
+
+def calibrated_probs(logits_ne: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+  """[n,E] softmax(logits / temperature) in float64."""
+  z = np.asarray(logits_ne, np.float64) / float(temperature)
+  z = np.exp(z - z.max(axis=-1, keepdims=True))
+  return z / z.sum(axis=-1, keepdims=True)
+
+
+def trust(probs_ne: np.ndarray, threshold: float = DEFAULT_THRESHOLD, neutral: int = 0) -> np.ndarray:
+  """[n] in [0,1]: how far to follow each row's reading (0 where it is neutral or below `threshold`)."""
+  probs_ne = np.asarray(probs_ne, np.float64)
+  reading = probs_ne.argmax(axis=-1)
+  top = probs_ne.max(axis=-1)
+  if threshold <= 0:
+    weight = np.ones_like(top)
+  else:
+    weight = np.clip((top - threshold + SOFT) / (2 * SOFT), 0.0, 1.0)
+  return np.where(reading == neutral, 0.0, weight)
+
+
+def expected_calibration_error(probs_ne: np.ndarray, labels_n: np.ndarray, bins: int = 15) -> float:
+  """ECE: the mean over equal-width confidence bins of |accuracy - confidence|, weighted by bin size."""
+  probs_ne = np.asarray(probs_ne, np.float64)
+  confidence, correct = probs_ne.max(axis=-1), probs_ne.argmax(axis=-1) == np.asarray(labels_n)
+  which = np.minimum((confidence * bins).astype(int), bins - 1)
+  total = 0.0
+  for b in range(bins):
+    in_bin = which == b
+    if in_bin.any():
+      total += in_bin.sum() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
+  return float(total / max(len(confidence), 1))
+
+
+def fit_temperature(logits_ne: np.ndarray, labels_n: np.ndarray) -> float:
+  """The temperature in [0.05, 100] that minimises the negative log-likelihood of `labels_n`."""
+  import scipy.optimize
+
+  logits_ne, labels_n = np.asarray(logits_ne, np.float64), np.asarray(labels_n)
+
+  def nll(log_t):
+    p = calibrated_probs(logits_ne, np.exp(log_t))
+    return -np.mean(np.log(np.maximum(p[np.arange(len(labels_n)), labels_n], 1e-300)))
+
+  result = scipy.optimize.minimize_scalar(nll, bounds=(np.log(0.05), np.log(100.0)), method="bounded")
+  return float(np.exp(result.x))

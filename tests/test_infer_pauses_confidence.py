@@ -1,0 +1,121 @@
+"""The pause gate (lips at rest where the audio is silent) and `auto` emotion's calibrated fallback."""
+
+import numpy as np
+import pytest
+
+from a2e_jax.core import schema
+from a2e_jax.core.channels import ICT_CHANNELS
+from a2e_jax.core.errors import UserError
+from a2e_jax.infer import confidence, controls, pauses
+
+
+def test_silent_stretches_need_three_quiet_frames_below_a_tenth_of_the_loudest():
+  rms = np.array([1.0, 0.05, 0.05, 1.0, 0.05, 0.05, 0.05, 0.5, 0.09, 0.11, 0.09, 0.09, 0.09, 0.8])
+  silent = pauses.silent_stretches(rms)
+  assert silent.tolist() == [False] * 4 + [True] * 3 + [False] * 3 + [True] * 3 + [False]
+  assert not pauses.silent_stretches(rms, threshold=0.0).any()
+  assert not pauses.silent_stretches(np.zeros(5)).any()  # digital silence throughout: nothing to gate
+
+
+def test_rest_weight_rises_inside_pauses_and_leaves_speech_alone():
+  silent = np.zeros(14, bool)
+  silent[3:10] = True
+  w = pauses.rest_weight(silent, edge_frames=2)
+  np.testing.assert_allclose(w[3:10], [1 / 3, 2 / 3, 1, 1, 1, 2 / 3, 1 / 3], atol=1e-6)
+  assert not w[:3].any() and not w[10:].any()  # speech frames untouched
+  np.testing.assert_allclose(pauses.rest_weight(np.ones(4, bool), 2), [1 / 3, 2 / 3, 2 / 3, 1 / 3], atol=1e-6)
+
+
+def test_gate_audio_zeroes_exactly_the_silent_frames():
+  wav = np.ones(5 * schema.SAMPLES_PER_FRAME, np.float32)
+  silent = np.array([False, True, True, False, False, True, True])  # a longer clip's mask, from frame 0
+  gated = pauses.gate_audio(wav[2 * schema.SAMPLES_PER_FRAME:], silent, first_frame=2).reshape(3, -1)
+  assert gated[0].max() == 0 and gated[1].min() == 1 and gated[2].min() == 1
+  assert wav.min() == 1  # the input is left alone
+
+
+def test_opening_channels_are_the_lip_parting_ones():
+  opening = pauses.opening_channels(ICT_CHANNELS)
+  names = {ICT_CHANNELS[i] for i in np.flatnonzero(opening)}
+  assert names == set(pauses.OPENING_CHANNELS) and "mouthSmile_L" not in names
+
+
+def test_temperature_is_recovered_and_lowers_the_calibration_error():
+  rng = np.random.default_rng(0)
+  logits = rng.normal(0, 3, (4000, 8))
+  true_t = 2.5
+  probs = confidence.calibrated_probs(logits, true_t)
+  labels = np.array([rng.choice(8, p=p) for p in probs])  # labels drawn from softmax(logits / 2.5)
+  fitted = confidence.fit_temperature(logits, labels)
+  assert abs(fitted - true_t) < 0.25
+  before = confidence.expected_calibration_error(confidence.calibrated_probs(logits, 1.0), labels)
+  after = confidence.expected_calibration_error(confidence.calibrated_probs(logits, fitted), labels)
+  assert after < 0.03 < before
+
+
+def test_trust_falls_back_on_neutral_readings_and_unsure_ones():
+  probs = np.array([[0.9, 0.1] + [0] * 6,    # neutral reading: never followed
+                    [0.1, 0.9] + [0] * 6,    # sure: followed
+                    [0.4, 0.6] + [0] * 6,    # at the threshold: half
+                    [0.3, 0.35, 0.35] + [0] * 5])  # unsure: neutral
+  np.testing.assert_allclose(confidence.trust(probs, 0.6), [0, 1, 0.5, 0], atol=1e-9)
+  np.testing.assert_allclose(confidence.trust(probs, 0.0), [0, 1, 1, 1])
+
+
+def test_auto_and_speech_keys():
+  assert controls.parse_emotion("auto").fallback and controls.parse_emotion("auto").is_speech
+  assert not controls.parse_emotion("speech").fallback
+  assert controls.parse_emotion("auto").describe() == "auto"
+  keys = controls.parse_schedule("0:auto,2:happy@3")
+  assert keys[0].fallback and not keys[1].is_speech
+
+
+def test_generator_rejects_thresholds_outside_the_unit_interval():
+  from a2e_jax.infer.generate import Generator
+
+  with pytest.raises(UserError, match="--pause-threshold"):
+    Generator(None, pause_threshold=1.5)  # checked before the weights are touched
+  with pytest.raises(UserError, match="--emotion-threshold"):
+    Generator(None, emotion_threshold=-0.1)
+
+
+@pytest.mark.slow
+def test_lips_rest_in_a_pause_and_auto_falls_back_with_a_random_network():
+  """A random network parts the lips everywhere; with the gate they close in the pause (within 2 mm of the
+  reference rest's gap) and nowhere else changes; `auto` at threshold 1 is the neutral label's output."""
+  from infer_helpers import random_weights
+
+  from a2e_jax.face.registry import resolve_model
+  from a2e_jax.infer.generate import Generator
+
+  weights = random_weights()
+  rng = np.random.default_rng(0)
+  t = np.arange(16_000) / 16_000
+  voice = (0.5 + 0.5 * np.sin(2 * np.pi * 3.7 * t) ** 2) * np.sin(2 * np.pi * 140 * t)  # never quiet
+  wav = np.concatenate([voice, 0.001 * rng.standard_normal(9600), voice]).astype(np.float32)
+  face = resolve_model("builtin").to_numpy()
+  lips = np.asarray(face.landmarks)[[62, 66]]
+
+  def gap_mm(coeffs):
+    v = np.asarray(face.mean)[lips][None] + np.einsum("tk,vck->tvc", coeffs, np.asarray(face.exp_basis)[lips])
+    return (v[:, 0, 1] - v[:, 1, 1]) * 100
+
+  gated = Generator(weights)(wav, schema.SAMPLE_RATE, blink="none", gaze="still", emotion="neutral")
+  plain = Generator(weights, pause_threshold=0.0)(wav, schema.SAMPLE_RATE, blink="none", gaze="still",
+                                                  emotion="neutral")
+  silent = pauses.silent_stretches(pauses.frame_rms(wav, gated.seq.num_frames))
+  assert 10 <= silent.sum() <= 16 and gated.pause_frames == silent.sum()
+  rest = gap_mm(np.zeros((1, len(ICT_CHANNELS))))[0]
+  settled = silent & (pauses.rest_weight(silent) == 1)
+  assert np.all(np.abs(gap_mm(gated.coeffs)[settled] - rest) <= 2.0)
+  assert np.mean(np.abs(gap_mm(plain.coeffs)[silent] - rest) > 2.0) > 0.5  # the gate did the work
+  # Away from the pause the output is the ungated one (the brows and eyes are the first 10 channels).
+  far = np.abs(np.arange(silent.size)[:, None] - np.flatnonzero(silent)[None]).min(1) > 16
+  np.testing.assert_allclose(gated.coeffs[far], plain.coeffs[far], atol=0.05)
+  np.testing.assert_allclose(gated.coeffs[silent][:, :10], plain.coeffs[silent][:, :10], atol=0.05)
+
+  never = Generator(weights, emotion_threshold=1.0, pause_threshold=0.0)
+  auto = never(wav, schema.SAMPLE_RATE, blink="none", gaze="still")
+  neutral = never(wav, schema.SAMPLE_RATE, blink="none", gaze="still", emotion="neutral@0")
+  assert auto.emotion_trust == 0.0
+  np.testing.assert_allclose(auto.coeffs, neutral.coeffs, atol=1e-5)
