@@ -59,7 +59,7 @@ def test_trust_falls_back_on_neutral_readings_and_unsure_ones():
                     [0.4, 0.6] + [0] * 6,    # at the threshold: half
                     [0.3, 0.35, 0.35] + [0] * 5])  # unsure: neutral
   np.testing.assert_allclose(confidence.trust(probs, 0.6), [0, 1, 0.5, 0], atol=1e-9)
-  np.testing.assert_allclose(confidence.trust(probs, 0.0), [0, 1, 1, 1])
+  np.testing.assert_allclose(confidence.trust(probs, 0.0), [1, 1, 1, 1])  # 0: always the speech
 
 
 def test_auto_and_speech_keys():

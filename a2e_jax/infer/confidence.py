@@ -32,15 +32,13 @@ def calibrated_probs(logits_ne: np.ndarray, temperature: float = 1.0) -> np.ndar
 
 
 def trust(probs_ne: np.ndarray, threshold: float = DEFAULT_THRESHOLD, neutral: int = 0) -> np.ndarray:
-  """[n] in [0,1]: how far to follow each row's reading (0 where it is neutral or below `threshold`)."""
+  """[n] in [0,1]: how far to follow each row's reading (0 where it is neutral or below `threshold`;
+  threshold 0 follows every reading)."""
   probs_ne = np.asarray(probs_ne, np.float64)
-  reading = probs_ne.argmax(axis=-1)
-  top = probs_ne.max(axis=-1)
   if threshold <= 0:
-    weight = np.ones_like(top)
-  else:
-    weight = np.clip((top - threshold + SOFT) / (2 * SOFT), 0.0, 1.0)
-  return np.where(reading == neutral, 0.0, weight)
+    return np.ones(probs_ne.shape[:-1])
+  weight = np.clip((probs_ne.max(axis=-1) - threshold + SOFT) / (2 * SOFT), 0.0, 1.0)
+  return np.where(probs_ne.argmax(axis=-1) == neutral, 0.0, weight)
 
 
 def expected_calibration_error(probs_ne: np.ndarray, labels_n: np.ndarray, bins: int = 15) -> float:
