@@ -119,3 +119,26 @@ def test_lips_rest_in_a_pause_and_auto_falls_back_with_a_random_network():
   neutral = never(wav, schema.SAMPLE_RATE, blink="none", gaze="still", emotion="neutral@0")
   assert auto.emotion_trust == 0.0
   np.testing.assert_allclose(auto.coeffs, neutral.coeffs, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_gated_file_streamed_in_blocks_equals_in_memory(tmp_path, monkeypatch):
+  import soundfile
+  from infer_helpers import random_weights
+
+  from a2e_jax.infer import sources
+  from a2e_jax.infer.generate import Generator
+
+  rng = np.random.default_rng(1)
+  t = np.arange(32_000) / 16_000
+  voice = (0.5 + 0.5 * np.sin(2 * np.pi * 3.1 * t) ** 2) * np.sin(2 * np.pi * 130 * t)
+  wav = np.concatenate([voice, 0.001 * rng.standard_normal(8000), voice]).astype(np.float32)
+  path = str(tmp_path / "speech.wav")
+  soundfile.write(path, wav, 16000, subtype="FLOAT")
+  generator = Generator(random_weights(), chunk_frames=16, overlap_frames=4)
+  in_memory = generator(wav, 16000, seed=3)
+  monkeypatch.setattr(sources, "STREAM_SECONDS", 1.0)
+  monkeypatch.setattr(sources, "CACHED_CHUNKS", 0)
+  streamed = generator(path, seed=3)
+  assert streamed.pause_frames == in_memory.pause_frames > 0
+  np.testing.assert_allclose(streamed.coeffs, in_memory.coeffs, atol=1e-5)

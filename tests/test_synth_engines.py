@@ -91,6 +91,7 @@ def test_engine_speaker_ids_and_catalogue_are_stable():
     voices.parse_speaker("robot7")
 
 
+@pytest.mark.slow
 def test_corpus_skips_missing_engines_with_one_line_and_records_the_rest(tmp_path, monkeypatch):
   monkeypatch.setattr(engines.Flite, "missing", lambda self: "flite is not on PATH (test)")
   log = tmp_path / "log.txt"
