@@ -257,3 +257,17 @@ def test_augment_changes_only_mel(clips, index):
   held_out = _host(next(held_out))
   for view in pipeline.VIEWS:
     np.testing.assert_array_equal(plain[view]["mel"], held_out[view]["mel"])
+
+
+@pytest.mark.slow
+def test_worker_processes_start_without_an_absl_entry_point(clips, index):
+  """`a2e` parses its flags with argparse; grain's worker processes read absl flags all the same."""
+  from absl import flags
+
+  flags.FLAGS.unparse_flags()
+  cfg = pipeline.data_config()
+  cfg.workers = 1
+  iterator = pipeline.make_batch_iterator(cfg, "train", 8, _mesh(), seed=5, source=clips, index=index)
+  reference = pipeline.make_batch_iterator(pipeline.data_config(), "train", 8, _mesh(), seed=5, source=clips,
+                                           index=index)
+  assert _equal(_take(iterator, 2), _take(reference, 2))

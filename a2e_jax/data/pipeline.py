@@ -445,6 +445,13 @@ def _loader(source, shard_index: int, shard_count: int, data_cfg, num_records: i
   # Deferred: configs import this module for data_config; JAX, grain and TFDS load when batches are made.
   import grain
 
+  if data_cfg.workers:
+    from absl import flags
+
+    # grain's worker processes read its absl flags, which only an absl entry point parses (`a2e` uses
+    # argparse): their defaults are what we want.
+    if not flags.FLAGS.is_parsed():
+      flags.FLAGS.mark_as_parsed()
   sampler = grain.samplers.IndexSampler(num_records=num_records, shuffle=False, num_epochs=num_epochs)
   return grain.DataLoader(
     data_source=source,
