@@ -3,6 +3,7 @@
 Flite and Festival are system packages: the tests that run them skip with the reason when they are absent
 (CI's clean clone has neither; `apt-get install flite festival festvox-kallpc16k` brings them)."""
 
+import importlib.util
 import json
 import shutil
 
@@ -15,7 +16,8 @@ from a2e_jax.data.synth import corpus, engines, phonemes, voices
 from a2e_jax.data.synth.utterance import synthesize_utterance
 
 TEXT = "Bob made a map of the moon with a blue pen."
-pyworld = pytest.importorskip("pyworld", reason="pyworld (the [voices] extra) restyles other engines")
+needs_world = pytest.mark.skipif(importlib.util.find_spec("pyworld") is None,
+                                 reason="pyworld (pip install -e '.[voices]') restyles other engines' speech")
 
 
 def _needs(engine: str):
@@ -32,6 +34,7 @@ def test_cmu_phones_map_onto_known_espeak_mnemonics_and_visemes():
   assert phonemes.cmu_to_espeak("qq") == "<unk>"
 
 
+@needs_world
 def test_world_restyle_moves_pitch_and_tempo_by_the_asked_amounts():
   from a2e_jax.data.synth import world_voice
 
@@ -42,6 +45,8 @@ def test_world_restyle_moves_pitch_and_tempo_by_the_asked_amounts():
   analysis = world_voice.analyse(x, rate)
   y = world_voice.resynthesize(analysis, pitch_st=12.0, range_scale=1.0, tempo=1.25)
   assert abs(y.size - round(x.size / 1.25)) <= 1
+  import pyworld
+
   f_in, _ = pyworld.dio(np.ascontiguousarray(x), rate)
   f_out, _ = pyworld.dio(np.ascontiguousarray(y), rate)
   ratio = np.median(f_out[f_out > 0]) / np.median(f_in[f_in > 0])
@@ -62,6 +67,7 @@ def test_engine_phones_are_ordered_inside_the_audio(engine):
   assert any("'" in n for n, _ in speech.phones)  # stressed vowels marked
 
 
+@needs_world
 @pytest.mark.parametrize("engine", ["flite", "festival"])
 def test_engine_speakers_speak_every_emotion_audibly(engine):
   """The same prosody and voice-quality model as espeak's: sad slower and quieter, angry louder and higher."""
@@ -105,6 +111,7 @@ def test_corpus_skips_missing_engines_with_one_line_and_records_the_rest(tmp_pat
   assert summary["engines"] == info["engines"]
 
 
+@needs_world
 @pytest.mark.slow
 def test_a_corpus_of_one_engine_holds_its_speakers_split_cleanly(tmp_path):
   _needs("flite")
@@ -126,6 +133,7 @@ def test_festival_and_flite_are_found_or_reported():
     assert (name in usable) == (shutil.which(name) is not None and name not in missing)
 
 
+@needs_world
 def test_dtw_carries_espeak_phone_times_to_a_slower_rendition():
   """dtw_timing on a case with a known answer: espeak's own rendition slowed by WORLD to 0.8x tempo."""
   from a2e_jax.data.synth import dtw_timing, world_voice
@@ -139,6 +147,7 @@ def test_dtw_carries_espeak_phone_times_to_a_slower_rendition():
   assert np.all(np.diff(moved) >= 0)
 
 
+@needs_world
 @pytest.mark.slow
 def test_hibari_rendition_gets_borrowed_phones():
   _needs("hibari")
