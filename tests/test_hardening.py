@@ -112,3 +112,29 @@ def test_a_truncated_wav_is_read_with_a_one_line_warning(tmp_path):
     warnings.warn("first\nsecond", audio_io.TruncatedWarning, stacklevel=1)
     warnings.warn("library noise", DeprecationWarning, stacklevel=1)
   assert err.getvalue() == "a2e: warning: first second\n"
+
+
+
+def test_weight_bundles_with_nan_are_neither_written_nor_read(tmp_path):
+  import json
+  import re
+
+  import jax
+  from flax import serialization
+
+  from a2e_jax.infer import weights
+
+  demo = weights.load_weights()  # the bundled demo weights
+  leaves, treedef = jax.tree.flatten(jax.tree.map(lambda x: np.array(x, np.float32), demo.params))
+  leaves[0].reshape(-1)[0] = np.nan
+  poisoned = jax.tree.unflatten(treedef, leaves)
+  first = jax.tree_util.keystr(jax.tree_util.tree_leaves_with_path(poisoned)[0][0])
+  with pytest.raises(UserError, match=r"holds NaN or inf; they come from a diverged run"):
+    weights.save_bundle(str(tmp_path / "w"), demo.config, poisoned, {})
+  folder = tmp_path / "bundle"
+  folder.mkdir()
+  (folder / weights.PARAMS_FILE).write_bytes(serialization.msgpack_serialize(poisoned))
+  (folder / weights.CARD_FILE).write_text(json.dumps({"model": demo.config.to_dict()}))
+  pattern = rf"weights in \S+bundle: parameter {re.escape(first)} holds NaN or inf"
+  with pytest.raises(UserError, match=pattern):
+    weights.load_bundle(str(folder))

@@ -77,6 +77,7 @@ def load_bundle(folder: str) -> Weights:
     raise UserError(f"weights in {folder} are unreadable ({type(e).__name__}: {e}); "
                     "re-run tools/train_demo.py or pass another --checkpoint") from None
   params = _as_float32(params)
+  _check_finite(params, f"weights in {folder}", "re-run tools/train_demo.py or pass another --checkpoint")
   return Weights(config, params, tuple(card.get("channel_names", ())) or _default_names(config),
                  card.get("face_model", "builtin"), int(card.get("window_frames", 32)), folder, card)
 
@@ -88,6 +89,7 @@ def save_bundle(folder: str, model_cfg, params, card: dict, dtype=np.float32) ->
   """
   os.makedirs(folder, exist_ok=True)
   host = jax.tree.map(lambda x: np.asarray(x, dtype), jax.device_get(params))
+  _check_finite(host, f"weights for {folder}", "they come from a diverged run; save an earlier checkpoint's")
   blob = serialization.msgpack_serialize(host)
   with open(os.path.join(folder, PARAMS_FILE), "wb") as f:
     f.write(blob)
@@ -95,6 +97,13 @@ def save_bundle(folder: str, model_cfg, params, card: dict, dtype=np.float32) ->
     json.dump({"model": model_cfg.to_dict(), **card}, f, indent=2, default=_jsonable)
     f.write("\n")
   return len(blob)
+
+
+def _check_finite(params, what: str, fix: str) -> None:
+  """A UserError naming the first parameter that holds NaN or inf."""
+  for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+    if not np.all(np.isfinite(np.asarray(leaf))):
+      raise UserError(f"{what}: parameter {jax.tree_util.keystr(path)} holds NaN or inf; {fix}")
 
 
 def _load_run(workdir: str, step) -> Weights:
