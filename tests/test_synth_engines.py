@@ -68,6 +68,7 @@ def test_engine_phones_are_ordered_inside_the_audio(engine):
 
 
 @needs_world
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["flite", "festival"])
 def test_engine_speakers_speak_every_emotion_audibly(engine):
   """The same prosody and voice-quality model as espeak's: sad slower and quieter, angry louder and higher."""
@@ -134,6 +135,7 @@ def test_festival_and_flite_are_found_or_reported():
 
 
 @needs_world
+@pytest.mark.slow
 def test_dtw_carries_espeak_phone_times_to_a_slower_rendition():
   """dtw_timing on a case with a known answer: espeak's own rendition slowed by WORLD to 0.8x tempo."""
   from a2e_jax.data.synth import dtw_timing, world_voice
