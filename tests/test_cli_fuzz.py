@@ -161,6 +161,12 @@ def _cases(inputs) -> list[tuple[str, list]]:
     ("generate --size 0", ["generate", "--audio", "{out}/a.wav", "--size", "0", "--out", "{out}/gen"]),
     ("generate --size 100000", ["generate", "--audio", "{out}/a.wav", "--size", "100000", "--out", "{out}"]),
     ("generate --out a file", ["generate", "--audio", "{out}/a.wav", "--out", ok]),
+    ("generate --chunk-frames -5", ["generate", "--audio", "{out}/a.wav", "--chunk-frames", "-5",
+                                    "--out", "{out}"]),
+    ("generate --overlap-frames 99", ["generate", "--audio", "{out}/a.wav", "--chunk-frames", "32",
+                                      "--overlap-frames", "99", "--out", "{out}"]),
+    ("generate --emotion happy=-1", ["generate", "--audio", "{out}/a.wav", "--emotion", "happy=-1", "--out",
+                                     "{out}"]),
     ("generate --video not mp4", ["generate", "--audio", "{out}/a.wav", "--video", "{out}/v.avi",
                                   "--out", "{out}/g"]),
   ]
