@@ -70,6 +70,14 @@ def _image(args) -> int:
 
 
 def _video(args) -> int:
+  from a2e_jax.vision.media import quiet_fork
+
+  _check_overlay(args, (".mp4",), "a video")
+  with quiet_fork():  # the overlay's ffmpeg writer and the muxer start while JAX runs
+    return _track_video(args)
+
+
+def _track_video(args) -> int:
   from tqdm import tqdm
 
   from a2e_jax.render.video import VideoSink
@@ -78,7 +86,6 @@ def _video(args) -> int:
   from a2e_jax.vision.overlay import draw_batch
   from a2e_jax.vision.pipeline import concatenate
 
-  _check_overlay(args, (".mp4",), "a video")
   video = VideoFrames(args.input)
   landmarker = Landmarker(eyes=not args.no_eyes, batch=args.batch)
   height, width = video.shape

@@ -4,7 +4,9 @@ Video is decoded by imageio-ffmpeg's ffmpeg (the binary a2e_jax writes its video
 a long clip never sits in memory whole.
 """
 
+import contextlib
 import os
+import warnings
 
 import numpy as np
 
@@ -12,6 +14,15 @@ from a2e_jax.core.errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
+
+
+@contextlib.contextmanager
+def quiet_fork():
+  """Silences JAX's warning about os.fork() while ffmpeg starts: subprocess forks and at once execs ffmpeg,
+  running no Python in the child, so the deadlock the warning is about cannot happen."""
+  with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", r"os\.fork\(\) was called", RuntimeWarning)
+    yield
 
 
 def read_image(path: str) -> np.ndarray:
@@ -38,8 +49,9 @@ class VideoFrames:
       raise UserError(f"video {path!r} not found")
     self.path = path
     try:
-      reader = imageio_ffmpeg.read_frames(path, pix_fmt="rgb24")
-      meta = next(reader)
+      with quiet_fork():
+        reader = imageio_ffmpeg.read_frames(path, pix_fmt="rgb24")
+        meta = next(reader)
       reader.close()
     except (OSError, RuntimeError, StopIteration) as e:
       reason = (str(e).strip().splitlines() or ["no video stream"])[0][:160]
@@ -55,7 +67,8 @@ class VideoFrames:
 
     height, width = self.shape
     reader = imageio_ffmpeg.read_frames(self.path, pix_fmt="rgb24")
-    next(reader)
+    with quiet_fork():
+      next(reader)
     batch = []
     for frame in reader:
       batch.append(np.frombuffer(frame, np.uint8).reshape(height, width, 3))
