@@ -208,3 +208,24 @@ def test_bfloat16_compute(tiny, view):
   assert float(jnp.abs(out16["coeffs"] - out32["coeffs"]).mean()) < 0.1 * scale
   with pytest.raises(ValueError, match="float32"):
     layers.dtype_of("float16")
+
+
+@pytest.mark.slow
+def test_remat_recomputes_blocks_without_changing_parameters_or_gradients(tiny, view):
+  """--config.model.remat: the same parameter tree, the same outputs and gradients (it only trades memory
+  for a second forward pass of each Transformer block)."""
+  config, module, variables = tiny
+  remat_config = config.copy_and_resolve_references()
+  remat_config.remat = True
+  remat_module = a2enet.A2ENet(remat_config)
+  assert jax.tree.structure(_init(remat_module, remat_config)) == jax.tree.structure(variables)
+  params = _perturbed(variables)
+
+  def loss(module, p):
+    return jnp.sum(module.apply(p, view, train=True, rngs={"dropout": jax.random.key(3)})["coeffs"] ** 2)
+
+  plain, remat = (jax.jit(jax.value_and_grad(functools.partial(loss, m))) for m in (module, remat_module))
+  (value, grads), (value_remat, grads_remat) = plain(params), remat(params)
+  np.testing.assert_allclose(value_remat, value, rtol=1e-5)
+  for g, h in zip(jax.tree.leaves(grads), jax.tree.leaves(grads_remat)):
+    np.testing.assert_allclose(h, g, rtol=1e-4, atol=1e-6)

@@ -271,3 +271,39 @@ def test_worker_processes_start_without_an_absl_entry_point(clips, index):
   reference = pipeline.make_batch_iterator(pipeline.data_config(), "train", 8, _mesh(), seed=5, source=clips,
                                            index=index)
   assert _equal(_take(iterator, 2), _take(reference, 2))
+
+
+def test_windows_cut_on_device_equal_the_host_windows_from_far_fewer_bytes(clips, index):
+  """Views carrying window rows into the mel table (sent to the devices once), cut by `cut_windows` inside
+  a jitted function, give exactly the host's windows; the host sends >= 10x fewer bytes per example."""
+  auto = (jax.sharding.AxisType.Auto,) * 3  # the trainer's mesh: XLA places the gather
+  cfg = pipeline.data_config()
+  mesh = jax.make_mesh((4, 2, 1), ("data", "fsdp", "model"), axis_types=auto)
+  bank = pipeline.ClipBank.read(clips)
+  other = pipeline.ClipBank.read(clips[:3])  # another split before this one in the table
+  table, bases = pipeline.mel_table({"val": other, "train": bank})
+  assert bases == {"val": 0, "train": len(other.mel)}
+  host = pipeline.make_batch_iterator(cfg, "train", 8, mesh, seed=4, source=clips, index=index, bank=bank)
+  device = pipeline.make_batch_iterator(cfg, "train", 8, mesh, seed=4, source=clips, index=index, bank=bank,
+                                        mel_base=bases["train"])
+  cut = jax.jit(lambda batch, table: {k: pipeline.cut_windows(v, table) for k, v in batch.items()})
+  table_on_devices = jax.device_put(table, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+  for _ in range(2):
+    expect, sent = next(host), next(device)
+    assert "mel" not in sent["a"] and sent["a"]["mel_start"].dtype == np.int32
+    assert _equal(_host(cut(sent, table_on_devices)), _host(expect))
+    host_bytes, sent_bytes = (sum(x.nbytes for x in jax.tree.leaves(b)) for b in (expect, sent))
+    assert host_bytes / sent_bytes >= 10
+
+
+def test_prefetched_batches_keep_the_consumers_position(clips, index):
+  cfg = pipeline.data_config()
+  cfg.device_prefetch = 3
+  run = pipeline.make_batch_iterator(cfg, "train", 8, _mesh(), seed=5, source=clips, index=index)
+  _take(run, 2)
+  state = run.get_state()
+  rest = _take(run, 2)
+  cfg.device_prefetch = 0
+  resumed = pipeline.make_batch_iterator(cfg, "train", 8, _mesh(), seed=5, source=clips, index=index)
+  resumed.set_state(state)
+  assert _equal(_take(resumed, 2), rest)

@@ -86,7 +86,7 @@ def task(config):
   return Task(init_variables=init, loss_fn=loss_fn(module),
               train_batches=lambda mesh, seed: Batches(batch, FRAMES, COEFFS, mesh, seed=seed),
               eval_batches=eval_batches, eval_splits=("val",),
-              predict=lambda params, view: module.apply({"params": params}, view),
+              predict=lambda params, view, constants: module.apply({"params": params}, view),
               render_faces=_render_squares)
 
 

@@ -8,15 +8,19 @@ absent) flow through `LogMelStream` in blocks of `block_seconds`, so memory stay
 SadTalker's `melspectrogram` as its audio.py writes it (scipy lfilter, librosa.stft, dense mel matrix)
 on the same blocks. Rows report x real time and the peak of traced (numpy) memory.
 
-Pipeline: examples/s of `make_batch_iterator` on a built dataset (default: the tiny built-in corpus,
-synthesised and built into a temporary folder when --data-dir lacks it), against the examples/s of the
-project's jitted tiny A2ENet train step (train/step.py) on the same mesh, measured in the same run; and
-the train step fed by the pipeline, which shows whether the pipeline keeps up while sharing the CPU.
-Times are medians over repeats after warm-up; the rows take turns so load from other processes hits
-them alike.
+Pipeline: examples/s and host bytes per example of `make_batch_iterator` on a built dataset (default: the
+tiny built-in corpus, synthesised and built into a temporary folder when --data-dir lacks it): with the
+windows cut on the devices (what the trainer uses), with them cut on the host (what augmentation needs),
+and the peer, the pipeline as it was at git revision --before (windows on the host, four records read
+per example), loaded from git and measured in the same run; against the examples/s of the project's
+jitted tiny A2ENet train step (train/step.py) on the same mesh; and the train step fed by the pipeline,
+which shows whether the pipeline keeps up while sharing the CPU. The loss of one fixed batch through both
+layouts shows the step's results unchanged. Times are medians over repeats after warm-up; the rows take
+turns so load from other processes hits them alike.
 """
 
 import argparse
+import functools
 import json
 import os
 import pathlib
@@ -35,6 +39,7 @@ import numpy as np
 from timing import timed_runs
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+BEFORE = "16c747e"  # the input pipeline before the windows moved to the devices
 SPEECH = REPO.parent / "shared" / "audio" / "real_speech_en_stereo_8s.wav"
 
 
@@ -118,11 +123,11 @@ def ensure_dataset(data_dir: str, dataset: str) -> str:
   return data_dir
 
 
-def train_step(size: str, mesh, batch: int, frames: int, data_cfg):
-  """(step(batch_arrays), the pipeline iterator the trainer would use) for A2ENet `size` on `mesh`."""
+def train_step(size: str, mesh, batch: int, data_cfg):
+  """(step(batch_arrays), loss(batch_arrays), the pipeline iterator the trainer would use) for A2ENet `size`
+  on `mesh`; `loss` is the step's loss function alone (not donating, so it can be called on any batch)."""
   import jax
 
-  from a2e_jax.data import pipeline
   from a2e_jax.tasks.a2enet import a2enet_task
   from a2e_jax.tasks.defaults import base_config
   from a2e_jax.train import sharding, step
@@ -140,16 +145,45 @@ def train_step(size: str, mesh, batch: int, frames: int, data_cfg):
   compiled_step = step.make_train_step(the_task.loss_fn, tx, schedule, shardings, mesh)
   constants = jax.device_put(the_task.constants, sharding.replicated(mesh))
   key = jax.random.key(1)
+  params = jax.tree.map(lambda x: x.copy(), holder["state"].params)
+  loss = jax.jit(lambda p, b: the_task.loss_fn(p, b, key, False, constants)[0])
 
   def run(batch_arrays):
     holder["state"], metrics = compiled_step(holder["state"], batch_arrays, key, constants)
     jax.block_until_ready(metrics["loss"])
 
-  return run, pipeline.make_batch_iterator(data_cfg, "train", batch, mesh, seed=0)
+  return run, functools.partial(loss, params), the_task.train_batches(mesh, 0)
 
 
-def pipeline_rows(data_dir: str, dataset: str, batch: int, frames: int, devices: int, steps: int):
-  """{row: run()} where run() handles `steps` batches and returns the examples it handled."""
+def pipeline_before(rev: str):
+  """The input pipeline module as it was at git revision `rev` (the measured peer), or None with a note."""
+  import importlib.util
+  import subprocess
+
+  try:
+    text = subprocess.run(["git", "show", f"{rev}:a2e_jax/data/pipeline.py"], cwd=REPO, check=True,
+                          capture_output=True, text=True).stdout
+    path = pathlib.Path(tempfile.mkdtemp(prefix="bench_data_")) / "pipeline_before.py"
+    path.write_text(text)
+    spec = importlib.util.spec_from_file_location("pipeline_before", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+  except (OSError, subprocess.CalledProcessError, ImportError) as e:
+    print(f"bench_data: no 'before' row: the pipeline of {rev} is not loadable here ({e})")
+    return None
+
+
+def batch_bytes(batch) -> int:
+  import jax
+
+  return sum(x.nbytes for x in jax.tree.leaves(batch))
+
+
+def pipeline_rows(data_dir: str, dataset: str, batch: int, frames: int, devices: int, steps: int,
+                  before_rev: str):
+  """({row: run()} where run() handles `steps` batches and returns the examples it handled,
+  {row: host bytes per example}, {"loss_host_windows", "loss_device_windows"} on one fixed batch)."""
   import jax
   import ml_collections
 
@@ -160,15 +194,34 @@ def pipeline_rows(data_dir: str, dataset: str, batch: int, frames: int, devices:
   cfg.data_dir, cfg.dataset, cfg.window_frames = data_dir, dataset, frames
   mesh_cfg = ml_collections.ConfigDict({"data": devices, "fsdp": 1, "model": 1})
   mesh = sharding.make_mesh(mesh_cfg, jax.devices()[:devices])  # the trainer's mesh (Auto axes)
-  iterator = pipeline.make_batch_iterator(cfg, "train", batch, mesh, seed=1)
-  step, fed = train_step("tiny", mesh, batch, frames, cfg)
+  source, index = pipeline.open_split(cfg, "train")
+  bank = pipeline.ClipBank.read(source)
+  _, bases = pipeline.mel_table({"train": bank})
+  iterators = {
+    "pipeline, windows on device": pipeline.make_batch_iterator(
+      cfg, "train", batch, mesh, seed=1, source=source, index=index, bank=bank, mel_base=bases["train"]),
+    "pipeline, windows on host": pipeline.make_batch_iterator(
+      cfg, "train", batch, mesh, seed=1, source=source, index=index, bank=bank),
+  }
+  old = pipeline_before(before_rev)
+  if old is not None:
+    iterators[f"pipeline before ({before_rev})"] = old.make_batch_iterator(cfg, "train", batch, mesh, seed=1)
+  step, loss, fed = train_step("tiny", mesh, batch, cfg)
   fixed = next(fed)
   step(fixed)  # compiles
+  # The same examples through both layouts: the loss must not change.
+  host_fixed = next(pipeline.make_batch_iterator(cfg, "train", batch, mesh, seed=0, source=source,
+                                                 index=index, bank=bank))
+  losses = {"loss_device_windows": float(loss(fixed)), "loss_host_windows": float(loss(host_fixed))}
+  sizes = {name: batch_bytes(next(it)) / batch for name, it in iterators.items()}
 
-  def pipeline_only():
-    for _ in range(steps):
-      jax.block_until_ready(next(iterator))
-    return batch * steps
+  def drain(iterator):
+    def run():
+      for _ in range(steps):
+        jax.block_until_ready(next(iterator))
+      return batch * steps
+
+    return run
 
   def step_only():
     for _ in range(steps):
@@ -180,12 +233,10 @@ def pipeline_rows(data_dir: str, dataset: str, batch: int, frames: int, devices:
       step(next(fed))
     return batch * steps
 
-  return {
-    "pipeline": pipeline_only,
-    "train_step_tiny (fixed batch)": step_only,
-    "train_step_tiny fed by the pipeline": step_fed_by_pipeline,
-  }
-
+  rows = {name: drain(it) for name, it in iterators.items()}
+  rows["train_step_tiny (fixed batch)"] = step_only
+  rows["train_step_tiny fed by the pipeline"] = step_fed_by_pipeline
+  return rows, sizes, losses
 
 
 def main(argv=None) -> dict:
@@ -200,6 +251,9 @@ def main(argv=None) -> dict:
   parser.add_argument("--steps", type=int, default=5, help="batches per pipeline timing")
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--skip", choices=("features", "pipeline"), help="leave one part out")
+  parser.add_argument("--before", default=BEFORE,
+                      help="git revision whose input pipeline is measured as the peer (default: the last "
+                           "one that cut the windows on the host, per example)")
   parser.add_argument("--json", default="bench_data.json", help="where to write the results")
   args = parser.parse_args(argv)
 
@@ -235,23 +289,36 @@ def main(argv=None) -> dict:
     data_dir = ensure_dataset(args.data_dir, args.dataset)
     report["results"]["pipeline"] = {}
     for devices in (int(d) for d in args.devices.split(",")):
-      rows = pipeline_rows(data_dir, args.dataset, args.batch, args.frames, devices, args.steps)
+      rows, sizes, losses = pipeline_rows(data_dir, args.dataset, args.batch, args.frames, devices,
+                                          args.steps, args.before)
       results = {}
       for name, runs in timed_runs(rows, args.repeats, 1).items():
         median = statistics.median(r.wall for r in runs)
         results[name] = {"median_s": median, "examples_per_s": runs[0].result / median}
-      ratio = (
-        results["pipeline"]["examples_per_s"] / results["train_step_tiny (fixed batch)"]["examples_per_s"]
-      )
-      report["results"]["pipeline"][f"{devices}dev"] = {"rows": results, "pipeline_over_step": ratio}
+        if name in sizes:
+          results[name]["host_bytes_per_example"] = sizes[name]
+      new = results["pipeline, windows on device"]
+      step_rate = results["train_step_tiny (fixed batch)"]["examples_per_s"]
+      entry = {"rows": results, "pipeline_over_step": new["examples_per_s"] / step_rate, **losses}
+      before = f"pipeline before ({args.before})"
+      if before in results:
+        entry["speedup_vs_before"] = new["examples_per_s"] / results[before]["examples_per_s"]
+        entry["bytes_reduction_vs_before"] = sizes[before] / sizes["pipeline, windows on device"]
+      report["results"]["pipeline"][f"{devices}dev"] = entry
       print(
         f"pipeline, {args.dataset}, batch {args.batch} x {args.frames} frames, {devices} device(s), "
         f"{args.steps} batches per run, median of {args.repeats}"
       )
-      print(f"{'row':<40}{'examples/s':>12}")
+      print(f"{'row':<44}{'examples/s':>12}{'host kB/example':>17}")
       for name, r in results.items():
-        print(f"{name:<40}{r['examples_per_s']:>12.1f}")
-      print(f"pipeline / train step: {ratio:.2f}x")
+        size = f"{r['host_bytes_per_example'] / 1e3:>17.1f}" if "host_bytes_per_example" in r else ""
+        print(f"{name:<44}{r['examples_per_s']:>12.1f}{size}")
+      print(f"pipeline (windows on device) / train step: {entry['pipeline_over_step']:.2f}x")
+      if "speedup_vs_before" in entry:
+        print(f"against the pipeline before: {entry['speedup_vs_before']:.2f}x examples/s, "
+              f"{entry['bytes_reduction_vs_before']:.1f}x fewer host bytes per example")
+      print(f"loss on one fixed batch: windows on device {losses['loss_device_windows']:.7g}, "
+            f"on host {losses['loss_host_windows']:.7g}")
   report["machine"] = {
     "platform": platform.platform(),
     "processor": platform.processor() or platform.machine(),

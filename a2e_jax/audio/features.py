@@ -170,12 +170,17 @@ def video_frames(num_samples: int) -> int:
   return num_samples // schema.SAMPLES_PER_FRAME
 
 
+def mel_window_start(frames: np.ndarray) -> np.ndarray:
+  """First mel frame of the window of each video frame in `frames` (any shape): int(80 (t - 2) / 25),
+  truncated toward zero as SadTalker's int() does, not yet clamped to the clip."""
+  t = np.asarray(frames, np.int64)
+  return np.trunc(schema.MEL_FPS * (t - 2) / schema.FPS).astype(np.int64)
+
+
 def mel_window_index(frames_t: np.ndarray, num_mel: int) -> np.ndarray:
   """[T, 16] mel-frame indices of the windows of video frames `frames_t` (`schema.mel_window_indices`:
-  start int(80 (t - 2) / 25), truncated toward zero as SadTalker's int() does, clamped to the clip)."""
-  t = np.asarray(frames_t, np.int64)
-  starts = np.trunc(schema.MEL_FPS * (t - 2) / schema.FPS).astype(np.int64)
-  return np.clip(starts[:, None] + np.arange(schema.MEL_WINDOW), 0, num_mel - 1)
+  `mel_window_start`, clamped to the clip)."""
+  return np.clip(mel_window_start(frames_t)[:, None] + np.arange(schema.MEL_WINDOW), 0, num_mel - 1)
 
 
 def mel_windows(mel_mf: np.ndarray, frames: np.ndarray | int) -> np.ndarray:

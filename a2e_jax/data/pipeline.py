@@ -11,13 +11,19 @@ state resumes exactly.
 Batch layout (core/schema.py): {"a", "b", "ab", "ba"}, each a dict of
   mel [B,T,16,80] float32, coeffs [B,T,K] float32, beta0 [B,K] float32, eye [B,T,EYE] float32,
   emotion [B] int32, intensity [B] int32, mask [B,T] float32 (1 on real frames), clip [B] int32 (source index)
-as `jax.Array`s with the batch dimension sharded over the mesh's data axes. "ab" (content of a, emotion
-of b) is gathered through the DTW warp a -> ab, so its frame t says what a says at frame t; likewise "ba".
-When a clip has no rendition in another emotion, `pairs.fallback` decides: "same_emotion" takes b in a's
-emotion (then ab = a and ba = b are true targets), "mask" takes any b and zeroes the masks of ab and ba,
-"skip" never uses such clips as anchors.
+as `jax.Array`s with the batch dimension sharded over the mesh's data axes. Feeding accelerators, the
+trainer keeps every clip's log-mel on the devices (`mel_table`, sent once) and the views carry, instead of
+`mel`, each window's rows in it (mel_start [B,T], mel_first/mel_last [B] int32); `cut_windows` gathers the
+windows inside the jitted step, so the host sends a few ints per frame instead of 16x80 floats. Batches
+are built from a `ClipBank` (every clip of the split in memory) with a few vectorised gathers.
+
+"ab" (content of a, emotion of b) is gathered through the DTW warp a -> ab, so its frame t says what a
+says at frame t; likewise "ba". When a clip has no rendition in another emotion, `pairs.fallback`
+decides: "same_emotion" takes b in a's emotion (then ab = a and ba = b are true targets), "mask" takes
+any b and zeroes the masks of ab and ba, "skip" never uses such clips as anchors.
 """
 
+import collections
 import dataclasses
 import functools
 import json
@@ -59,6 +65,8 @@ def data_config() -> ml_collections.ConfigDict:
       # On resume, keep the checkpoint's position but not the input settings it was saved with (batch
       # size, seed, dataset, window, pairing): the stream continues at that step under the new settings.
       "reset_state": False,
+      "device_prefetch": 2,  # global batches placed on the devices ahead of the step that takes them
+      "windows_on_device": True,  # send each example's mel frames once, cut the windows in the step
       "augment": {  # data/mel_augment.py; each view draws its own, 0 turns an effect off
         "gain_db": 0.0,  # uniform level change of each view's log-mel in +-gain_db
         "mel_noise": 0.0,  # std of Gaussian noise on the normalised log-mel
@@ -221,16 +229,81 @@ def _fill(
 
 
 @dataclasses.dataclass
+class ClipBank:
+  """Every clip of a split in host memory, the frames of all clips concatenated, so that a batch is built
+  with a few numpy gathers instead of reading and slicing four records per example.
+
+  Attributes:
+    mel: [R,80] float32 log-mel rows of all clips (None where the windows are cut on the devices).
+    mel_first: [N] first row of clip c in `mel`; num_mel: [N] its mel frames.
+    coeffs: [F,K], eye: [F,EYE] float32 frames of all clips; frame_first: [N] first frame of clip c.
+    beta0: [N,K] float32.
+  """
+
+  mel: np.ndarray | None
+  mel_first: np.ndarray
+  num_mel: np.ndarray
+  coeffs: np.ndarray
+  eye: np.ndarray
+  frame_first: np.ndarray
+  beta0: np.ndarray
+
+  @classmethod
+  def read(cls, source: Sequence[dict]) -> "ClipBank":
+    """Reads every record of `source` once."""
+    mel, coeffs, eye, beta0 = [], [], [], []
+    for i in range(len(source)):
+      record = source[i]
+      mel.append(np.asarray(record["mel"], np.float32))
+      coeffs.append(np.asarray(record["coeffs"], np.float32))
+      eye.append(np.asarray(record["eye"], np.float32))
+      beta0.append(np.asarray(record["beta0"], np.float32))
+
+    def firsts(arrays):
+      return np.concatenate([[0], np.cumsum([len(a) for a in arrays])[:-1]]).astype(np.int64)
+
+    return cls(mel=np.concatenate(mel), mel_first=firsts(mel), num_mel=np.array([len(m) for m in mel]),
+               coeffs=np.concatenate(coeffs), eye=np.concatenate(eye), frame_first=firsts(coeffs),
+               beta0=np.stack(beta0))
+
+
+def mel_table(banks: dict) -> tuple[np.ndarray, dict]:
+  """([R,80] log-mel of the banks of several splits, one after the other; {split: its first row}): the
+  array that goes to the devices once, for `make_batch_iterator(..., mel_base=...)` and `cut_windows`."""
+  bases, offset = {}, 0
+  for split, bank in banks.items():
+    bases[split] = offset
+    offset += len(bank.mel)
+  return np.concatenate([bank.mel for bank in banks.values()]), bases
+
+
+def cut_windows(view: dict, table_rf=None) -> dict:
+  """A batch view with the mel windows [B,T,16,80] in place, inside a jitted step: a view from
+  `make_batch_iterator(..., mel_base=...)` carries `mel_start` [B,T] (each window's first row in the mel
+  table, not clamped), `mel_first`/`mel_last` [B] (its clip's rows) and is gathered from `table_rf` [R,80];
+  a view that already has `mel` is returned as it is."""
+  if "mel" in view:
+    return view
+  import jax.numpy as jnp
+
+  rows = view["mel_start"][..., None] + jnp.arange(schema.MEL_WINDOW)
+  rows = jnp.clip(rows, view["mel_first"][:, None, None], view["mel_last"][:, None, None])
+  rest = {k: v for k, v in view.items() if k not in ("mel_start", "mel_first", "mel_last")}
+  return {**rest, "mel": table_rf[rows]}
+
+
+@dataclasses.dataclass
 class _Setup:
   """What every process and worker needs to build examples (picklable)."""
 
-  source: Sequence[dict]
+  bank: ClipBank
   index: align.PairIndex
   pairs: dict
   augment: MelAugment
   window_frames: int
   seed: int
   global_batch: int
+  mel_base: int | None = None  # windows cut on the devices, as rows of a mel table starting here
 
   @functools.cached_property
   def sampler(self) -> PairSampler:
@@ -245,37 +318,71 @@ class _Setup:
       self.__dict__["_permutation"] = cached
     return cached[1]
 
-  def training_example(self, example: int, batch: dict | None, row: int, rows: int) -> dict:
-    """Writes global example `example` (a pure function of (seed, example)) into row `row` of `batch`
-    (allocated for `rows` rows when None); returns the batch."""
+  def draw(self, example: int) -> tuple[tuple[int, int, int, int], tuple[int, int], bool]:
+    """Global example `example`, a pure function of (seed, example): ((a, b, ab, ba) clips, window starts
+    of a and b, whether the pair is a true swap)."""
     anchors = self.sampler.anchors
     a = int(self.permutation(example // anchors.size)[example % anchors.size])
     rng = np.random.default_rng([self.seed, example, 0])
-    # Augmentation draws from its own generator, so the settings never change which windows are taken.
-    augment_rng = np.random.default_rng([self.seed, example, 1])
     a, b, ab, ba, paired = self.sampler.sample(a, rng)
-    records = {i: self.source[i] for i in {a, b, ab, ba}}
-    if batch is None:
-      num_coeffs = len(records[a]["beta0"])
-      batch = {view: _empty_view(rows, self.window_frames, num_coeffs) for view in VIEWS}
-    for first, second, names in ((a, ab, ("a", "ab")), (b, ba, ("b", "ba"))):
-      length = int(self.index.num_frames[first])
-      start = int(rng.integers(0, max(length - self.window_frames, 0) + 1))
-      frames = start + np.arange(self.window_frames)
-      valid = (frames < length).astype(np.float32)
-      augment = (self.augment, augment_rng)
-      _fill(batch[names[0]], row, records[first], frames, valid, first, *augment)
-      warp = self.index.warp(first, second)
-      _fill(
-        batch[names[1]],
-        row,
-        records[second],
-        warp[np.minimum(frames, length - 1)],
-        valid * paired,
-        second,
-        *augment,
-      )
-    return batch
+    starts = tuple(int(rng.integers(0, max(int(self.index.num_frames[c]) - self.window_frames, 0) + 1))
+                   for c in (a, b))
+    return (a, b, ab, ba), starts, paired
+
+  def batch(self, first: int, rows: int) -> dict:
+    """Global examples first .. first + rows - 1 as one local batch (module docstring)."""
+    draws = [self.draw(first + r) for r in range(rows)]
+    clips = np.array([d[0] for d in draws], np.int64).reshape(rows, 4)
+    starts = np.array([d[1] for d in draws], np.int64).reshape(rows, 2)
+    paired = np.array([d[2] for d in draws], np.float32)
+    frames = np.arange(self.window_frames)
+    out = {}
+    for side, (own, other) in enumerate((("a", "ab"), ("b", "ba"))):
+      src, dst = clips[:, VIEWS.index(own)], clips[:, VIEWS.index(other)]
+      length = self.index.num_frames[src][:, None]
+      frames_rt = starts[:, side, None] + frames
+      valid = (frames_rt < length).astype(np.float32)
+      frames_rt = np.minimum(frames_rt, length - 1)
+      out[own] = self._view(src, frames_rt, valid)
+      out[other] = self._view(dst, self._warp(src, dst, frames_rt), valid * paired[:, None])
+    if self.augment and self.mel_base is None:
+      # Augmentation draws from its own generator, so the settings never change which windows are taken.
+      for r in range(rows):
+        augment_rng = np.random.default_rng([self.seed, first + r, 1])
+        for view in ("a", "ab", "b", "ba"):
+          self.augment.apply(out[view]["mel"][r], augment_rng)
+    return {view: out[view] for view in VIEWS}
+
+  def _warp(self, src: np.ndarray, dst: np.ndarray, frames_rt: np.ndarray) -> np.ndarray:
+    """Frames of clips `dst` aligned with frames `frames_rt` of clips `src` (`PairIndex.warp`, batched)."""
+    ix = self.index
+    same = (src == dst)[:, None]
+    begin = ix.warp_base[src] + ix.group_pos[dst] * ix.num_frames[src]
+    return np.where(same, frames_rt, ix.warps[np.where(same, 0, begin[:, None] + frames_rt)])
+
+  def _view(self, clips: np.ndarray, frames_rt: np.ndarray, valid_rt: np.ndarray) -> dict:
+    """One view of a batch: frames `frames_rt` (within each clip) of `clips`, zeroed where not valid."""
+    bank, ix = self.bank, self.index
+    rows = bank.frame_first[clips][:, None] + frames_rt
+    view = {
+      "coeffs": bank.coeffs[rows] * valid_rt[..., None],
+      "beta0": bank.beta0[clips],
+      "eye": bank.eye[rows] * valid_rt[..., None],
+      "emotion": ix.emotion[clips].astype(np.int32),
+      "intensity": ix.intensity[clips].astype(np.int32),
+      "mask": valid_rt,
+      "clip": clips.astype(np.int32),
+    }
+    starts = features.mel_window_start(frames_rt)
+    first, last = bank.mel_first[clips], bank.mel_first[clips] + bank.num_mel[clips] - 1
+    if self.mel_base is not None:
+      view["mel_start"] = (first[:, None] + starts + self.mel_base).astype(np.int32)
+      view["mel_first"] = (first + self.mel_base).astype(np.int32)
+      view["mel_last"] = (last + self.mel_base).astype(np.int32)
+    else:
+      window = starts[..., None] + first[:, None, None] + np.arange(schema.MEL_WINDOW)
+      view["mel"] = bank.mel[np.clip(window, first[:, None, None], last[:, None, None])]
+    return view
 
 
 class _TrainBatches:
@@ -306,18 +413,14 @@ class _TrainBatches:
   def __getitem__(self, record: int) -> dict:
     step, shard = divmod(int(record), self.shards)
     step += self.first_step
-    first = step * self.setup.global_batch + shard * self.rows
-    batch = None
-    for row in range(self.rows):
-      batch = self.setup.training_example(first + row, batch, row, self.rows)
-    return batch
+    return self.setup.batch(step * self.setup.global_batch + shard * self.rows, self.rows)
 
   def __repr__(self) -> str:
     s = self.setup
     return (
       f"_TrainBatches(clips={len(s.index)}, seed={s.seed}, global_batch={s.global_batch}, "
       f"shards={self.shards}, first_step={self.first_step}, window={s.window_frames}, pairs={s.pairs}, "
-      f"augment={s.augment})"
+      f"augment={s.augment}, mel_base={s.mel_base})"
     )
 
 
@@ -381,14 +484,19 @@ class BatchIterator:
   knows nothing of workers, prefetching or augmentation strengths, so changing them keeps a resume exact;
   `set_state` refuses a state saved under other settings (one line naming the setting) unless the state
   carries no settings (`data.reset_state`: keep the position, take the new settings).
+
+  `prefetch` batches are transferred to the devices ahead of the one returned (the copies run while the
+  devices compute); the position saved is the consumer's, not the prefetcher's.
   """
 
-  def __init__(self, make_loader, shard: batching.HostShard, settings: dict | None = None):
+  def __init__(self, make_loader, shard: batching.HostShard, settings: dict | None = None, prefetch: int = 0):
     self._make_loader = make_loader  # first step -> a grain DataLoader starting there
     self._shard = shard
     self._settings = settings or {}
     self._step = 0
     self._iterator = None  # made on first use, so a restored position costs no discarded loader
+    self._prefetch = prefetch
+    self._ahead = collections.deque()  # global batches already on their way to the devices
 
   def __iter__(self):
     return self
@@ -396,9 +504,16 @@ class BatchIterator:
   def __next__(self) -> dict:
     if self._iterator is None:
       self._iterator = iter(self._make_loader(self._step))
-    batch = batching.to_global(next(self._iterator), self._shard)
+    while len(self._ahead) <= self._prefetch:
+      try:
+        local = next(self._iterator)
+      except StopIteration:
+        break
+      self._ahead.append(batching.to_global(local, self._shard))
+    if not self._ahead:
+      raise StopIteration
     self._step += 1
-    return batch
+    return self._ahead.popleft()
 
   def get_state(self) -> dict:
     return {"step": self._step, "settings": self._settings}
@@ -424,6 +539,7 @@ class BatchIterator:
         )
       step = int(state["step"])
     self._step, self._iterator = step, None
+    self._ahead.clear()
 
 
 def _show(value) -> str:
@@ -471,22 +587,21 @@ def open_split(data_cfg, split: str):
   return builders.open_split(data_cfg.data_dir, data_cfg.dataset, split)
 
 
-def train_shard_source(
-  data_cfg, source, index: align.PairIndex, seed: int, global_batch: int, shards: int, augment: bool = True
-):
+def train_shard_source(data_cfg, source, index: align.PairIndex, seed: int, global_batch: int, shards: int,
+                       augment: bool = True, bank: ClipBank | None = None, mel_base: int | None = None):
   """The grain data source whose record step * shards + s is shard s's rows of global batch `step`
   (numpy arrays), with `data_cfg.augment` applied when `augment`; `make_batch_iterator` reads it through
-  a grain DataLoader."""
+  a grain DataLoader. `bank` (read from `source` when None) holds the clips; with `mel_base` the batch
+  carries window rows into a mel table (`cut_windows`) instead of the windows, unless it is augmented
+  (augmentation is numpy, on the host)."""
   check_data_config(data_cfg)
-  setup = _Setup(
-    source,
-    index,
-    data_cfg.pairs.to_dict(),
-    MelAugment.from_config(data_cfg.augment) if augment else MelAugment(),
-    data_cfg.window_frames,
-    seed,
-    global_batch,
-  )
+  augment = MelAugment.from_config(data_cfg.augment) if augment else MelAugment()
+  bank = ClipBank.read(source) if bank is None else bank
+  on_device = mel_base is not None and not augment
+  if on_device:
+    bank = dataclasses.replace(bank, mel=None)  # the devices hold it
+  setup = _Setup(bank, index, data_cfg.pairs.to_dict(), augment, data_cfg.window_frames, seed, global_batch,
+                 mel_base if on_device else None)
   setup.sampler  # noqa: B018 - builds the pair tables now, so a bad pairs setting fails here
   return _TrainBatches(setup, shards)
 
@@ -500,12 +615,18 @@ def make_batch_iterator(
   seed: int = 0,
   source: Sequence[dict] | None = None,
   index: align.PairIndex | None = None,
-) -> BatchIterator:
+  bank: ClipBank | None = None,
+  mel_base: int | None = None,
+) -> "BatchIterator":
   """Endless training batches (module docstring) of `split`, sharded over `data_axes` of `mesh`.
 
   `source`/`index` replace the built dataset (any random-access sequence of clip dicts; the index is
-  built from it, with DTW warps, when not given). Only the training split (`data_cfg.train_split`) is
-  augmented: held-out pairs (eval losses, the emotion-swap check) see the audio as it is.
+  built from it, with DTW warps, when not given); `bank` is the split's clips already read. Only the
+  training split (`data_cfg.train_split`) is augmented: held-out pairs (eval losses, the emotion-swap
+  check) see the audio as it is. With `mel_base`, the split's log-mel lives on the devices in a table
+  (`mel_table`) from that row, and views carry window rows instead of windows: `cut_windows` gathers
+  them inside the jitted step, so the host sends each example's frames once instead of 16 times.
+  `data_cfg.device_prefetch` batches are placed on the devices ahead of use.
   """
   if source is None:
     source, index = open_split(data_cfg, split)
@@ -514,14 +635,14 @@ def make_batch_iterator(
   if not index.has_warps:
     raise UserError(f"the pair index of split {split!r} has no DTW warps; run `a2e data align`")
   shard = batching.host_shard(mesh, global_batch_size, data_axes)
-  source = train_shard_source(
-    data_cfg, source, index, seed, global_batch_size, shard.count, augment=split == data_cfg.train_split
-  )
+  source = train_shard_source(data_cfg, source, index, seed, global_batch_size, shard.count,
+                              augment=split == data_cfg.train_split, bank=bank, mel_base=mel_base)
   settings = {"dataset": data_cfg.dataset, "split": split, **source.settings()}
   return BatchIterator(
     lambda step: _loader(source.starting_at(step), shard.index, shard.count, data_cfg, _HUGE, None),
     shard,
     settings,
+    data_cfg.get("device_prefetch", 0),
   )
 
 

@@ -51,6 +51,7 @@ def model_config(size: str = "base") -> ml_collections.ConfigDict:
     mel_bands=schema.MEL_BANDS,
     audio_frames=4,  # mel frames reconstructed per video frame: the frame's own 0.04 s of the window
     dtype="float32",  # compute dtype; "bfloat16" keeps float32 parameters
+    remat=False,  # recompute each Transformer block in the backward pass: less memory, more compute
     emotion_override_rate=0.3,  # training: fraction of clips decoded from the label embedding instead
     use_emotion=True,  # False: the ablation without the emotion branch (emotion input is zero)
   ))
@@ -79,7 +80,8 @@ class A2ENet(nn.Module):
   def setup(self):
     cfg = self.config
     dtype = layers.dtype_of(cfg.dtype)
-    common = dict(num_heads=cfg.num_heads, mlp_dim=cfg.mlp_dim, dropout=cfg.dropout, dtype=dtype)
+    common = dict(num_heads=cfg.num_heads, mlp_dim=cfg.mlp_dim, dropout=cfg.dropout, dtype=dtype,
+                  remat=cfg.get("remat", False))
     self.content_encoder = ContentEncoder(cfg.dim, cfg.stem_channels, cfg.content_layers, **common)
     self.emotion_encoder = EmotionEncoder(cfg.dim, cfg.stem_channels, cfg.emotion_layers,
                                           num_emotions=cfg.num_emotions, **common)

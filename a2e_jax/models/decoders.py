@@ -33,6 +33,7 @@ class AudioDecoder(nn.Module):
   mel_bands: int
   dropout: float = 0.0
   dtype: jnp.dtype = jnp.float32
+  remat: bool = False
 
   @nn.compact
   def __call__(self, content_btd, emotion, mask_bt, train: bool = False):
@@ -42,7 +43,7 @@ class AudioDecoder(nn.Module):
       per_frame(emotion, t))
     x_btd = x_btd + layers.sinusoid(t, self.dim).astype(self.dtype)
     x_btd = layers.Transformer(self.num_layers, self.num_heads, self.mlp_dim, self.dropout, dtype=self.dtype,
-                               name="transformer")(x_btd, mask_bt, train=train)
+                               remat=self.remat, name="transformer")(x_btd, mask_bt, train=train)
     out = layers.dense(self.audio_frames * self.mel_bands, ("embed", "mel"), self.dtype, name="out")(x_btd)
     return out.astype(jnp.float32).reshape(b, t, self.audio_frames, self.mel_bands)
 
@@ -66,6 +67,7 @@ class ExpressionDecoder(nn.Module):
   blink_channels: tuple = ()
   dropout: float = 0.0
   dtype: jnp.dtype = jnp.float32
+  remat: bool = False
 
   @nn.compact
   def __call__(self, content_btd, emotion, beta0_bk, eye_bte, mask_bt, train: bool = False):
@@ -86,7 +88,7 @@ class ExpressionDecoder(nn.Module):
     memory_mask_bs = jnp.concatenate([jnp.ones((b, 1), mask_bt.dtype), mask_bt], axis=1)
 
     x_btd = layers.Transformer(self.num_layers, self.num_heads, self.mlp_dim, self.dropout, cross=True,
-                               dtype=self.dtype, name="transformer")(
+                               dtype=self.dtype, remat=self.remat, name="transformer")(
       query_btd, mask_bt, memory_bsd, memory_mask_bs, train=train)
     residual_btk = layers.dense(self.num_coeffs, ("embed", "coeffs"), self.dtype, name="out",
                                 zero=True)(x_btd)

@@ -18,7 +18,8 @@ def _stem_and_transformer(encoder, mel_btfw, mask_bt, train):
   x_btd = x_btd + layers.sinusoid(x_btd.shape[1], encoder.dim).astype(encoder.dtype)
   x_btd = nn.Dropout(encoder.dropout, deterministic=not train)(x_btd)
   return layers.Transformer(encoder.num_layers, encoder.num_heads, encoder.mlp_dim, encoder.dropout,
-                            dtype=encoder.dtype, name="transformer")(x_btd, mask_bt, train=train)
+                            dtype=encoder.dtype, remat=encoder.remat, name="transformer")(x_btd, mask_bt,
+                                                                                          train=train)
 
 
 class ContentEncoder(nn.Module):
@@ -31,6 +32,7 @@ class ContentEncoder(nn.Module):
   mlp_dim: int
   dropout: float = 0.0
   dtype: jnp.dtype = jnp.float32
+  remat: bool = False
 
   @nn.compact
   def __call__(self, mel_btfw, mask_bt, train: bool = False):
@@ -52,6 +54,7 @@ class EmotionEncoder(nn.Module):
   num_emotions: int
   dropout: float = 0.0
   dtype: jnp.dtype = jnp.float32
+  remat: bool = False
 
   @nn.compact
   def __call__(self, mel_btfw, mask_bt, train: bool = False):

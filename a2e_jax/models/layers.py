@@ -149,7 +149,11 @@ class TransformerBlock(nn.Module):
 
 
 class Transformer(nn.Module):
-  """A stack of `num_layers` TransformerBlocks and a final LayerNorm; [B,T,D] -> [B,T,D]."""
+  """A stack of `num_layers` TransformerBlocks and a final LayerNorm; [B,T,D] -> [B,T,D].
+
+  With `remat`, each block's activations are recomputed in the backward pass instead of kept (less
+  memory, one more forward pass of compute); the parameters are the same either way.
+  """
 
   num_layers: int
   num_heads: int
@@ -157,13 +161,15 @@ class Transformer(nn.Module):
   dropout: float = 0.0
   cross: bool = False
   dtype: Dtype = jnp.float32
+  remat: bool = False
 
   @nn.compact
   def __call__(self, x_btd, mask_bt, memory_bsd=None, memory_mask_bs=None, train: bool = False):
+    # `train` (argument 5, counting the module) selects dropout: static under remat.
+    block_cls = nn.remat(TransformerBlock, static_argnums=(5,)) if self.remat else TransformerBlock
     for i in range(self.num_layers):
       x_btd = nn.with_logical_constraint(x_btd, ACTIVATION_AXES)
-      block = TransformerBlock(self.num_heads, self.mlp_dim, self.dropout, self.cross, self.dtype,
-                               name=f"block{i}")
+      block = block_cls(self.num_heads, self.mlp_dim, self.dropout, self.cross, self.dtype, name=f"block{i}")
       x_btd = block(x_btd, mask_bt, memory_bsd, memory_mask_bs, train)
     return layer_norm(self.dtype, "norm_out")(x_btd)
 

@@ -44,7 +44,7 @@ def ensure_dataset(data_cfg) -> None:
     return
   except UserError:
     name, _, preset = data_cfg.dataset.partition(":")[0].partition("/")
-    if name != "a2e_synthetic" or jax.process_count() > 1:
+    if name != "a2e_synthetic" or jax.process_count() > 1 or "://" in os.fspath(data_cfg.data_dir):
       raise
   corpus = os.path.join(os.path.dirname(os.path.abspath(data_cfg.data_dir)), "corpus", preset)
   commands = [["data", "build", "--synthetic", preset, "--corpus", corpus, "--data-dir", data_cfg.data_dir]]
@@ -71,11 +71,13 @@ def a2enet_task(config) -> Task:
   def init_variables(rng):
     return module.init({"params": rng, "dropout": rng}, a2enet.example_view(config.model))
 
-  def loss_fn(params, batch, rng, train, face):
-    return losses.compute_losses(module, params, batch, rng, config.loss, face_model=face, train=train)
+  def loss_fn(params, batch, rng, train, constants):
+    batch = {k: pipeline.cut_windows(v, constants["mel"]) for k, v in batch.items()}
+    return losses.compute_losses(module, params, batch, rng, config.loss, face_model=constants["face"],
+                                 train=train)
 
-  def predict(params, view):
-    return module.apply({"params": params}, view)["coeffs"]
+  def predict(params, view, constants):
+    return module.apply({"params": params}, pipeline.cut_windows(view, constants["mel"]))["coeffs"]
 
   if config.input == "random":
     frames, coeffs = config.data.window_frames, config.model.num_coeffs
@@ -88,19 +90,32 @@ def a2enet_task(config) -> Task:
       return (next(iterator) for _ in range(eval_batches))
 
     splits = ("random",)
+    table = None
   else:
     ensure_dataset(config.data)
+    data_cfg = config.data
+    # Every split's clips are read once; with windows_on_device their log-mel goes to the devices once,
+    # as one table, and batches carry window rows into it.
+    opened = {s: pipeline.open_split(data_cfg, s) for s in dict.fromkeys((data_cfg.train_split,
+                                                                          *data_cfg.eval_splits))}
+    banks = {s: pipeline.ClipBank.read(source) for s, (source, _) in opened.items()}
+    table, bases = pipeline.mel_table(banks) if data_cfg.windows_on_device else (None, {})
+
+    def batches(mesh, split, seed):
+      source, index = opened[split]
+      return pipeline.make_batch_iterator(data_cfg, split, batch_size, mesh, seed=seed, source=source,
+                                          index=index, bank=banks[split], mel_base=bases.get(split))
 
     def train_batches(mesh, seed):
-      return pipeline.make_batch_iterator(config.data, config.data.train_split, batch_size, mesh, seed=seed)
+      return batches(mesh, data_cfg.train_split, seed)
 
     def eval_batches_fn(mesh, split):
       # Windows of the held-out split, paired as in training, from a fixed seed: the same batches at
       # every evaluation, so eval losses are comparable across steps and runs.
-      iterator = pipeline.make_batch_iterator(config.data, split, batch_size, mesh, seed=config.eval.seed)
+      iterator = batches(mesh, split, config.eval.seed)
       return (next(iterator) for _ in range(eval_batches))
 
-    splits = tuple(config.data.eval_splits)
+    splits = tuple(data_cfg.eval_splits)
 
   face = load_face_model(config.face_model)
   evaluate = None
@@ -113,20 +128,20 @@ def a2enet_task(config) -> Task:
       return render_frames(face, exp_tk, size=96, batch=8)
 
   return Task(init_variables=init_variables, loss_fn=loss_fn, train_batches=train_batches,
-              eval_batches=eval_batches_fn, eval_splits=splits, constants=face, predict=predict,
+              eval_batches=eval_batches_fn, eval_splits=splits, constants={"face": face, "mel": table},
+              predict=predict,
               channel_names=names, evaluate=evaluate, render_faces=render_faces)
 
 
 def _clip_metrics(module, config, face, names):
   """(params, mesh) -> the eval package's metrics (lip vertex error, FDD, blinks, identity, emotion-head
-  accuracy) on the first `config.eval.metrics_clips` whole clips of each eval split; one process only
-  (the metrics read whole batches on the host), `a2e eval` gives them for multi-process runs."""
+  accuracy) on the first `config.eval.metrics_clips` whole clips of each eval split. Every process reads
+  its rows of each batch, all devices compute the predictions, and every process gathers the whole batch
+  and its predictions for the host-side metrics, so any number of processes gives the same numbers."""
   batch_size = config.train.batch_size
 
   def metrics(params, mesh):
-    if jax.process_count() > 1:
-      return {}
-    predictor = evaluate.ModelPredictor(module, params)
+    predictor = evaluate.ModelPredictor(module, params, mesh)
     out = {}
     for split in config.data.eval_splits:
       batches = pipeline.make_eval_iterator(config.data, split, batch_size, mesh)

@@ -14,6 +14,7 @@
   eval        every (steps; 0 disables), batches (per eval split), seed (of the eval batches),
               metrics_clips (whole clips per split scored by a2e_jax.eval: lip error, FDD, blinks; 0: none)
   checkpoint  every (steps), keep (latest), best_metric/best_mode (also kept), async_save
+  profile     start_step (0: off), steps: a jax.profiler trace of those steps into WORKDIR/profile
   summary     tensorboard, plots (coefficient curves at each eval), faces (a filmstrip of rendered predicted
               and true faces at each eval), progress_bar
 """
@@ -44,6 +45,7 @@ def base_config(model_size: str = "base") -> ml_collections.ConfigDict:
   config.eval = ml_collections.ConfigDict(dict(every=1000, batches=8, seed=1234, metrics_clips=64))
   config.checkpoint = ml_collections.ConfigDict(dict(
     every=1000, keep=3, best_metric="eval/loss", best_mode="min", async_save=True))
+  config.profile = ml_collections.ConfigDict(dict(start_step=0, steps=5))
   config.summary = ml_collections.ConfigDict(dict(
     tensorboard=True, plots=True, faces=True, progress_bar=True))
   return config

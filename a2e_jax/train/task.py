@@ -26,9 +26,10 @@ class Task:
     train_batches: (mesh, seed) -> endless iterator of global batches with `get_state()/set_state()`.
     eval_batches: (mesh, split) -> a fresh finite iterable of batches shaped like training batches.
     eval_splits: the splits `eval_batches` accepts.
-    constants: a pytree every loss call receives (e.g. the face model), passed to the jitted step as a
-      replicated argument rather than baked into the program.
-    predict: (params, view) -> coefficients [B,T,K] of one batch view, for the curve plots; optional.
+    constants: a pytree every loss call receives (e.g. the face model, the log-mel table the windows are
+      cut from), placed on every device once and passed to the jitted step rather than baked into it.
+    predict: (params, view, constants) -> coefficients [B,T,K] of one batch view, for the curve plots;
+      optional.
     channel_names: names of the K coefficient channels, for the plots.
     evaluate: (params, mesh) -> {name: float}, further eval metrics (e.g. lip vertex error); optional.
     render_faces: coefficients [T,K] (numpy) -> frames [T,H,W,3] uint8, for the eval filmstrip; optional.

@@ -31,6 +31,7 @@ from a2e_jax.core import run_dir
 from a2e_jax.core.errors import UserError
 from a2e_jax.data import batching
 from a2e_jax.train import checkpoint, runtime, sharding, summary
+from a2e_jax.train import perf as perf_lib
 from a2e_jax.train import state as state_lib
 from a2e_jax.train import step as step_lib
 from a2e_jax.train.task import Task, build_task
@@ -102,14 +103,22 @@ def _prepare_workdir(workdir) -> pathlib.Path:
   return workdir
 
 
-def _check_same_model(config, workdir: pathlib.Path) -> None:
+# Model settings that change how the step computes, not its parameters: a run may resume with others.
+_COMPUTE_ONLY = ("remat",)
+
+
+def _check_same_model(config, workdir) -> None:
   """A workdir resumes only the model it was started with."""
   saved = run_dir.load_run_config(workdir)
   if saved is None:
     return
   now = json.loads(config.to_json())
+  for k in _COMPUTE_ONLY:
+    now.get("model", {}).pop(k, None)
   for key in ("task", "model"):
     before = saved.to_dict().get(key) if key in saved else None
+    if isinstance(before, dict):
+      before = {k: v for k, v in before.items() if k not in _COMPUTE_ONLY}
     if before is not None and before != now.get(key):
       diff = sorted(k for k in before if before.get(k) != now[key].get(k)) if isinstance(before, dict) else []
       raise UserError(f"workdir {workdir} holds a run with another {key} config"
@@ -126,6 +135,7 @@ class _Window:
   steps: int = 0
   timed_steps: int = 0
   seconds: float = 0.0
+  data_seconds: float = 0.0  # host time spent waiting for the next batch (the input pipeline's share)
   clock: float | None = None
 
   def add(self, metrics: dict) -> None:
@@ -170,6 +180,11 @@ class _Run:
     self.predict = jax.jit(task.predict) if task.predict is not None else None
     self.summary = summary.Summary(workdir, tensorboard=config.summary.tensorboard)
     self.window = _Window()
+    self.flops = None  # per device and step, from the compiled step (first step)
+    self.peak = perf_lib.peak_flops(jax.devices()[0].device_kind, config.model.get("dtype", "float32"))
+    profile = config.get("profile", {})
+    self.profiler = perf_lib.Profiler(workdir / "profile", profile.get("start_step", 0),
+                                      profile.get("steps", 1))
     self.last_train: dict = {}
     self.last_eval: dict = {}
 
@@ -209,9 +224,17 @@ class _Run:
     postfix = {"loss": f"{self.last_train['loss']:.4g}"}
     if window.timed_steps:
       rate = window.timed_steps / window.seconds
-      perf = {"steps_per_s": rate, "examples_per_s": rate * self.config.train.batch_size}
+      perf = {"steps_per_s": rate, "examples_per_s": rate * self.config.train.batch_size,
+              "step_ms": 1e3 / rate, "data_wait_ms": 1e3 * window.data_seconds / window.steps,
+              "data_wait_fraction": min(window.data_seconds / window.steps * rate, 1.0),
+              **perf_lib.device_memory()}
+      if self.flops and self.peak:
+        perf["mfu"] = self.flops * rate / self.peak
       self.summary.scalars(step, perf, prefix="perf/")
+      self.summary.record(step, "perf", perf)
       postfix["ex/s"] = f"{perf['examples_per_s']:.1f}"
+      if "mfu" in perf:
+        postfix["mfu"] = f"{perf['mfu']:.1%}"
     self.progress.set_postfix(postfix)
     self.window = _Window(clock=window.clock)
 
@@ -247,7 +270,8 @@ class _Run:
     """Coefficient curves, and (with a face renderer) a filmstrip of predicted over true faces, of the
     first eval clip."""
     view = batch["a"] if "a" in batch else batch
-    pred = multihost_utils.process_allgather(self.predict(self.state.params, view), tiled=True)
+    pred = self.predict(self.state.params, view, self.constants)
+    pred = multihost_utils.process_allgather(pred, tiled=True)
     true, mask = (multihost_utils.process_allgather(view[k], tiled=True) for k in ("coeffs", "mask"))
     if jax.process_index() != 0:
       return
@@ -262,6 +286,12 @@ class _Run:
       self.summary.image(step, "eval/faces_predicted_over_true", strip)
 
   # -- the loop ------------------------------------------------------------------------------------------
+
+  def compile_step(self, batch) -> None:
+    """Compiles the train step for the batch's shapes once, and reads its FLOPs for the MFU."""
+    compiled = self.train_step.lower(self.state, batch, self.step_key, self.constants).compile()
+    self.train_step = compiled
+    self.flops = perf_lib.step_flops(compiled) or 0.0
 
   def save(self, metrics: dict | None = None, force: bool = False) -> None:
     self.ckpt.save(self.state, self.train_iter, metrics=metrics, force=force)
@@ -278,8 +308,14 @@ class _Run:
     preempted = False
     try:
       for step in range(start + 1, self.total + 1):
+        self.profiler.before(step)
+        waited = time.perf_counter()
         batch = next(self.train_iter)
+        self.window.data_seconds += time.perf_counter() - waited
+        if self.flops is None:
+          self.compile_step(batch)
         self.state, metrics = self.train_step(self.state, batch, self.step_key, self.constants)
+        self.profiler.after(step, metrics)
         if pending is not None:
           self.finish_step(*pending)
         pending = (step, metrics)
@@ -301,6 +337,7 @@ class _Run:
       if pending is not None:
         self.finish_step(*pending)
     finally:
+      self.profiler.close()
       preemption.close()
       self.progress.close()
       self.summary.close()
