@@ -27,13 +27,13 @@ def main(port: int, process_id: int, out: str) -> None:
   from a2e_jax.data import align, pipeline
 
   built = []
-  original = pipeline._Setup.training_example
+  original = pipeline._Setup.draw
 
-  def recording(self, example, *args):
+  def recording(self, example):
     built.append(example)
-    return original(self, example, *args)
+    return original(self, example)
 
-  pipeline._Setup.training_example = recording
+  pipeline._Setup.draw = recording
   clips = fake_clips.make_clips(sentences=2)
   index = align.build_pair_index(clips)
   cfg = pipeline.data_config()

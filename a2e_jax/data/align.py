@@ -18,6 +18,7 @@ import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from etils import epath
 
 from a2e_jax.audio import features
 from a2e_jax.core import schema
@@ -94,7 +95,7 @@ class PairIndex:
 
   @classmethod
   def load(cls, path: str) -> "PairIndex":
-    with np.load(path, allow_pickle=False) as data:
+    with epath.Path(path).open("rb") as f, np.load(f, allow_pickle=False) as data:  # a local path or a URL
       return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
 
 

@@ -26,6 +26,7 @@ import warnings
 
 import numpy as np
 import tensorflow_datasets as tfds
+from etils import epath
 from tensorflow_datasets.core import shuffle
 
 from a2e_jax.core import schema
@@ -260,26 +261,24 @@ class A2eSynthetic(A2eManifest):
 
 
 def dataset_dir(data_dir: str, dataset: str) -> str:
-  """The folder of `dataset` ("name/config[:version]"; newest version when none is given) in data_dir."""
+  """The folder of `dataset` ("name/config[:version]"; newest version when none is given) in data_dir, a
+  local folder or a URL (gs://...; read through etils.epath, as TFDS does)."""
   name, _, version = dataset.partition(":")
-  folder = os.path.join(os.fspath(data_dir), *name.split("/"))
+  folder = epath.Path(os.fspath(data_dir)).joinpath(*name.split("/"))
   if version:
-    path = os.path.join(folder, version)
+    path = folder / version
   else:
-    versions = [
-      v
-      for v in (os.listdir(folder) if os.path.isdir(folder) else [])
-      if os.path.isfile(os.path.join(folder, v, "dataset_info.json"))
-    ]
+    versions = [v.name for v in (folder.iterdir() if folder.is_dir() else [])
+                if (v / "dataset_info.json").is_file()]
     if not versions:
       raise UserError(
         f"dataset {dataset!r} is not built in {data_dir}; build it with `a2e data build` "
         "(docs/data.md) or set --config.data.data_dir"
       )
-    path = os.path.join(folder, max(versions, key=lambda v: tuple(int(x) for x in v.split("."))))
-  if not os.path.isfile(os.path.join(path, "dataset_info.json")):
+    path = folder / max(versions, key=lambda v: tuple(int(x) for x in v.split(".")))
+  if not (path / "dataset_info.json").is_file():
     raise UserError(f"{path} holds no built dataset; build it with `a2e data build`")
-  return path
+  return os.fspath(path)
 
 
 def open_split(data_dir: str, dataset: str, split: str):
@@ -289,7 +288,7 @@ def open_split(data_dir: str, dataset: str, split: str):
   if split not in builder.info.splits:
     raise UserError(f"dataset {dataset!r} has no split {split!r}; it has {', '.join(builder.info.splits)}")
   index_path = align.pair_index_path(path, split)
-  if not os.path.isfile(index_path):
+  if not epath.Path(index_path).is_file():
     raise UserError(
       f"{index_path} is missing; run `a2e data align --data-dir {data_dir} --dataset {dataset}`"
     )

@@ -14,6 +14,7 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 
 from a2e_jax.core import schema
 from a2e_jax.eval import metrics
@@ -22,11 +23,45 @@ MM2_PER_UNIT2 = 1e4  # face-model units are 10 cm (face/model.py): 1 unit² = 10
 _BETA0_POOL = 64  # recent β0s from which the identity-transfer check picks another speaker's
 
 
-class ModelPredictor:
-  """A2ENet's predictions: from the speech's own emotion, or from an emotion label (the override)."""
+def host_batch(batch) -> dict:
+  """A batch (dict of arrays) as whole numpy arrays on the host; arrays that span several processes are
+  gathered from all of them, so every process holds the same global batch."""
+  if any(isinstance(x, jax.Array) and not x.is_fully_addressable for x in jax.tree.leaves(batch)):
+    batch = multihost_utils.process_allgather(batch, tiled=True)
+  return {k: np.asarray(v) for k, v in jax.device_get(batch).items()}
 
-  def __init__(self, module, params):
+
+def _on_mesh(mesh, tree):
+  """Host arrays [B,...] (the same on every process) as global arrays split over the mesh's batch axes."""
+  from jax.sharding import NamedSharding, PartitionSpec
+
+  from a2e_jax.data import batching
+
+  def put(x):
+    x = np.asarray(x)
+    spec = NamedSharding(mesh, PartitionSpec(batching.BATCH_AXES))
+    return jax.make_array_from_callback(x.shape, spec, lambda index: x[index])
+
+  return jax.tree.map(put, tree)
+
+
+def _to_host(x):
+  if isinstance(x, jax.Array) and not x.is_fully_addressable:
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+  return np.asarray(x)
+
+
+class ModelPredictor:
+  """A2ENet's predictions: from the speech's own emotion, or from an emotion label (the override).
+
+  With a `mesh`, each batch is split over the mesh's batch axes (all devices of all processes compute
+  it; `params` must live on that mesh, e.g. the train state's) and the predictions are gathered whole on
+  every process; its batch size must then divide by the mesh's data x fsdp devices.
+  """
+
+  def __init__(self, module, params, mesh=None):
     self.params = params
+    self._put = (lambda tree: tree) if mesh is None else functools.partial(_on_mesh, mesh)
     variables = lambda p: {"params": p}  # noqa: E731
 
     def decode(p, view, emotion):
@@ -51,13 +86,13 @@ class ModelPredictor:
 
   def __call__(self, view):
     """(coeffs [B,T,K], audio emotion logits [B,E])."""
-    coeffs, logits = self._speech(self.params, _model_view(view))
-    return np.asarray(coeffs), np.asarray(logits)
+    coeffs, logits = self._speech(self.params, self._put(_model_view(view)))
+    return _to_host(coeffs), _to_host(logits)
 
   def with_emotion(self, view, label_b, intensity_b):
     """Coefficients [B,T,K] with the emotion overridden: labels [B] (a clip each) or [B,T] (a schedule)."""
-    return np.asarray(self._label(self.params, _model_view(view), jnp.asarray(label_b),
-                                  jnp.asarray(intensity_b, jnp.float32)))
+    inputs = self._put((_model_view(view), np.asarray(label_b), np.asarray(intensity_b, np.float32)))
+    return _to_host(self._label(self.params, *inputs))
 
 
 class Beta0Predictor:
@@ -104,7 +139,7 @@ def evaluate(predictor, batches, face_model, classifier=None, out_dir: str | Non
   example, pool = None, []
   row_key = 0
   for batch in batches:
-    view = {k: np.asarray(v) for k, v in jax.device_get(batch).items()}
+    view = host_batch(batch)
     lengths = view["mask"].sum(1).astype(int)
     valid = np.flatnonzero(lengths > 0)
     if not valid.size:
@@ -212,7 +247,7 @@ def evaluate_swap_pairs(predictor, pair_batches, face_model) -> dict:
   lips = np.asarray(face_model.region("lips"))
   own, swap = [], []
   for batch in pair_batches:
-    a, ab = ({k: np.asarray(v) for k, v in jax.device_get(batch[name]).items()} for name in ("a", "ab"))
+    a, ab = (host_batch(batch[name]) for name in ("a", "ab"))
     mask = a["mask"] * ab["mask"]
     rows = np.flatnonzero((mask.sum(1) > 0) & (a["emotion"] != ab["emotion"]))
     if not rows.size:

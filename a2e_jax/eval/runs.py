@@ -13,7 +13,7 @@ from a2e_jax.core.errors import UserError
 from a2e_jax.data import pipeline
 from a2e_jax.eval import emotion_classifier, evaluate
 from a2e_jax.face import registry
-from a2e_jax.models.a2enet import A2ENet
+from a2e_jax.models.a2enet import A2ENet, example_view
 from a2e_jax.train import sharding
 
 CLASSIFIER_FILE = "emotion_classifier.npz"
@@ -33,6 +33,22 @@ def _run_config(workdir: str) -> ml_collections.ConfigDict:
 def one_device_mesh():
   """A (data, fsdp, model) = (1, 1, 1) mesh on the first device: evaluation runs one clip batch at a time."""
   return sharding.make_mesh(ml_collections.ConfigDict(dict(data=1, fsdp=1, model=1)), jax.devices()[:1])
+
+
+def eval_mesh(batch_size: int):
+  """A data-parallel mesh over as many of this process's devices as divide `batch_size` evenly: each
+  batch of clips is split over them."""
+  devices = jax.local_devices()
+  count = max(k for k in range(1, len(devices) + 1) if batch_size % k == 0)
+  return sharding.make_mesh(ml_collections.ConfigDict(dict(data=count, fsdp=1, model=1)), devices[:count])
+
+
+def _restore_on(workdir: str, step, model_cfg, mesh):
+  """A2ENet predicting with the run's parameters, restored replicated onto every device of `mesh`."""
+  module = A2ENet(model_cfg)
+  shapes = sharding.unbox(jax.eval_shape(module.init, jax.random.key(0), example_view(model_cfg))["params"])
+  abstract = sharding.with_shardings(shapes, jax.tree.map(lambda _: sharding.replicated(mesh), shapes))
+  return evaluate.ModelPredictor(module, run_dir.restore_params(workdir, step, abstract), mesh)
 
 
 def _face_model(name: str | None, config):
@@ -107,18 +123,16 @@ def evaluate_runs(workdir: str, compare=(), baselines=(), step="best", data_dir=
   names = channels.layout_channels(config.model.channel_layout, config.model.num_coeffs)
   classifier = get_classifier(classifier_path or os.path.join(workdir, CLASSIFIER_FILE), data_cfg,
                               config.model.num_coeffs)
-  predictors = {"model": evaluate.ModelPredictor(A2ENet(config.model),
-                                                 run_dir.restore_params(workdir, step))}
+  mesh = eval_mesh(batch_size)
+  predictors = {"model": _restore_on(workdir, step, config.model, mesh)}
   for other in compare:
     other_cfg = _run_config(other)
     if other_cfg.model.num_coeffs != config.model.num_coeffs:
       raise UserError(f"run {other} predicts {other_cfg.model.num_coeffs} channels, {workdir} "
                       f"{config.model.num_coeffs}; compare runs on the same data")
-    predictors[os.path.basename(os.path.normpath(other))] = evaluate.ModelPredictor(
-      A2ENet(other_cfg.model), run_dir.restore_params(other, step))
+    predictors[os.path.basename(os.path.normpath(other))] = _restore_on(other, step, other_cfg.model, mesh)
   if "beta0" in baselines:
     predictors["beta0"] = evaluate.Beta0Predictor()
-  mesh = one_device_mesh()
   results = {}
   pair_count = max(1, (max_clips or SWAP_PAIR_CLIPS) // batch_size)
   for split in splits:

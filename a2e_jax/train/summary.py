@@ -5,22 +5,69 @@ Only process 0 writes. `WORKDIR/metrics.jsonl` gets one JSON line per train step
 twice the later line is the resumed run's. TensorBoard files (tensorboardX, no TensorFlow) go to
 `WORKDIR/tensorboard/`: train metrics averaged over each logging window, the learning rate, throughput,
 eval metrics, images of predicted against true coefficient curves and, where the task can render faces, a
-filmstrip of predicted over true faces (an image: tensorboardX's videos would need moviepy).
+filmstrip of predicted over true faces (an image: tensorboardX's videos would need moviepy). WORKDIR may
+be a URL (gs://bucket/run): both go through etils.epath.
 """
 
+import io
 import json
 import math
-import pathlib
+import os
 
 import jax
 import numpy as np
+from etils import epath
 
 # Channels the curve plots show when the model has them (ICT/ARKit names): mouth, smile, brows, blinks.
 PLOT_CHANNELS = ("jawOpen", "mouthFunnel", "mouthSmile_L", "browInnerUp_L", "eyeBlink_L", "mouthFrown_L")
 
 
+class _Lines:
+  """metrics.jsonl on a URL (gs://...): objects there cannot be appended to, so the file is rewritten
+  whole at each flush (it holds one short line per step)."""
+
+  def __init__(self, path: epath.Path):
+    self.path = path
+    self.text = path.read_text() if path.exists() else ""
+
+  def write(self, line: str) -> None:
+    self.text += line
+
+  def flush(self) -> None:
+    self.path.write_text(self.text)
+
+  def close(self) -> None:
+    self.flush()
+
+
+class _UrlEvents:
+  """A tensorboardX record writer for a URL, through etils.epath (the fsspec package of the scheme, e.g.
+  gcsfs): the event file is rewritten whole at each flush, as tensorboardX's own gs:// writer does."""
+
+  def __init__(self, path: str):
+    self.path, self.buffer = epath.Path(path), io.BytesIO()
+
+  def write(self, data: bytes) -> None:
+    self.buffer.write(data)
+
+  def flush(self) -> None:
+    self.path.write_bytes(self.buffer.getvalue())
+
+  def close(self) -> None:
+    self.flush()
+
+
+class _UrlEventsFactory:
+  def open(self, path):
+    return _UrlEvents(path)
+
+  def directory_check(self, path):
+    epath.Path(path).mkdir(parents=True, exist_ok=True)
+
+
 class Summary:
-  """Writes metrics on process 0; on other processes every method does nothing."""
+  """Writes metrics on process 0; on other processes every method does nothing. `workdir` may be a URL
+  (etils.epath: gs://, s3://, ... where its filesystem package is installed)."""
 
   def __init__(self, workdir, tensorboard: bool = True):
     self.enabled = jax.process_index() == 0
@@ -28,19 +75,27 @@ class Summary:
     self._writer = None
     if not self.enabled:
       return
-    workdir = pathlib.Path(workdir)
+    text = os.fspath(workdir)
+    workdir = epath.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    self._jsonl = open(workdir / "metrics.jsonl", "a")  # noqa: SIM115 - closed in close().
+    if "://" in text:
+      self._jsonl = _Lines(workdir / "metrics.jsonl")
+    else:
+      self._jsonl = open(workdir / "metrics.jsonl", "a")  # noqa: SIM115 - closed in close().
     if tensorboard:
-      from tensorboardX import SummaryWriter  # deferred: only runs that write TensorBoard load it
+      # Deferred: only runs that write TensorBoard load it.
+      from tensorboardX import SummaryWriter, record_writer
 
-      self._writer = SummaryWriter(str(workdir / "tensorboard"), flush_secs=30)
+      if "://" in text:
+        record_writer.register_writer_factory(text.split("://")[0], _UrlEventsFactory())
+      self._writer = SummaryWriter(os.fspath(workdir / "tensorboard"), flush_secs=30)
 
   def record(self, step: int, split: str, metrics: dict) -> None:
     """One line of metrics.jsonl (host floats)."""
     if self._jsonl is not None:
       self._jsonl.write(json.dumps({"step": step, "split": split, **_floats(metrics)}) + "\n")
-      self._jsonl.flush()
+      if not isinstance(self._jsonl, _Lines):  # a URL's file is written at flush and close
+        self._jsonl.flush()
 
   def scalars(self, step: int, metrics: dict, prefix: str = "") -> None:
     if self._writer is not None:
@@ -52,6 +107,8 @@ class Summary:
       self._writer.add_image(name, image_hwc, step, dataformats="HWC")
 
   def flush(self) -> None:
+    if self._jsonl is not None:
+      self._jsonl.flush()
     if self._writer is not None:
       self._writer.flush()
 
@@ -71,7 +128,7 @@ def _floats(metrics: dict) -> dict:
 def read_metrics(workdir, split: str = "train") -> dict[int, dict]:
   """{step: metrics} from metrics.jsonl; where a resumed run repeated a step, its later line wins."""
   out = {}
-  path = pathlib.Path(workdir) / "metrics.jsonl"
+  path = epath.Path(workdir) / "metrics.jsonl"
   if path.exists():
     for line in path.read_text().splitlines():
       if line.strip():

@@ -16,8 +16,6 @@ import dataclasses
 import json
 import math
 import os
-import pathlib
-import shutil
 import signal
 import threading
 import time
@@ -25,6 +23,7 @@ import time
 import jax
 import numpy as np
 import tqdm
+from etils import epath
 from jax.experimental import multihost_utils
 
 from a2e_jax.core import run_dir
@@ -92,15 +91,28 @@ def validate(config, mesh) -> None:
       raise UserError(f"config: {message}")
 
 
-def _prepare_workdir(workdir) -> pathlib.Path:
-  workdir = pathlib.Path(workdir)
-  if workdir.exists() and not workdir.is_dir():
-    raise UserError(f"workdir {workdir} is a file; pass a folder with --workdir")
+def _run_path(workdir) -> tuple[epath.Path, bool]:
+  """(the run folder, whether it exists yet): a local folder made absolute, or a URL (gs://, s3://, ...)
+  kept a URL, so that every host of a pod writes to the same bucket and never to a folder named 'gs:' on
+  its own disk."""
+  text = os.fspath(workdir)
+  path = epath.Path(text if "://" in text else os.path.abspath(text))
   try:
-    workdir.mkdir(parents=True, exist_ok=True)
+    exists = path.exists()
+  except ImportError as e:  # epath names the fsspec package a URL scheme needs
+    scheme = text.split("://")[0]
+    raise UserError(f"workdir {text}: {e} (the filesystem package for {scheme}:// is not installed); "
+                    "install it or pass a local --workdir") from None
+  if exists and not path.is_dir():
+    raise UserError(f"workdir {text} is a file; pass a folder with --workdir")
+  return path, exists
+
+
+def _make_dir(path: epath.Path) -> None:
+  try:
+    path.mkdir(parents=True, exist_ok=True)
   except OSError as e:
-    raise UserError(f"cannot create workdir {workdir}: {e.strerror}") from None
-  return workdir
+    raise UserError(f"cannot create workdir {path}: {e.strerror or e}") from None
 
 
 # Model settings that change how the step computes, not its parameters: a run may resume with others.
@@ -155,7 +167,7 @@ class _Window:
 class _Run:
   """The loop of one `train_and_evaluate` call (all processes run it in lockstep)."""
 
-  def __init__(self, config, workdir: pathlib.Path, task: Task, mesh):
+  def __init__(self, config, workdir: epath.Path, task: Task, mesh):
     self.config, self.workdir, self.task, self.mesh = config, workdir, task, mesh
     self.total = config.train.steps
     self.tx, self.schedule = state_lib.make_optimizer(config.optim, self.total)
@@ -360,19 +372,17 @@ def train_and_evaluate(config, workdir, task: Task | None = None) -> dict:
   """
   for warning in runtime.check(config):
     _say(f"a2e train: warning: {warning}")
-  if os.path.exists(workdir) and not os.path.isdir(workdir):
-    raise UserError(f"workdir {workdir} is a file; pass a folder with --workdir")
+  workdir, exists = _run_path(workdir)
   mesh = sharding.make_mesh(config.mesh)
   validate(config, mesh)
-  _check_same_model(config, pathlib.Path(workdir))
+  _check_same_model(config, workdir)
   task = build_task(config) if task is None else task
-  fresh = not os.path.exists(workdir)
-  workdir = _prepare_workdir(workdir)
+  _make_dir(workdir)
   try:
     run = _Run(config, workdir, task, mesh)
   except UserError:
-    if fresh:  # a setting refused on the way in leaves no empty run folder behind
-      shutil.rmtree(workdir, ignore_errors=True)
+    if not exists:  # a setting refused on the way in leaves no empty run folder behind
+      workdir.rmtree(missing_ok=True)
     raise
   checkpoint.save_run_config(workdir, config)
   return run.run()
