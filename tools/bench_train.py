@@ -11,7 +11,9 @@ within every repeat so that load from other processes hits them alike. On a CPU 
 fake host devices (`--xla_force_host_platform_device_count=8`): they share the same cores, so the row
 measures the cost of the sharded program, not a speed-up. FLOPs are XLA's count for one step's program
 on one device times the device count (so replicated work, such as the optimizer update under data
-parallelism, counts once per device).
+parallelism, counts once per device); temp MB is XLA's temporary buffer size of the compiled step (the
+activations kept for the backward pass among them), which `--remat on|both` (`model.remat`) trades for
+recomputation.
 """
 
 import argparse
@@ -30,8 +32,9 @@ if "jax" not in sys.modules:  # fake CPU devices must be requested before JAX st
 
 
 
-def make_row(size: str, num_devices: int, batch: int, frames: int):
-  """(run one step, compile seconds, parameter count, FLOPs per step) for one configuration."""
+def make_row(size: str, num_devices: int, batch: int, frames: int, remat: bool = False):
+  """(run one step, compile seconds, parameter count, FLOPs per step, XLA's temporary buffer bytes) for
+  one configuration."""
   import jax
   import ml_collections
 
@@ -46,6 +49,7 @@ def make_row(size: str, num_devices: int, batch: int, frames: int):
   config.data.window_frames = frames
   config.train.batch_size = batch
   config.eval.metrics_clips = 0
+  config.model.remat = remat
   the_task = a2enet_task(config)
   mesh = sharding.make_mesh(ml_collections.ConfigDict(dict(data=num_devices, fsdp=1, model=1)),
                             jax.devices()[:num_devices])
@@ -63,12 +67,14 @@ def make_row(size: str, num_devices: int, batch: int, frames: int):
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, list) else cost
   flops = float(cost.get("flops", 0.0)) * num_devices if cost else 0.0
+  memory = compiled.memory_analysis()
+  temp_bytes = float(memory.temp_size_in_bytes) if memory is not None else float("nan")
 
   def run():
     holder["state"], metrics = compiled(holder["state"], batch_arrays, key, constants)
     jax.block_until_ready(metrics["loss"])
 
-  return run, compile_s, state_lib.count_params(holder["state"].params), flops
+  return run, compile_s, state_lib.count_params(holder["state"].params), flops, temp_bytes
 
 
 def main(argv=None) -> dict:
@@ -79,6 +85,8 @@ def main(argv=None) -> dict:
   parser.add_argument("--frames", type=int, default=32, help="frames per clip window (data.window_frames)")
   parser.add_argument("--repeats", type=int, default=10)
   parser.add_argument("--warmup", type=int, default=2)
+  parser.add_argument("--remat", choices=("off", "on", "both"), default="off",
+                      help="--config.model.remat: recompute Transformer blocks in the backward pass")
   parser.add_argument("--json", default="bench_train.json", help="where to write the results")
   args = parser.parse_args(argv)
 
@@ -90,12 +98,14 @@ def main(argv=None) -> dict:
   if max(counts) > len(jax.devices()):
     sys.exit(f"bench_train: {max(counts)} devices requested, {len(jax.devices())} available")
   rows, info = {}, {}
+  remats = {"off": (False,), "on": (True,), "both": (False, True)}[args.remat]
   for size in sizes:
     for count in counts:
-      name = f"{size}/{count}dev"
-      rows[name], compile_s, params, flops = make_row(size, count, args.batch, args.frames)
-      info[name] = {"size": size, "devices": count, "compile_s": compile_s, "params": params,
-                    "flops_per_step": flops}
+      for remat in remats:
+        name = f"{size}/{count}dev" + ("/remat" if remat else "")
+        rows[name], compile_s, params, flops, temp = make_row(size, count, args.batch, args.frames, remat)
+        info[name] = {"size": size, "devices": count, "remat": remat, "compile_s": compile_s,
+                      "params": params, "flops_per_step": flops, "temp_mb": temp / 2**20}
   results = {}
   for name, times in timed(rows, args.repeats, args.warmup).items():
     median = statistics.median(times)
@@ -113,10 +123,11 @@ def main(argv=None) -> dict:
   }
   print(f"train step: batch {args.batch} x {args.frames} frames, median of {args.repeats} after "
         f"{args.warmup} warm-up, on {report['machine']['device']} ({jax.default_backend()})")
-  print(f"{'row':<14}{'params':>12}{'compile s':>11}{'step ms':>10}{'examples/s':>12}{'GFLOP/s':>10}")
+  print(f"{'row':<20}{'params':>12}{'compile s':>11}{'step ms':>10}{'examples/s':>12}{'GFLOP/s':>10}"
+        f"{'temp MB':>9}")
   for name, r in results.items():
-    print(f"{name:<14}{r['params']:>12,}{r['compile_s']:>11.1f}{r['median_step_ms']:>10.1f}"
-          f"{r['examples_per_s']:>12.1f}{r['gflops_per_s']:>10.1f}")
+    print(f"{name:<20}{r['params']:>12,}{r['compile_s']:>11.1f}{r['median_step_ms']:>10.1f}"
+          f"{r['examples_per_s']:>12.1f}{r['gflops_per_s']:>10.1f}{r['temp_mb']:>9.1f}")
   with open(args.json, "w") as f:
     json.dump(report, f, indent=2)
   print(f"wrote {args.json}")
