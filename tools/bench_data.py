@@ -181,7 +181,7 @@ def batch_bytes(batch) -> int:
 
 
 def pipeline_rows(data_dir: str, dataset: str, batch: int, frames: int, devices: int, steps: int,
-                  before_rev: str):
+                  step_batches: int, before_rev: str):
   """({row: run()} where run() handles `steps` batches and returns the examples it handled,
   {row: host bytes per example}, {"loss_host_windows", "loss_device_windows"} on one fixed batch)."""
   import jax
@@ -192,6 +192,9 @@ def pipeline_rows(data_dir: str, dataset: str, batch: int, frames: int, devices:
 
   cfg = pipeline.data_config()
   cfg.data_dir, cfg.dataset, cfg.window_frames = data_dir, dataset, frames
+  # Every pipeline row keeps grain's 4 local batches in flight (refilled while the other rows run); the
+  # device prefetch is left out of them, as the pipeline before had none (the trainer's row keeps it).
+  cfg.device_prefetch = 0
   mesh_cfg = ml_collections.ConfigDict({"data": devices, "fsdp": 1, "model": 1})
   mesh = sharding.make_mesh(mesh_cfg, jax.devices()[:devices])  # the trainer's mesh (Auto axes)
   source, index = pipeline.open_split(cfg, "train")
@@ -206,7 +209,9 @@ def pipeline_rows(data_dir: str, dataset: str, batch: int, frames: int, devices:
   old = pipeline_before(before_rev)
   if old is not None:
     iterators[f"pipeline before ({before_rev})"] = old.make_batch_iterator(cfg, "train", batch, mesh, seed=1)
-  step, loss, fed = train_step("tiny", mesh, batch, cfg)
+  trainer_cfg = cfg.copy_and_resolve_references()
+  trainer_cfg.device_prefetch = pipeline.data_config().device_prefetch
+  step, loss, fed = train_step("tiny", mesh, batch, trainer_cfg)
   fixed = next(fed)
   step(fixed)  # compiles
   # The same examples through both layouts: the loss must not change.
@@ -224,14 +229,14 @@ def pipeline_rows(data_dir: str, dataset: str, batch: int, frames: int, devices:
     return run
 
   def step_only():
-    for _ in range(steps):
+    for _ in range(step_batches):
       step(fixed)
-    return batch * steps
+    return batch * step_batches
 
   def step_fed_by_pipeline():
-    for _ in range(steps):
+    for _ in range(step_batches):
       step(next(fed))
-    return batch * steps
+    return batch * step_batches
 
   rows = {name: drain(it) for name, it in iterators.items()}
   rows["train_step_tiny (fixed batch)"] = step_only
@@ -248,7 +253,9 @@ def main(argv=None) -> dict:
   parser.add_argument("--batch", type=int, default=16, help="global batch (configs/synthetic.py:cpu uses 16)")
   parser.add_argument("--frames", type=int, default=32, help="window frames (data.window_frames)")
   parser.add_argument("--devices", default="1,8", help="device counts of the data-parallel meshes")
-  parser.add_argument("--steps", type=int, default=5, help="batches per pipeline timing")
+  parser.add_argument("--steps", type=int, default=40,
+                      help="batches per pipeline timing (many more than the 4 grain keeps in flight)")
+  parser.add_argument("--step-batches", type=int, default=5, help="batches per train-step timing")
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--skip", choices=("features", "pipeline"), help="leave one part out")
   parser.add_argument("--before", default=BEFORE,
@@ -290,7 +297,7 @@ def main(argv=None) -> dict:
     report["results"]["pipeline"] = {}
     for devices in (int(d) for d in args.devices.split(",")):
       rows, sizes, losses = pipeline_rows(data_dir, args.dataset, args.batch, args.frames, devices,
-                                          args.steps, args.before)
+                                          args.steps, args.step_batches, args.before)
       results = {}
       for name, runs in timed_runs(rows, args.repeats, 1).items():
         median = statistics.median(r.wall for r in runs)
@@ -307,7 +314,8 @@ def main(argv=None) -> dict:
       report["results"]["pipeline"][f"{devices}dev"] = entry
       print(
         f"pipeline, {args.dataset}, batch {args.batch} x {args.frames} frames, {devices} device(s), "
-        f"{args.steps} batches per run, median of {args.repeats}"
+        f"{args.steps} batches per pipeline run, {args.step_batches} per train-step run, median of "
+        f"{args.repeats}"
       )
       print(f"{'row':<44}{'examples/s':>12}{'host kB/example':>17}")
       for name, r in results.items():
