@@ -72,9 +72,10 @@ def host_shard(mesh: Mesh, global_batch: int, axes: Sequence[str] = BATCH_AXES) 
 def to_global(local_tree, shard: HostShard):
   """The global batch (a tree of jax.Arrays [global_batch, ...]) from this process's rows [rows, ...]."""
 
-  def put(x):
-    spec = PartitionSpec(*shard.sharding.spec, *([None] * (x.ndim - 1)))
-    return jax.make_array_from_process_local_data(NamedSharding(shard.sharding.mesh, spec), x,
-                                                  (shard.global_batch, *x.shape[1:]))
+  def spec(x):
+    return NamedSharding(shard.sharding.mesh, PartitionSpec(*shard.sharding.spec, *([None] * (x.ndim - 1))))
 
-  return jax.tree.map(put, local_tree)
+  if jax.process_count() == 1:  # the local rows are the whole batch: one batched transfer of all arrays
+    return jax.device_put(local_tree, jax.tree.map(spec, local_tree))
+  return jax.tree.map(lambda x: jax.make_array_from_process_local_data(spec(x), x, (shard.global_batch,
+                                                                                   *x.shape[1:])), local_tree)
