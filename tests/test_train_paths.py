@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO
 from fsspec.implementations.memory import MemoryFileSystem
 
-from a2e_jax.config import load_config
+from a2e_jax.core.config import load_config
 from a2e_jax.train import checkpoint, summary, trainer
 
 

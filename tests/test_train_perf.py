@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import pytest
 from conftest import REPO
 
-from a2e_jax.config import load_config
+from a2e_jax.core.config import load_config
 from a2e_jax.train import perf, summary, trainer
 
 STANDIN = str(REPO / "tests" / "train_standin.py")
