@@ -11,6 +11,7 @@ import pytest
 from conftest import REPO
 from fsspec.implementations.memory import MemoryFileSystem
 
+from a2e_jax.core import run_dir
 from a2e_jax.core.config import load_config
 from a2e_jax.train import checkpoint, summary, trainer
 
@@ -45,7 +46,7 @@ def test_a_gs_workdir_gets_config_metrics_and_tensorboard_in_the_bucket(fake_gcs
   trainer._make_dir(workdir)
   config = load_config(str(REPO / "tests" / "train_standin.py"))
   checkpoint.save_run_config(workdir, config)
-  assert checkpoint.load_run_config("gs://bucket/run").train.steps == config.train.steps
+  assert run_dir.load_run_config("gs://bucket/run").train.steps == config.train.steps
   writer = summary.Summary(workdir)
   writer.record(1, "train", {"loss": 2.0})
   writer.scalars(1, {"train/loss": 2.0})

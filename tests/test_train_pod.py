@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from conftest import REPO
 
+from a2e_jax.core import run_dir
 from a2e_jax.train import checkpoint, summary
 
 STANDIN = str(REPO / "tests" / "train_standin.py")
@@ -51,7 +52,7 @@ def _finish(process) -> str:
 
 
 def _params(workdir):
-  return jax.tree.map(np.asarray, checkpoint.restore_params(str(workdir), "latest"))
+  return jax.tree.map(np.asarray, run_dir.restore_params(str(workdir), "latest"))
 
 
 @pytest.mark.slow
