@@ -35,6 +35,7 @@ def main(out: str) -> None:
 
   config = a2enet.model_config("tiny")
   config.num_coeffs = fake_clips.K
+  config.channel_layout = ""  # the fake clips' unnamed channels
   module = a2enet.A2ENet(config)
   mesh = sharding.make_mesh(ml_collections.ConfigDict(dict(data=2, fsdp=2, model=2)))
   boxed = jax.eval_shape(module.init, jax.random.key(0), a2enet.example_view(config))["params"]
