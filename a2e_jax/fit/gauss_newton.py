@@ -1,0 +1,74 @@
+"""The landmark stage as Levenberg–Marquardt with the Schur complement of the shared identity.
+
+Landmark reprojection is a small nonlinear least-squares problem per frame (pose 6 + expression Ke
+unknowns against 2L residuals) coupled only through the clip's one identity (Ki unknowns). The normal
+equations are block-arrow shaped: per-frame blocks H_t [P,P], couplings C_t [P,Ki] and the identity block
+H_ii [Ki,Ki]. Eliminating the frames (the Schur complement S = H_ii − Σ C_tᵀ H_t⁻¹ C_t) leaves one
+Ki×Ki system per iteration, so a 200-frame clip costs 200 small solves and one of identity size. The
+Geman–McClure loss enters as iteratively reweighted least squares (weights σ⁴/(e² + σ²)²), with σ annealed
+from wide to narrow as in the Adam path; priors are Gaussian residuals. Blendshape channels are clipped to
+[0, 1] after each step.
+"""
+
+import jax
+import jax.numpy as jnp
+
+from a2e_jax.render import camera as cam_lib
+
+
+def solve_landmarks(pts_arrays, lmk_weights, params, anchor, scale, lmk, conf, camera, config, translation):
+  """Refines params' "rot", "centre", "depth", "exp" and "id" by `config.gn_iterations` LM steps."""
+  mean, id_basis, exp_basis = pts_arrays
+  num, ke = params["exp"].shape
+  ki = params["id"].shape[0]
+  exp_prior = config.exp_weight_gn
+
+  def frame_residual(theta, ident, anchor_t, scale_t, lmk_t, weight_t):
+    rot, centre, depth, exp = theta[:3], theta[3:5], theta[5], theta[6:]
+    shape = mean + jnp.einsum("k,lck->lc", ident, id_basis) + jnp.einsum("k,lck->lc", exp, exp_basis)
+    trans = translation(camera, (anchor_t + scale_t * centre)[None], depth[None])[0]
+    posed = cam_lib.transform(shape, rot, trans)
+    px = cam_lib.to_pixels(camera, cam_lib.project(camera, posed))
+    return ((px - lmk_t) / scale_t).reshape(-1) * jnp.repeat(jnp.sqrt(weight_t), 2) / config.landmark_noise
+
+  jac = jax.vmap(jax.jacfwd(frame_residual, argnums=(0, 1)), in_axes=(0, None, 0, 0, 0, 0))
+  res = jax.vmap(frame_residual, in_axes=(0, None, 0, 0, 0, 0))
+
+  theta = jnp.concatenate([params["rot"], params["centre"], params["depth"][:, None], params["exp"]], -1)
+  ident = params["id"]
+  weight = lmk_weights[None] * conf
+  iterations = config.gn_iterations
+  rigid = max(1, int(round(iterations * config.rigid_fraction)))
+
+  def step(carry, i):
+    theta, ident = carry
+    frac = i / iterations
+    sigma = config.sigma_start * (config.sigma_end / config.sigma_start) ** jnp.minimum(frac * 1.5, 1.0)
+    r = res(theta, ident, anchor, scale, lmk, weight)  # [T,2L]
+    j_f, j_i = jac(theta, ident, anchor, scale, lmk, weight)  # [T,2L,P], [T,2L,Ki]
+    # IRLS weights per landmark (both coordinates share one), from the squared error in IOD units.
+    e2 = (r.reshape(num, -1, 2) ** 2).sum(-1) * config.landmark_noise**2 / jnp.maximum(weight, 1e-9)
+    irls = jnp.repeat(sigma**4 / (e2 + sigma**2) ** 2, 2, axis=1)
+    shape_free = (i >= rigid).astype(jnp.float32)
+    lock = 1e8 * (1.0 - shape_free)  # the rigid steps move only the pose
+    prior_f = jnp.concatenate([jnp.zeros(6), jnp.full((ke,), exp_prior)])
+    damp_f = config.gn_damping + jnp.concatenate([jnp.zeros(6), jnp.full((ke,), lock)])
+    h_ff = jnp.einsum("trp,tr,trq->tpq", j_f, irls, j_f)
+    h_ff += jax.vmap(jnp.diag)(jnp.broadcast_to(prior_f + damp_f, theta.shape)) \
+      + config.gn_damping * jax.vmap(jnp.diag)(jax.vmap(jnp.diag)(h_ff))
+    g_f = jnp.einsum("trp,tr,tr->tp", j_f, irls, r) + prior_f * theta
+    c = jnp.einsum("trp,tr,trk->tpk", j_f, irls, j_i)
+    h_ii = jnp.einsum("trk,tr,trl->kl", j_i, irls, j_i) + (1.0 + config.gn_damping + lock) * jnp.eye(ki)
+    g_i = jnp.einsum("trk,tr,tr->k", j_i, irls, r) + ident
+    inv_c = jnp.linalg.solve(h_ff, c)  # [T,P,Ki]
+    inv_g = jnp.linalg.solve(h_ff, g_f[..., None])[..., 0]  # [T,P]
+    schur = h_ii - jnp.einsum("tpk,tpl->kl", c, inv_c)
+    d_i = jnp.linalg.solve(schur, g_i - jnp.einsum("tpk,tp->k", c, inv_g))
+    d_f = inv_g - jnp.einsum("tpk,k->tp", inv_c, d_i)
+    theta, ident = theta - d_f, ident - d_i
+    if config.bounded_exp:
+      theta = theta.at[:, 6:].set(jnp.clip(theta[:, 6:], 0.0, 1.0))
+    return (theta, ident), None
+
+  (theta, ident), _ = jax.lax.scan(step, (theta, ident), jnp.arange(iterations, dtype=jnp.float32))
+  return dict(params, rot=theta[:, :3], centre=theta[:, 3:5], depth=theta[:, 5], exp=theta[:, 6:], id=ident)

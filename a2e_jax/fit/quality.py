@@ -1,0 +1,92 @@
+"""How good a fit is against known truth: the measures of the synthetic checks and benchmarks."""
+
+import numpy as np
+
+from a2e_jax.render import camera as cam_lib
+from a2e_jax.render.pipeline import FaceRenderer
+
+MM_PER_UNIT = 100.0  # 1 model unit = 10 cm
+
+
+def pose_error_deg(pose_a, pose_b) -> np.ndarray:
+  """[T] angle of the rotation between two poses' rotations, in degrees."""
+  ra = np.asarray(cam_lib.rotation_matrix(np.asarray(pose_a)[:, :3]))
+  rb = np.asarray(cam_lib.rotation_matrix(np.asarray(pose_b)[:, :3]))
+  cos = (np.einsum("tij,tij->t", ra, rb) - 1) / 2
+  return np.rad2deg(np.arccos(np.clip(cos, -1, 1)))
+
+
+def identity_error_mm(model, id_a, id_b) -> float:
+  """Mean distance between the two identities' neutral face-region vertices, in mm."""
+  face = np.asarray(model.regions.get("face", np.arange(model.mean.shape[0])))
+  a = np.asarray(model.vertices(np.asarray(id_a, np.float32)))[face]
+  b = np.asarray(model.vertices(np.asarray(id_b, np.float32)))[face]
+  return float(np.linalg.norm(a - b, axis=-1).mean() * MM_PER_UNIT)
+
+
+def landmark_vertex_error(model, image_size, fit, true_landmarks_tl2) -> np.ndarray:
+  """[T] mean distance between the fitted 68 landmark vertices' projections and the true ones, / IOD."""
+  from a2e_jax.fit.solve import inter_ocular
+
+  camera = cam_lib.deep3d_camera(*image_size)
+  verts = np.asarray(model.vertices(fit.id, fit.exp))[:, np.asarray(model.landmarks)]
+  posed = cam_lib.transform(verts, fit.pose[:, :3], fit.pose[:, 3:])
+  px = np.asarray(cam_lib.to_pixels(camera, cam_lib.project(camera, posed)))
+  iod = np.asarray(inter_ocular(true_landmarks_tl2))
+  return np.linalg.norm(px - true_landmarks_tl2, axis=-1).mean(1) / iod
+
+
+def correlation(a, b) -> float:
+  """Pearson correlation of two [T] series (nan when either is constant)."""
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  if a.std() < 1e-9 or b.std() < 1e-9:
+    return float("nan")
+  return float(np.corrcoef(a, b)[0, 1])
+
+
+def events(flags) -> list[tuple[int, int]]:
+  """[(start, stop)] runs of True in a [T] bool series."""
+  flags = np.concatenate([[False], np.asarray(flags, bool), [False]])
+  edges = np.flatnonzero(np.diff(flags.astype(np.int8)))
+  return list(zip(edges[::2], edges[1::2]))
+
+
+def event_precision_recall(found, truth) -> tuple[float, float]:
+  """Precision and recall of found events against true ones; an event counts when the runs overlap."""
+  found_ev, true_ev = events(found), events(truth)
+
+  def overlaps(a, runs):
+    return any(a[0] < b[1] and b[0] < a[1] for b in runs)
+
+  precision = np.mean([overlaps(e, true_ev) for e in found_ev]) if found_ev else float(not true_ev)
+  recall = np.mean([overlaps(e, found_ev) for e in true_ev]) if true_ev else 1.0
+  return float(precision), float(recall)
+
+
+def rerender_errors(model, frames_thw3, face_mask_thw, fit, batch: int = 8) -> tuple[np.ndarray, np.ndarray]:
+  """([T] fitted, [T] mean-face) mean absolute colour error over the face pixels of the input frames.
+
+  The mean face (mean identity, neutral expression, mean albedo) is drawn in the fitted pose and lighting,
+  so the comparison measures what the identity, expression and albedo of the fit add.
+  """
+  height, width = fit.image_size
+  renderer = FaceRenderer(model, size=height, width=width, batch=batch)
+  frames = np.asarray(frames_thw3, np.float32) / 255.0
+  num = len(frames)
+  out = []
+  zeros_exp = np.zeros_like(fit.exp)
+  for exp, ident, tex in ((fit.exp, fit.id, fit.tex), (zeros_exp, None, None)):
+    errors = []
+    for start in range(0, num, batch):
+      stop = min(num, start + batch)
+      pad = batch - (stop - start)
+      rows = lambda a: np.pad(a[start:stop], ((0, pad), (0, 0)), mode="edge")  # noqa: E731
+      images, mask = renderer.render(rows(exp), rows(fit.pose), ident, rows(fit.gamma),
+                                     tex if tex is not None and tex.size else None)
+      images, mask = np.asarray(images)[: stop - start], np.asarray(mask)[: stop - start]
+      for i, t in enumerate(range(start, stop)):
+        shown = np.where(mask[i][..., None], images[i], frames[t])
+        region = face_mask_thw[t]
+        errors.append(np.abs(shown - frames[t]).sum(-1)[region].mean())
+    out.append(np.asarray(errors))
+  return out[0], out[1]

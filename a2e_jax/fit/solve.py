@@ -1,0 +1,342 @@
+"""Analysis by synthesis: a morphable model fitted to landmarks and pixels of a clip's frames.
+
+One identity (and albedo) per clip; per frame an expression, a head pose and SH lighting. Frames are
+the batch axis of every array, so a whole chunk of a video is one jitted program; a photo is a clip of
+one frame. The energy (a MAP estimate, divided by the number of frames):
+  landmarks   Σ_t Σ_l w_l · σ²·ρ(|p_tl − q_tl|² / σ²) / (2 s²): reprojection through Deep3DFaceRecon's camera of
+              the correspondence's surface points p against the detected points q, in units of the
+              inter-ocular distance (IOD), with ρ the Geman–McClure function (a hand over the mouth cannot
+              pull the fit); σ is annealed from wide to narrow (graduated non-convexity) and s is the
+              detector's noise
+  photometric w_photo · mean over face pixels of σ_p²·ρ(|I_render − I|²/σ_p²): the face rendered by our
+              rasterizer into a fixed-size crop around the landmarks, albedo × SH irradiance
+  priors      |id|²/2 + |tex|²/2 (both bases are unit-variance PCA-like); expression L1 for blendshape
+              models (channels projected onto [0, 1] after each step) or |exp|²/2 for PCA models
+  smoothness  for video: squared first differences of expression, pose and lighting between frames
+The optimizer is Adam (optax) with a learning rate per parameter group, in two stages: landmarks only
+(rigid first, then shape and expression), then landmarks + pixels. Lighting starts from its closed-form
+least-squares solution (colour is linear in the 27 SH coefficients).
+
+Pose is parametrized as angles, the pixel where the head's origin projects (in IOD units from a start
+guess) and the log view depth, which keeps the steps well scaled for a face of any size anywhere in the
+image; `FitResult.pose` converts back to Deep3DFaceRecon's angles + translation.
+"""
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from a2e_jax.fit import correspondence as corr_lib
+from a2e_jax.fit import gauss_newton
+from a2e_jax.render import camera as cam_lib
+from a2e_jax.render import shading
+from a2e_jax.render.rasterize import interpolate, rasterize
+
+# Multi-PIE 68 eye contours (for the inter-ocular distance).
+EYE_RIGHT = np.arange(36, 42)
+EYE_LEFT = np.arange(42, 48)
+
+
+@dataclasses.dataclass(frozen=True)
+class FitConfig:
+  """Static settings of a fit (hashable: part of the compiled program)."""
+
+  landmark_steps: int = 300
+  photo_steps: int = 60
+  crop: int = 128  # side of the photometric crop in pixels
+  crop_margin: float = 1.5  # crop side / the landmarks' larger extent
+  landmark_noise: float = 0.01  # s: the detector's noise, IOD units
+  sigma_start: float = 0.3  # Geman–McClure scale, IOD units, annealed to sigma_end
+  sigma_end: float = 0.05
+  photo_sigma: float = 0.15  # in colour units
+  photo_weight: float = 30.0
+  exp_weight: float = 1.0
+  gamma_weight: float = 1.0
+  smooth_exp: float = 0.0  # video: weight of squared first differences (per frame pair)
+  smooth_pose: float = 0.0
+  smooth_gamma: float = 0.0
+  bounded_exp: bool = True  # blendshape channels in [0, 1] (built-in, ICT) vs PCA coefficients (BFM)
+  rigid_fraction: float = 0.25  # share of the landmark stage that moves only the pose
+  optimizer: str = "gauss_newton"  # for the landmark stage; or "adam" (landmark_steps steps)
+  gn_iterations: int = 20
+  gn_damping: float = 1e-3  # Levenberg–Marquardt: added to the diagonal, absolute and relative
+  exp_weight_gn: float = 1.0  # Gaussian expression prior of the Gauss–Newton stage
+  lr_rot: float = 0.03
+  lr_centre: float = 0.03
+  lr_depth: float = 0.03
+  lr_id: float = 0.1
+  lr_exp: float = 0.05
+  lr_tex: float = 0.1
+  lr_gamma: float = 0.03
+
+
+@dataclasses.dataclass
+class FitResult:
+  """A fitted clip (host numpy).
+
+  Attributes:
+    id: [Ki] identity; tex: [Kt] albedo coefficients (Kt = 0 without a colour basis).
+    exp: [T,Ke] expression; pose: [T,6] angles (radians, R = Rz·Ry·Rx) + translation (model units);
+    gamma: [T,27] SH lighting (Deep3DFaceRecon's layout, ambient 0.8 added by the shader).
+    landmark_error: [T] median landmark reprojection error per frame, in IOD units.
+    image_size: (H, W) of the frames (the camera is Deep3DFaceRecon's scaled to them).
+  """
+
+  id: np.ndarray
+  tex: np.ndarray
+  exp: np.ndarray
+  pose: np.ndarray
+  gamma: np.ndarray
+  landmark_error: np.ndarray
+  image_size: tuple
+
+
+def inter_ocular(points_tl2):
+  """[T] distance between the eye centres of Multi-PIE 68 points [T,68,2] (or [T,68,3])."""
+  right = points_tl2[..., EYE_RIGHT, :].mean(-2)
+  left = points_tl2[..., EYE_LEFT, :].mean(-2)
+  return jnp.linalg.norm(left - right, axis=-1)
+
+
+def translation(camera: cam_lib.Camera, centre_t2, log_depth_t):
+  """[T,3] translation that puts the head origin at pixel centre_t2 at view depth exp(log_depth_t)."""
+  w = jnp.exp(log_depth_t)
+  tx = (centre_t2[:, 0] - camera.cx) * w / camera.focal
+  ty = (camera.cy - centre_t2[:, 1]) * w / camera.focal
+  return jnp.stack([tx, ty, camera.distance - w], -1)
+
+
+def fit_clip(model, frames_thw3, landmarks_tl2, corr: corr_lib.Correspondence, config: FitConfig = FitConfig(),
+             confidence_tl=None, id_init=None) -> FitResult:
+  """Fits `model` to a clip.
+
+  Args:
+    model: a MorphableModel.
+    frames_thw3: [T,H,W,3] uint8 or float in [0,1] frames (all the same size).
+    landmarks_tl2: [T,L,2] detected pixel positions (x right, y down) of the correspondence's points; the
+      inter-ocular distance comes from the model's Multi-PIE eye landmarks projected at the start, so any
+      point set works.
+    corr: the L surface points the landmarks are.
+    config: FitConfig.
+    confidence_tl: [T,L] in [0,1] (0 = not seen), default all 1.
+    id_init: [Ki] starting identity (e.g. from a previous chunk of the same clip).
+  """
+  frames = np.asarray(frames_thw3)
+  frames = frames.astype(np.float32) / 255.0 if frames.dtype == np.uint8 else frames.astype(np.float32)
+  num, height, width = frames.shape[:3]
+  lmk = np.asarray(landmarks_tl2, np.float32)
+  conf = np.ones(lmk.shape[:2], np.float32) if confidence_tl is None else np.asarray(confidence_tl, np.float32)
+  camera = cam_lib.deep3d_camera(height, width)
+  pts = corr_lib.point_model(model, corr)
+  eyes = corr_lib.point_model(model, corr_lib.multipie68(model))
+  init = _initial_params(model, pts, eyes, camera, lmk, conf, id_init)
+  crops = _crop_boxes(lmk, conf, config)
+  face_tri = _face_triangles(model)
+  jmodel = jax.tree.map(jnp.asarray, model)
+  params = _solve(jmodel, (pts.mean, pts.id_basis, pts.exp_basis), jnp.asarray(corr.weights), init,
+                  jnp.asarray(frames), jnp.asarray(lmk), jnp.asarray(conf), jnp.asarray(crops), face_tri,
+                  camera=camera, config=config)
+  params = jax.device_get(params)
+  centre = init["anchor"] + init["scale"][:, None] * params["centre"]
+  trans = np.asarray(translation(camera, centre, params["depth"]))
+  pose = np.concatenate([params["rot"], trans], -1).astype(np.float32)
+  err = _landmark_error(pts, params["id"], params["exp"], pose, camera, lmk, init["scale"])
+  return FitResult(id=params["id"], tex=params["tex"], exp=params["exp"], pose=pose, gamma=params["gamma"],
+                   landmark_error=err, image_size=(height, width))
+
+
+def _initial_params(model, pts, eyes, camera, lmk, conf, id_init):
+  """Frontal pose, the face's scale and place from the landmarks' spread and centroid."""
+  num = lmk.shape[0]
+  weights = conf / np.maximum(conf.sum(1, keepdims=True), 1e-6)
+  centroid = np.einsum("tl,tlc->tc", weights, lmk)
+  spread = np.sqrt(np.einsum("tl,tl->t", weights, ((lmk - centroid[:, None]) ** 2).sum(-1)))
+  mean_pts = np.asarray(pts.mean)
+  model_centroid = mean_pts.mean(0)
+  model_spread = np.sqrt(((mean_pts[:, :2] - model_centroid[:2]) ** 2).sum(-1).mean())
+  depth = camera.focal * model_spread / np.maximum(spread, 1e-3)
+  # Where the head origin projects when the landmarks' centroid lands on the detected one.
+  anchor = centroid - np.stack([model_centroid[0], -model_centroid[1]]) * (camera.focal / depth)[:, None]
+  model_iod = float(np.linalg.norm(np.asarray(eyes.mean)[EYE_LEFT].mean(0) - np.asarray(eyes.mean)[EYE_RIGHT]
+                                   .mean(0)))
+  scale = camera.focal * model_iod / depth  # the IOD in pixels at the start
+  kt = 0 if model.color_basis is None else model.color_basis.shape[-1]
+  return {
+    "anchor": anchor.astype(np.float32), "scale": scale.astype(np.float32),
+    "id": np.zeros(model.id_basis.shape[-1], np.float32) if id_init is None else np.asarray(id_init, np.float32),
+    "tex": np.zeros(kt, np.float32),
+    "exp": np.zeros((num, model.exp_basis.shape[-1]), np.float32),
+    "rot": np.zeros((num, 3), np.float32),
+    "centre": np.zeros((num, 2), np.float32),
+    "depth": np.log(depth).astype(np.float32),
+    "gamma": np.tile(shading.DEFAULT_GAMMA, (num, 1)).astype(np.float32),
+  }
+
+
+def _crop_boxes(lmk, conf, config: FitConfig):
+  """[T,3] (x0, y0, pixels per crop pixel) of a square crop around each frame's seen landmarks."""
+  big = np.where(conf[..., None] > 0, lmk, np.nan)
+  lo, hi = np.nanmin(big, 1), np.nanmax(big, 1)
+  side = config.crop_margin * np.max(hi - lo, axis=1)
+  centre = (lo + hi) / 2
+  return np.stack([centre[:, 0] - side / 2, centre[:, 1] - side / 2, side / config.crop], -1).astype(np.float32)
+
+
+def _face_triangles(model):
+  """[F] bool, triangles whose corners all lie in the model's "face" region (all, if it has none)."""
+  face = np.asarray(model.regions.get("face", np.zeros(0, np.int32)))
+  tri = np.asarray(model.triangles)
+  if face.size == 0:
+    return jnp.ones(len(tri), bool)
+  inside = np.zeros(model.mean.shape[0], bool)
+  inside[face] = True
+  return jnp.asarray(inside[tri].all(1))
+
+
+def _landmark_error(pts, id_k, exp_tk, pose_t6, camera, lmk, iod):
+  posed = cam_lib.transform(pts.points(jnp.asarray(id_k), jnp.asarray(exp_tk)), pose_t6[:, :3], pose_t6[:, 3:])
+  px = np.asarray(cam_lib.to_pixels(camera, cam_lib.project(camera, posed)))
+  return (np.median(np.linalg.norm(px - lmk, axis=-1), axis=1) / iod).astype(np.float32)
+
+
+def _project_points(pts_arrays, params, anchor, scale, camera):
+  mean, id_basis, exp_basis = pts_arrays
+  shape = mean + jnp.einsum("k,lck->lc", params["id"], id_basis)
+  points = shape + jnp.einsum("tk,lck->tlc", params["exp"], exp_basis)
+  centre = anchor + scale[:, None] * params["centre"]
+  posed = cam_lib.transform(points, params["rot"], translation(camera, centre, params["depth"]))
+  return cam_lib.to_pixels(camera, cam_lib.project(camera, posed))
+
+
+def _geman_mcclure(sq, sigma):
+  """σ²·ρ(e²/σ²) = σ²·e²/(e² + σ²): quadratic near 0, bounded by σ² for outliers."""
+  return sigma**2 * sq / (sq + sigma**2)
+
+
+def _render_crops(model, params, anchor, scale, crops, face_tri, camera, size):
+  """(colour [T,S,S,3], face mask [T,S,S]) of the fitted face in each frame's crop."""
+  albedo = model.colors(params["tex"] if params["tex"].shape[0] else None)
+  verts = model.vertices(params["id"], params["exp"])
+  centre = anchor + scale[:, None] * params["centre"]
+  posed = cam_lib.transform(verts, params["rot"], translation(camera, centre, params["depth"]))
+  screen = cam_lib.project(camera, posed)
+  x0, y0, step = crops[:, 0, None], crops[:, 1, None], crops[:, 2, None]
+  w = screen[..., 2]
+  crop_screen = jnp.stack([(screen[..., 0] - x0 * w) / step, (screen[..., 1] - y0 * w) / step, w], -1)
+  frags = rasterize(crop_screen, model.triangles, size, size, near=camera.near)
+  normals = shading.vertex_normals(posed, model.triangles)
+  colour = shading.shade(frags, model.triangles, normals, params["gamma"], vertex_albedo_bn3=albedo)
+  mask = frags.mask & face_tri[jnp.maximum(frags.tri_id, 0)]
+  return colour, mask, frags, normals, albedo
+
+
+def crop_images(frames_thw3, crops, size):
+  """[T,S,S,3] the frames resampled into the crops (bilinear)."""
+  grid = jnp.arange(size, dtype=jnp.float32) + 0.5
+
+  def one(frame, box):
+    x = box[0] + grid[None, :] * box[2]
+    y = box[1] + grid[:, None] * box[2]
+    return shading.sample_pixels(frame, jnp.broadcast_to(x, (size, size)), jnp.broadcast_to(y, (size, size)))
+
+  return jax.vmap(one)(frames_thw3, crops)
+
+
+def _solve_lighting(frags, normals, albedo, observed, mask, triangles):
+  """[T,27] least-squares SH lighting for the current geometry (colour is linear in it)."""
+  basis = shading.sh_basis(normals)  # [T,N,9]
+  gamma = []
+  for c in range(3):
+    design = interpolate(albedo[..., c, None] * basis if albedo.ndim == 3 else albedo[None, :, c, None] * basis,
+                         frags, triangles)  # [T,S,S,9]
+    m = mask[..., None].astype(jnp.float32)
+    a = (design * m).reshape(design.shape[0], -1, 9)
+    y = (observed[..., c] * mask).reshape(design.shape[0], -1)
+    ata = jnp.einsum("tpi,tpj->tij", a, a) + 1e-3 * jnp.eye(9)
+    atb = jnp.einsum("tpi,tp->ti", a, y)
+    gamma.append(jnp.linalg.solve(ata, atb[..., None])[..., 0])
+  gamma = jnp.stack(gamma, 1)  # [T,3,9]
+  return (gamma - jnp.array([shading.AMBIENT] + [0.0] * 8)).reshape(-1, 27)
+
+
+@functools.partial(jax.jit, static_argnames=("camera", "config"))
+def _solve(model, pts_arrays, lmk_weights, init, frames, lmk, conf, crops, face_tri, *, camera, config):
+  anchor, scale = init["anchor"], init["scale"]
+  params = {k: init[k] for k in ("id", "tex", "exp", "rot", "centre", "depth", "gamma")}
+  num = lmk.shape[0]
+  rates = {"id": config.lr_id, "tex": config.lr_tex, "exp": config.lr_exp, "rot": config.lr_rot,
+           "centre": config.lr_centre, "depth": config.lr_depth, "gamma": config.lr_gamma}
+  shape_groups = ("id", "exp", "tex")
+
+  def priors(p):
+    energy = 0.5 * jnp.sum(p["id"] ** 2) + 0.5 * jnp.sum(p["tex"] ** 2)
+    if config.bounded_exp:
+      energy += config.exp_weight * jnp.sum(jnp.abs(p["exp"]))
+    else:
+      energy += config.exp_weight * 0.5 * jnp.sum(p["exp"] ** 2)
+    energy += config.gamma_weight * 0.5 * jnp.sum(p["gamma"].reshape(num, 3, 9)[..., 1:] ** 2)
+    if num > 1:
+      diff = lambda a: jnp.sum((a[1:] - a[:-1]) ** 2)  # noqa: E731
+      energy += config.smooth_exp * diff(p["exp"]) + config.smooth_gamma * diff(p["gamma"])
+      energy += config.smooth_pose * (diff(p["rot"]) + diff(p["centre"]) + diff(p["depth"]))
+    return energy
+
+  def landmark_energy(p, sigma):
+    px = _project_points(pts_arrays, p, anchor, scale, camera)
+    sq = jnp.sum((px - lmk) ** 2, -1) / scale[:, None] ** 2
+    rho = _geman_mcclure(sq, sigma) * conf * lmk_weights
+    return jnp.sum(rho) / (2 * config.landmark_noise**2)
+
+  observed = crop_images(frames, crops, config.crop)
+
+  def photo_energy(p):
+    colour, mask, *_ = _render_crops(model, p, anchor, scale, crops, face_tri, camera, config.crop)
+    sq = jnp.sum((colour - observed) ** 2, -1)
+    per_frame = jnp.sum(_geman_mcclure(sq, config.photo_sigma) * mask, (1, 2)) / jnp.maximum(
+      jnp.sum(mask, (1, 2)), 1.0)
+    return config.photo_weight * jnp.sum(per_frame) / config.photo_sigma**2
+
+  def run(params, energy, steps, gates):
+    opt = optax.scale_by_adam()
+    state = opt.init(params)
+
+    def step(carry, i):
+      p, s = carry
+      frac = i / steps
+      grads = jax.grad(lambda q: (energy(q, frac) + priors(q)) / num)(p)
+      updates, s = opt.update(grads, s, p)
+      decay = 0.5 * (1 + jnp.cos(jnp.pi * frac)) * 0.95 + 0.05
+      p = {k: p[k] - rates[k] * decay * gates(k, frac) * updates[k] for k in p}
+      if config.bounded_exp:
+        p["exp"] = jnp.clip(p["exp"], 0.0, 1.0)
+      return (p, s), None
+
+    (params, _), _ = jax.lax.scan(step, (params, state), jnp.arange(steps, dtype=jnp.float32))
+    return params
+
+  def sigma_at(frac):
+    return config.sigma_start * (config.sigma_end / config.sigma_start) ** jnp.minimum(frac * 1.5, 1.0)
+
+  def landmark_gates(k, frac):
+    if k in shape_groups:
+      return (frac >= config.rigid_fraction).astype(jnp.float32)
+    return 0.0 if k == "gamma" else 1.0
+
+  if config.optimizer == "gauss_newton":
+    params = gauss_newton.solve_landmarks(pts_arrays, lmk_weights, params, anchor, scale, lmk, conf, camera,
+                                          config, translation)
+  else:
+    params = run(params, lambda p, frac: landmark_energy(p, sigma_at(frac)), config.landmark_steps,
+                 landmark_gates)
+  if config.photo_steps == 0:
+    return params
+  _, mask, frags, normals, albedo = _render_crops(model, params, anchor, scale, crops, face_tri, camera,
+                                                  config.crop)
+  params["gamma"] = _solve_lighting(frags, jax.lax.stop_gradient(normals), albedo, observed, mask,
+                                    model.triangles)
+  return run(params, lambda p, frac: landmark_energy(p, config.sigma_end) + photo_energy(p),
+             config.photo_steps, lambda k, frac: 1.0)
