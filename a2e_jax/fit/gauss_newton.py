@@ -6,8 +6,9 @@ equations are block-arrow shaped: per-frame blocks H_t [P,P], couplings C_t [P,K
 H_ii [Ki,Ki]. Eliminating the frames (the Schur complement S = H_ii − Σ C_tᵀ H_t⁻¹ C_t) leaves one
 Ki×Ki system per iteration, so a 200-frame clip costs 200 small solves and one of identity size. The
 Geman–McClure loss enters as iteratively reweighted least squares (weights σ⁴/(e² + σ²)²), with σ annealed
-from wide to narrow as in the Adam path; priors are Gaussian residuals. Blendshape channels are clipped to
-[0, 1] after each step.
+from wide to narrow as in the Adam path; priors are Gaussian residuals (the blendshape channels' L1 prior,
+which needs a bound-constrained solver, is left to the Adam steps that follow). Blendshape channels are
+clipped to [0, 1] after each step.
 """
 
 import jax
@@ -16,8 +17,14 @@ import jax.numpy as jnp
 from a2e_jax.render import camera as cam_lib
 
 
-def solve_landmarks(pts_arrays, lmk_weights, params, anchor, scale, lmk, conf, camera, config, translation):
-  """Refines params' "rot", "centre", "depth", "exp" and "id" by `config.gn_iterations` LM steps."""
+def solve_landmarks(pts_arrays, lmk_weights, params, anchor, scale, lmk, conf, camera, config, translation,
+                    iterations: int, fixed_identity: bool = False, rigid_first: bool = True):
+  """Refines params' "rot", "centre", "depth", "exp" and (unless fixed_identity) "id" by LM steps.
+
+  With config.smooth_exp / smooth_pose > 0 (video), each frame is also pulled towards the mean of its
+  neighbours' values of the previous iteration (a Jacobi iteration of the coupled smoothness term, which
+  keeps the frames' blocks independent).
+  """
   mean, id_basis, exp_basis = pts_arrays
   num, ke = params["exp"].shape
   ki = params["id"].shape[0]
@@ -37,8 +44,8 @@ def solve_landmarks(pts_arrays, lmk_weights, params, anchor, scale, lmk, conf, c
   theta = jnp.concatenate([params["rot"], params["centre"], params["depth"][:, None], params["exp"]], -1)
   ident = params["id"]
   weight = lmk_weights[None] * conf
-  iterations = config.gn_iterations
-  rigid = max(1, int(round(iterations * config.rigid_fraction)))
+  rigid = max(1, int(round(iterations * config.rigid_fraction))) if rigid_first else 0
+  smooth = jnp.concatenate([jnp.full((6,), config.smooth_pose), jnp.full((ke,), config.smooth_exp)])
 
   def step(carry, i):
     theta, ident = carry
@@ -51,14 +58,21 @@ def solve_landmarks(pts_arrays, lmk_weights, params, anchor, scale, lmk, conf, c
     irls = jnp.repeat(sigma**4 / (e2 + sigma**2) ** 2, 2, axis=1)
     shape_free = (i >= rigid).astype(jnp.float32)
     lock = 1e8 * (1.0 - shape_free)  # the rigid steps move only the pose
+    id_lock = 1e8 if fixed_identity else lock
     prior_f = jnp.concatenate([jnp.zeros(6), jnp.full((ke,), exp_prior)])
     damp_f = config.gn_damping + jnp.concatenate([jnp.zeros(6), jnp.full((ke,), lock)])
+    # Smoothness: the neighbours' mean (edge frames: their one neighbour) as a prior centre.
+    padded = jnp.concatenate([theta[:1], theta, theta[-1:]])
+    target = 0.5 * (padded[:-2] + padded[2:]) if num > 1 else theta
+    prior_f = prior_f + smooth * (num > 1)
     h_ff = jnp.einsum("trp,tr,trq->tpq", j_f, irls, j_f)
     h_ff += jax.vmap(jnp.diag)(jnp.broadcast_to(prior_f + damp_f, theta.shape)) \
       + config.gn_damping * jax.vmap(jnp.diag)(jax.vmap(jnp.diag)(h_ff))
-    g_f = jnp.einsum("trp,tr,tr->tp", j_f, irls, r) + prior_f * theta
+    centre = jnp.concatenate([jnp.zeros(6), jnp.full((ke,), exp_prior)]) * theta + smooth * (theta - target) * (
+      num > 1)
+    g_f = jnp.einsum("trp,tr,tr->tp", j_f, irls, r) + centre
     c = jnp.einsum("trp,tr,trk->tpk", j_f, irls, j_i)
-    h_ii = jnp.einsum("trk,tr,trl->kl", j_i, irls, j_i) + (1.0 + config.gn_damping + lock) * jnp.eye(ki)
+    h_ii = jnp.einsum("trk,tr,trl->kl", j_i, irls, j_i) + (1.0 + config.gn_damping + id_lock) * jnp.eye(ki)
     g_i = jnp.einsum("trk,tr,tr->k", j_i, irls, r) + ident
     inv_c = jnp.linalg.solve(h_ff, c)  # [T,P,Ki]
     inv_g = jnp.linalg.solve(h_ff, g_f[..., None])[..., 0]  # [T,P]

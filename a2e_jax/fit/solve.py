@@ -63,6 +63,9 @@ class FitConfig:
   rigid_fraction: float = 0.25  # share of the landmark stage that moves only the pose
   optimizer: str = "gauss_newton"  # for the landmark stage; or "adam" (landmark_steps steps)
   gn_iterations: int = 20
+  polish_steps: int = 100  # Adam steps after Gauss–Newton, for the expression's L1 prior
+  refine_iterations: int = 6  # landmark steps of every frame after the photometric stage fixed the identity
+  photo_frames: int = 8  # frames (evenly spread) that the photometric stage sees; identity is per clip
   gn_damping: float = 1e-3  # Levenberg–Marquardt: added to the diagonal, absolute and relative
   exp_weight_gn: float = 1.0  # Gaussian expression prior of the Gauss–Newton stage
   lr_rot: float = 0.03
@@ -272,30 +275,33 @@ def _solve(model, pts_arrays, lmk_weights, init, frames, lmk, conf, crops, face_
            "centre": config.lr_centre, "depth": config.lr_depth, "gamma": config.lr_gamma}
   shape_groups = ("id", "exp", "tex")
 
+  total = num
+
   def priors(p):
+    num = p["exp"].shape[0]
     energy = 0.5 * jnp.sum(p["id"] ** 2) + 0.5 * jnp.sum(p["tex"] ** 2)
     if config.bounded_exp:
       energy += config.exp_weight * jnp.sum(jnp.abs(p["exp"]))
     else:
       energy += config.exp_weight * 0.5 * jnp.sum(p["exp"] ** 2)
     energy += config.gamma_weight * 0.5 * jnp.sum(p["gamma"].reshape(num, 3, 9)[..., 1:] ** 2)
-    if num > 1:
+    if num == total > 1:  # smoothness needs consecutive frames (not the photometric stage's key frames)
       diff = lambda a: jnp.sum((a[1:] - a[:-1]) ** 2)  # noqa: E731
       energy += config.smooth_exp * diff(p["exp"]) + config.smooth_gamma * diff(p["gamma"])
       energy += config.smooth_pose * (diff(p["rot"]) + diff(p["centre"]) + diff(p["depth"]))
     return energy
 
-  def landmark_energy(p, sigma):
-    px = _project_points(pts_arrays, p, anchor, scale, camera)
-    sq = jnp.sum((px - lmk) ** 2, -1) / scale[:, None] ** 2
-    rho = _geman_mcclure(sq, sigma) * conf * lmk_weights
+  def landmark_energy(p, sigma, sub):
+    px = _project_points(pts_arrays, p, anchor[sub], scale[sub], camera)
+    sq = jnp.sum((px - lmk[sub]) ** 2, -1) / scale[sub][:, None] ** 2
+    rho = _geman_mcclure(sq, sigma) * conf[sub] * lmk_weights
     return jnp.sum(rho) / (2 * config.landmark_noise**2)
 
   observed = crop_images(frames, crops, config.crop)
 
-  def photo_energy(p):
-    colour, mask, *_ = _render_crops(model, p, anchor, scale, crops, face_tri, camera, config.crop)
-    sq = jnp.sum((colour - observed) ** 2, -1)
+  def photo_energy(p, sub):
+    colour, mask, *_ = _render_crops(model, p, anchor[sub], scale[sub], crops[sub], face_tri, camera, config.crop)
+    sq = jnp.sum((colour - observed[sub]) ** 2, -1)
     per_frame = jnp.sum(_geman_mcclure(sq, config.photo_sigma) * mask, (1, 2)) / jnp.maximum(
       jnp.sum(mask, (1, 2)), 1.0)
     return config.photo_weight * jnp.sum(per_frame) / config.photo_sigma**2
@@ -307,7 +313,7 @@ def _solve(model, pts_arrays, lmk_weights, init, frames, lmk, conf, crops, face_
     def step(carry, i):
       p, s = carry
       frac = i / steps
-      grads = jax.grad(lambda q: (energy(q, frac) + priors(q)) / num)(p)
+      grads = jax.grad(lambda q: (energy(q, frac) + priors(q)) / q["exp"].shape[0])(p)
       updates, s = opt.update(grads, s, p)
       decay = 0.5 * (1 + jnp.cos(jnp.pi * frac)) * 0.95 + 0.05
       p = {k: p[k] - rates[k] * decay * gates(k, frac) * updates[k] for k in p}
@@ -326,17 +332,34 @@ def _solve(model, pts_arrays, lmk_weights, init, frames, lmk, conf, crops, face_
       return (frac >= config.rigid_fraction).astype(jnp.float32)
     return 0.0 if k == "gamma" else 1.0
 
+  def landmarks_gn(p, sub, iterations, **kw):
+    return gauss_newton.solve_landmarks(pts_arrays, lmk_weights, p, anchor[sub], scale[sub], lmk[sub], conf[sub],
+                                        camera, config, translation, iterations, **kw)
+
+  everything = slice(None)
   if config.optimizer == "gauss_newton":
-    params = gauss_newton.solve_landmarks(pts_arrays, lmk_weights, params, anchor, scale, lmk, conf, camera,
-                                          config, translation)
+    params = landmarks_gn(params, everything, config.gn_iterations)
+    params = run(params, lambda p, frac: landmark_energy(p, config.sigma_end, everything), config.polish_steps,
+                 lambda k, frac: 0.0 if k == "gamma" else 1.0)
   else:
-    params = run(params, lambda p, frac: landmark_energy(p, sigma_at(frac)), config.landmark_steps,
+    params = run(params, lambda p, frac: landmark_energy(p, sigma_at(frac), everything), config.landmark_steps,
                  landmark_gates)
   if config.photo_steps == 0:
     return params
-  _, mask, frags, normals, albedo = _render_crops(model, params, anchor, scale, crops, face_tri, camera,
-                                                  config.crop)
-  params["gamma"] = _solve_lighting(frags, jax.lax.stop_gradient(normals), albedo, observed, mask,
-                                    model.triangles)
-  return run(params, lambda p, frac: landmark_energy(p, config.sigma_end) + photo_energy(p),
-             config.photo_steps, lambda k, frac: 1.0)
+  # The photometric stage on a few frames: it sets the clip's identity and albedo.
+  keys = np.unique(np.round(np.linspace(0, num - 1, min(num, config.photo_frames))).astype(np.int32))
+  per_frame = ("exp", "rot", "centre", "depth", "gamma")
+  sub = {k: params[k][keys] if k in per_frame else params[k] for k in params}
+  _, mask, frags, normals, albedo = _render_crops(model, sub, anchor[keys], scale[keys], crops[keys], face_tri,
+                                                  camera, config.crop)
+  sub["gamma"] = _solve_lighting(frags, jax.lax.stop_gradient(normals), albedo, observed[keys], mask,
+                                 model.triangles)
+  sub = run(sub, lambda p, frac: landmark_energy(p, config.sigma_end, keys) + photo_energy(p, keys),
+            config.photo_steps, lambda k, frac: 1.0)
+  params = {k: params[k].at[keys].set(sub[k]) if k in per_frame else sub[k] for k in params}
+  if num > len(keys) and config.refine_iterations:
+    params = landmarks_gn(params, everything, config.refine_iterations, fixed_identity=True, rigid_first=False)
+    _, mask, frags, normals, albedo = _render_crops(model, params, anchor, scale, crops, face_tri, camera,
+                                                    config.crop)
+    params["gamma"] = _solve_lighting(frags, normals, albedo, observed, mask, model.triangles)
+  return params
