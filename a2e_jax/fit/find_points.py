@@ -1,0 +1,183 @@
+"""The 468 face-mesh points on a model's surface, found by rendering the model and running the landmarker.
+
+No hand-made table: the model's mean face (neutral expression) is rendered in VIEWS known poses, the
+vision pipeline measures its 468 points in every render, each point is triangulated from the views (a
+linear least-squares solve per point with the known cameras), and the 3D point is moved to the closest
+spot on the model's skin (the connected part of the mesh that holds its landmark vertices, so no point lands
+on an eyeball or a tooth). Points whose views disagree (silhouette points that slide along the outline as
+the head turns, and points the network places less consistently) get a lower weight in the fit:
+w = 1 / (1 + (r / 2r̃)²) with r their RMS reprojection residual and r̃ its median over the points. The result is cached per model under <cache>/fit/ (keyed by the mesh and the landmark weights).
+"""
+
+import hashlib
+import os
+
+import numpy as np
+
+from a2e_jax.fit.correspondence import Correspondence
+
+VIEW_YAW = (-24.0, -12.0, 0.0, 12.0, 24.0)
+VIEW_PITCH = (-12.0, 0.0, 12.0)
+SIZE = 512
+FACE_PIXELS = 260.0  # rendered face width
+VERSION = 1
+
+
+def mesh_correspondence(model, landmarker=None, cache: bool = True) -> Correspondence:
+  """The 468-point correspondence of `model` (cached)."""
+  from a2e_jax.face.registry import cache_dir
+
+  path = os.path.join(cache_dir(), "fit", f"mediapipe468-{model.name}-{_key(model)}.npz")
+  if cache and os.path.exists(path):
+    with np.load(path) as data:
+      return Correspondence(data["triangles"], data["bary"], data["weights"], name="mediapipe468")
+  corr = solve_correspondence(model, landmarker)
+  if cache:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, triangles=corr.triangles, bary=corr.bary, weights=corr.weights)
+    os.replace(tmp, path)
+  return corr
+
+
+def _key(model) -> str:
+  digest = hashlib.sha256()
+  for array in (model.mean, model.triangles):
+    digest.update(np.ascontiguousarray(np.asarray(array)).tobytes())
+  from importlib import resources
+
+  weights = resources.files("a2e_jax") / "assets" / "mediapipe" / "face_landmark.npz"
+  digest.update(str(weights.stat().st_size if hasattr(weights, "stat") else 0).encode())
+  digest.update(str(VERSION).encode())
+  return digest.hexdigest()[:16]
+
+
+def view_poses(model) -> tuple[np.ndarray, object]:
+  """([V,6] poses, camera) of the renders: the face FACE_PIXELS wide, centred, yaw × pitch grid."""
+  from a2e_jax.render import camera as cam_lib
+
+  camera = cam_lib.deep3d_camera(SIZE)
+  mean = np.asarray(model.mean)
+  lmk = mean[np.asarray(model.landmarks)]
+  width = np.linalg.norm(lmk[16] - lmk[0])
+  depth = camera.focal * width / FACE_PIXELS
+  centre = lmk.mean(0)
+  poses = []
+  for pitch in VIEW_PITCH:
+    for yaw in VIEW_YAW:
+      angles = np.deg2rad([pitch, yaw, 0.0])
+      rotated = np.asarray(cam_lib.rotation_matrix(angles)) @ centre
+      trans = np.array([-rotated[0], -rotated[1], camera.distance - depth - rotated[2]])
+      poses.append(np.concatenate([angles, trans]))
+  return np.asarray(poses, np.float32), camera
+
+
+def solve_correspondence(model, landmarker=None) -> Correspondence:
+  """Renders, measures, triangulates and snaps (see module doc)."""
+  from a2e_jax import vision
+  from a2e_jax.render import camera as cam_lib
+  from a2e_jax.render.pipeline import FaceRenderer
+
+  poses, camera = view_poses(model)
+  renderer = FaceRenderer(model, size=SIZE, batch=len(poses), background=(0.45, 0.45, 0.45), antialias=True)
+  images, _ = renderer.render(np.zeros((len(poses), model.num_exp), np.float32), poses)
+  images = (np.clip(np.asarray(images), 0, 1) * 255 + 0.5).astype(np.uint8)
+  landmarker = landmarker or vision.Landmarker(eyes=False, batch=len(poses))
+  faces = landmarker.images(images)
+  if faces.found.sum() < 3:
+    raise RuntimeError(f"the landmarker found model {model.name!r} in only {int(faces.found.sum())} of "
+                       f"{len(poses)} renders; cannot place the 468 points")
+  # The landmarker puts pixel centres at integers; ours are at +0.5.
+  observed = np.asarray(faces.points[faces.found, :, :2], np.float64) + 0.5  # [V,P,2]
+  rot = np.asarray(cam_lib.rotation_matrix(poses[faces.found, :3]), np.float64)
+  trans = poses[faces.found, 3:].astype(np.float64)
+  points = _triangulate(observed, rot, trans, camera)
+  residual = _reprojection_rms(points, observed, rot, trans, camera)
+  triangles, bary = _snap(points, np.asarray(model.mean, np.float64), np.asarray(model.triangles),
+                          skin_triangles(model))
+  weights = (1.0 / (1.0 + (residual / (2 * np.median(residual))) ** 2)).astype(np.float32)
+  return Correspondence(triangles.astype(np.int32), bary.astype(np.float32), weights, name="mediapipe468")
+
+
+def _triangulate(observed_vp2, rot_v33, trans_v3, camera) -> np.ndarray:
+  """[P,3] least-squares points X with cx + f·x'/w = u, cy − f·y'/w = v for x' = R X + t, w = d − z'."""
+  f, cx, cy, d = camera.focal, camera.cx, camera.cy, camera.distance
+  u, v = observed_vp2[..., 0], observed_vp2[..., 1]  # [V,P]
+  # (u − cx)(d − z') = f x'  →  [(u−cx) R_z + f R_x] X = (u−cx)(d − t_z) − f t_x ; likewise for v with −f.
+  du, dv = u - cx, v - cy
+  rows_u = du[..., None] * rot_v33[:, None, 2] + f * rot_v33[:, None, 0]  # [V,P,3]
+  rhs_u = du * (d - trans_v3[:, None, 2]) - f * trans_v3[:, None, 0]
+  rows_v = dv[..., None] * rot_v33[:, None, 2] - f * rot_v33[:, None, 1]
+  rhs_v = dv * (d - trans_v3[:, None, 2]) + f * trans_v3[:, None, 1]
+  a = np.concatenate([rows_u, rows_v], 0).transpose(1, 0, 2)  # [P,2V,3]
+  b = np.concatenate([rhs_u, rhs_v], 0).T  # [P,2V]
+  return np.linalg.solve(np.einsum("pvi,pvj->pij", a, a), np.einsum("pvi,pv->pi", a, b)[..., None])[..., 0]
+
+
+def _reprojection_rms(points_p3, observed_vp2, rot_v33, trans_v3, camera) -> np.ndarray:
+  posed = np.einsum("vij,pj->vpi", rot_v33, points_p3) + trans_v3[:, None]
+  w = camera.distance - posed[..., 2]
+  px = np.stack([camera.cx + camera.focal * posed[..., 0] / w, camera.cy - camera.focal * posed[..., 1] / w], -1)
+  return np.sqrt(((px - observed_vp2) ** 2).sum(-1).mean(0))
+
+
+def skin_triangles(model) -> np.ndarray:
+  """Indices of the triangles in the mesh's connected part that holds the most landmark vertices."""
+  from scipy.sparse import coo_matrix
+  from scipy.sparse.csgraph import connected_components
+
+  tri = np.asarray(model.triangles)
+  n = model.mean.shape[0]
+  edges = np.concatenate([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [2, 0]]])
+  graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
+  _, label = connected_components(graph, directed=False)
+  skin = np.bincount(label[np.asarray(model.landmarks)]).argmax()
+  return np.flatnonzero(label[tri[:, 0]] == skin)
+
+
+def _snap(points_p3, verts_n3, triangles_f3, candidates, neighbours: int = 12):
+  """(triangle [P], barycentrics [P,3]) of the closest point on the candidate triangles to each point."""
+  from scipy.spatial import cKDTree
+
+  cand = triangles_f3[candidates]
+  centroids = verts_n3[cand].mean(1)
+  _, near = cKDTree(centroids).query(points_p3, k=neighbours)  # [P,k]
+  corners = verts_n3[cand[near]]  # [P,k,3,3]
+  bary = _closest_barycentric(points_p3[:, None], corners)
+  closest = np.einsum("pkc,pkcd->pkd", bary, corners)
+  best = np.linalg.norm(closest - points_p3[:, None], axis=-1).argmin(1)
+  rows = np.arange(len(points_p3))
+  return candidates[near[rows, best]], bary[rows, best]
+
+
+def _closest_barycentric(p, tri):
+  """Barycentrics of the closest point on triangles tri [...,3,3] to points p [...,3] (Ericson's regions)."""
+  a, b, c = tri[..., 0, :], tri[..., 1, :], tri[..., 2, :]
+  ab, ac, ap = b - a, c - a, p - a
+  d1, d2 = (ab * ap).sum(-1), (ac * ap).sum(-1)
+  bp, cp = p - b, p - c
+  d3, d4 = (ab * bp).sum(-1), (ac * bp).sum(-1)
+  d5, d6 = (ab * cp).sum(-1), (ac * cp).sum(-1)
+  va = d3 * d6 - d5 * d4
+  vb = d5 * d2 - d1 * d6
+  vc = d1 * d4 - d3 * d2
+  with np.errstate(divide="ignore", invalid="ignore"):
+    denom = va + vb + vc
+    v_in, w_in = vb / denom, vc / denom
+    t_ab = np.clip(d1 / (d1 - d3), 0, 1)
+    t_ac = np.clip(d2 / (d2 - d6), 0, 1)
+    t_bc = np.clip((d4 - d3) / ((d4 - d3) + (d5 - d6)), 0, 1)
+  out = np.stack([1 - v_in - w_in, v_in, w_in], -1)
+  one = np.ones_like(d1)
+  zero = np.zeros_like(d1)
+  cases = [  # (condition, barycentrics), later ones win, so the interior case is the default
+    ((vc <= 0) & (d1 >= 0) & (d3 <= 0), np.stack([1 - t_ab, t_ab, zero], -1)),
+    ((vb <= 0) & (d2 >= 0) & (d6 <= 0), np.stack([1 - t_ac, zero, t_ac], -1)),
+    ((va <= 0) & (d4 - d3 >= 0) & (d5 - d6 >= 0), np.stack([zero, 1 - t_bc, t_bc], -1)),
+    ((d1 <= 0) & (d2 <= 0), np.stack([one, zero, zero], -1)),
+    ((d3 >= 0) & (d4 <= d3), np.stack([zero, one, zero], -1)),
+    ((d6 >= 0) & (d5 <= d6), np.stack([zero, zero, one], -1)),
+  ]
+  for cond, value in cases:
+    out = np.where(cond[..., None], value, out)
+  return np.nan_to_num(out, nan=1.0 / 3)
