@@ -21,6 +21,7 @@ _SUBCOMMAND_MODULES = (
   "a2e_jax.cli.render",  # render
   "a2e_jax.cli.data",  # data
   "a2e_jax.cli.train",  # train
+  "a2e_jax.cli.track",  # track
   "a2e_jax.cli.generate",  # generate, demo
   "a2e_jax.cli.eval",  # eval
   "a2e_jax.cli.landmarks",  # landmarks

@@ -7,5 +7,5 @@
   synthetic       ground-truth sequences of any model rendered into photographic-looking images (tests,
                   benchmarks)
   quality         the error measures the tests and benchmarks report
-This layer may import face/, render/ and the foundation, never train/ or infer/.
+In the layer beside data/ and models/: it imports core, face, formats, render and vision only.
 """

@@ -6,7 +6,8 @@ linear least-squares solve per point with the known cameras), and the 3D point i
 spot on the model's skin (the connected part of the mesh that holds its landmark vertices, so no point lands
 on an eyeball or a tooth). Points whose views disagree (silhouette points that slide along the outline as
 the head turns, and points the network places less consistently) get a lower weight in the fit:
-w = 1 / (1 + (r / 2r̃)²) with r their RMS reprojection residual and r̃ its median over the points. The result is cached per model under <cache>/fit/ (keyed by the mesh and the landmark weights).
+w = 1 / (1 + (r / 2r̃)²) with r their RMS reprojection residual and r̃ its median over the points.
+The result is cached per model under <cache>/fit/ (keyed by the mesh and the landmark weights).
 """
 
 import hashlib
@@ -25,7 +26,7 @@ VERSION = 1
 
 def mesh_correspondence(model, landmarker=None, cache: bool = True) -> Correspondence:
   """The 468-point correspondence of `model` (cached)."""
-  from a2e_jax.face.registry import cache_dir
+  from a2e_jax.core.paths import cache_dir
 
   path = os.path.join(cache_dir(), "fit", f"mediapipe468-{model.name}-{_key(model)}.npz")
   if cache and os.path.exists(path):
@@ -85,16 +86,19 @@ def solve_correspondence(model, landmarker=None) -> Correspondence:
   landmarker = landmarker or vision.Landmarker(eyes=False, batch=len(poses))
   faces = landmarker.images(images)
   if faces.found.sum() < 3:
-    raise RuntimeError(f"the landmarker found model {model.name!r} in only {int(faces.found.sum())} of "
-                       f"{len(poses)} renders; cannot place the 468 points")
+    raise RuntimeError(
+      f"the landmarker found model {model.name!r} in only {int(faces.found.sum())} of "
+      f"{len(poses)} renders; cannot place the 468 points"
+    )
   # The landmarker puts pixel centres at integers; ours are at +0.5.
   observed = np.asarray(faces.points[faces.found, :, :2], np.float64) + 0.5  # [V,P,2]
   rot = np.asarray(cam_lib.rotation_matrix(poses[faces.found, :3]), np.float64)
   trans = poses[faces.found, 3:].astype(np.float64)
   points = _triangulate(observed, rot, trans, camera)
   residual = _reprojection_rms(points, observed, rot, trans, camera)
-  triangles, bary = _snap(points, np.asarray(model.mean, np.float64), np.asarray(model.triangles),
-                          skin_triangles(model))
+  triangles, bary = _snap(
+    points, np.asarray(model.mean, np.float64), np.asarray(model.triangles), skin_triangles(model)
+  )
   weights = (1.0 / (1.0 + (residual / (2 * np.median(residual))) ** 2)).astype(np.float32)
   return Correspondence(triangles.astype(np.int32), bary.astype(np.float32), weights, name="mediapipe468")
 
@@ -117,7 +121,9 @@ def _triangulate(observed_vp2, rot_v33, trans_v3, camera) -> np.ndarray:
 def _reprojection_rms(points_p3, observed_vp2, rot_v33, trans_v3, camera) -> np.ndarray:
   posed = np.einsum("vij,pj->vpi", rot_v33, points_p3) + trans_v3[:, None]
   w = camera.distance - posed[..., 2]
-  px = np.stack([camera.cx + camera.focal * posed[..., 0] / w, camera.cy - camera.focal * posed[..., 1] / w], -1)
+  px = np.stack(
+    [camera.cx + camera.focal * posed[..., 0] / w, camera.cy - camera.focal * posed[..., 1] / w], -1
+  )
   return np.sqrt(((px - observed_vp2) ** 2).sum(-1).mean(0))
 
 

@@ -17,8 +17,21 @@ import jax.numpy as jnp
 from a2e_jax.render import camera as cam_lib
 
 
-def solve_landmarks(pts_arrays, lmk_weights, params, anchor, scale, lmk, conf, camera, config, translation,
-                    iterations: int, fixed_identity: bool = False, rigid_first: bool = True):
+def solve_landmarks(
+  pts_arrays,
+  lmk_weights,
+  params,
+  anchor,
+  scale,
+  lmk,
+  conf,
+  camera,
+  config,
+  translation,
+  iterations: int,
+  fixed_identity: bool = False,
+  rigid_first: bool = True,
+):
   """Refines params' "rot", "centre", "depth", "exp" and (unless fixed_identity) "id" by LM steps.
 
   With config.smooth_exp / smooth_pose > 0 (video), each frame is also pulled towards the mean of its
@@ -66,10 +79,11 @@ def solve_landmarks(pts_arrays, lmk_weights, params, anchor, scale, lmk, conf, c
     target = 0.5 * (padded[:-2] + padded[2:]) if num > 1 else theta
     prior_f = prior_f + smooth * (num > 1)
     h_ff = jnp.einsum("trp,tr,trq->tpq", j_f, irls, j_f)
-    h_ff += jax.vmap(jnp.diag)(jnp.broadcast_to(prior_f + damp_f, theta.shape)) \
-      + config.gn_damping * jax.vmap(jnp.diag)(jax.vmap(jnp.diag)(h_ff))
-    centre = jnp.concatenate([jnp.zeros(6), jnp.full((ke,), exp_prior)]) * theta + smooth * (theta - target) * (
-      num > 1)
+    h_ff += jax.vmap(jnp.diag)(
+      jnp.broadcast_to(prior_f + damp_f, theta.shape)
+    ) + config.gn_damping * jax.vmap(jnp.diag)(jax.vmap(jnp.diag)(h_ff))
+    centre = jnp.concatenate([jnp.zeros(6), jnp.full((ke,), exp_prior)]) * theta
+    centre += smooth * (theta - target) * (num > 1)
     g_f = jnp.einsum("trp,tr,tr->tp", j_f, irls, r) + centre
     c = jnp.einsum("trp,tr,trk->tpk", j_f, irls, j_i)
     h_ii = jnp.einsum("trk,tr,trl->kl", j_i, irls, j_i) + (1.0 + config.gn_damping + id_lock) * jnp.eye(ki)

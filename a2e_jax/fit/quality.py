@@ -2,8 +2,8 @@
 
 import numpy as np
 
+from a2e_jax.fit.rendering import render_batches
 from a2e_jax.render import camera as cam_lib
-from a2e_jax.render.pipeline import FaceRenderer
 
 MM_PER_UNIT = 100.0  # 1 model unit = 10 cm
 
@@ -69,22 +69,14 @@ def rerender_errors(model, frames_thw3, face_mask_thw, fit, batch: int = 8) -> t
   The mean face (mean identity, neutral expression, mean albedo) is drawn in the fitted pose and lighting,
   so the comparison measures what the identity, expression and albedo of the fit add.
   """
-  height, width = fit.image_size
-  renderer = FaceRenderer(model, size=height, width=width, batch=batch)
   frames = np.asarray(frames_thw3, np.float32) / 255.0
-  num = len(frames)
   out = []
-  zeros_exp = np.zeros_like(fit.exp)
-  for exp, ident, tex in ((fit.exp, fit.id, fit.tex), (zeros_exp, None, None)):
+  for exp, ident, tex in ((fit.exp, fit.id, fit.tex), (np.zeros_like(fit.exp), None, None)):
     errors = []
-    for start in range(0, num, batch):
-      stop = min(num, start + batch)
-      pad = batch - (stop - start)
-      rows = lambda a: np.pad(a[start:stop], ((0, pad), (0, 0)), mode="edge")  # noqa: E731
-      images, mask = renderer.render(rows(exp), rows(fit.pose), ident, rows(fit.gamma),
-                                     tex if tex is not None and tex.size else None)
-      images, mask = np.asarray(images)[: stop - start], np.asarray(mask)[: stop - start]
-      for i, t in enumerate(range(start, stop)):
+    for start, images, mask in render_batches(
+      model, exp, fit.pose, ident, fit.gamma, tex, fit.image_size, batch
+    ):
+      for i, t in enumerate(range(start, start + len(images))):
         shown = np.where(mask[i][..., None], images[i], frames[t])
         region = face_mask_thw[t]
         errors.append(np.abs(shown - frames[t]).sum(-1)[region].mean())

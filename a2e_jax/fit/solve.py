@@ -3,8 +3,8 @@
 One identity (and albedo) per clip; per frame an expression, a head pose and SH lighting. Frames are
 the batch axis of every array, so a whole chunk of a video is one jitted program; a photo is a clip of
 one frame. The energy (a MAP estimate, divided by the number of frames):
-  landmarks   Σ_t Σ_l w_l · σ²·ρ(|p_tl − q_tl|² / σ²) / (2 s²): reprojection through Deep3DFaceRecon's camera of
-              the correspondence's surface points p against the detected points q, in units of the
+  landmarks   Σ_t Σ_l w_l · σ²·ρ(|p_tl − q_tl|² / σ²) / (2 s²): reprojection through Deep3DFaceRecon's
+              camera of the correspondence's surface points p against the detected points q, in units of the
               inter-ocular distance (IOD), with ρ the Geman–McClure function (a hand over the mouth cannot
               pull the fit); σ is annealed from wide to narrow (graduated non-convexity) and s is the
               detector's noise
@@ -66,6 +66,7 @@ class FitConfig:
   polish_steps: int = 100  # Adam steps after Gauss–Newton, for the expression's L1 prior
   refine_iterations: int = 6  # landmark steps of every frame after the photometric stage fixed the identity
   photo_frames: int = 8  # frames (evenly spread) that the photometric stage sees; identity is per clip
+  fix_identity: bool = False  # keep id_init/tex_init (a later chunk of a clip whose identity is known)
   gn_damping: float = 1e-3  # Levenberg–Marquardt: added to the diagonal, absolute and relative
   exp_weight_gn: float = 1.0  # Gaussian expression prior of the Gauss–Newton stage
   lr_rot: float = 0.03
@@ -113,8 +114,16 @@ def translation(camera: cam_lib.Camera, centre_t2, log_depth_t):
   return jnp.stack([tx, ty, camera.distance - w], -1)
 
 
-def fit_clip(model, frames_thw3, landmarks_tl2, corr: corr_lib.Correspondence, config: FitConfig = FitConfig(),
-             confidence_tl=None, id_init=None) -> FitResult:
+def fit_clip(
+  model,
+  frames_thw3,
+  landmarks_tl2,
+  corr: corr_lib.Correspondence,
+  config: FitConfig = FitConfig(),
+  confidence_tl=None,
+  id_init=None,
+  tex_init=None,
+) -> FitResult:
   """Fits `model` to a clip.
 
   Args:
@@ -126,33 +135,53 @@ def fit_clip(model, frames_thw3, landmarks_tl2, corr: corr_lib.Correspondence, c
     corr: the L surface points the landmarks are.
     config: FitConfig.
     confidence_tl: [T,L] in [0,1] (0 = not seen), default all 1.
-    id_init: [Ki] starting identity (e.g. from a previous chunk of the same clip).
+    id_init, tex_init: [Ki], [Kt] starting identity and albedo (e.g. from a previous chunk of the same clip;
+      kept as they are with config.fix_identity).
   """
   frames = np.asarray(frames_thw3)
   frames = frames.astype(np.float32) / 255.0 if frames.dtype == np.uint8 else frames.astype(np.float32)
   num, height, width = frames.shape[:3]
   lmk = np.asarray(landmarks_tl2, np.float32)
-  conf = np.ones(lmk.shape[:2], np.float32) if confidence_tl is None else np.asarray(confidence_tl, np.float32)
+  conf = (
+    np.ones(lmk.shape[:2], np.float32) if confidence_tl is None else np.asarray(confidence_tl, np.float32)
+  )
   camera = cam_lib.deep3d_camera(height, width)
   pts = corr_lib.point_model(model, corr)
   eyes = corr_lib.point_model(model, corr_lib.multipie68(model))
-  init = _initial_params(model, pts, eyes, camera, lmk, conf, id_init)
+  init = _initial_params(model, pts, eyes, camera, lmk, conf, id_init, tex_init)
   crops = _crop_boxes(lmk, conf, config)
   face_tri = _face_triangles(model)
   jmodel = jax.tree.map(jnp.asarray, model)
-  params = _solve(jmodel, (pts.mean, pts.id_basis, pts.exp_basis), jnp.asarray(corr.weights), init,
-                  jnp.asarray(frames), jnp.asarray(lmk), jnp.asarray(conf), jnp.asarray(crops), face_tri,
-                  camera=camera, config=config)
+  params = _solve(
+    jmodel,
+    (pts.mean, pts.id_basis, pts.exp_basis),
+    jnp.asarray(corr.weights),
+    init,
+    jnp.asarray(frames),
+    jnp.asarray(lmk),
+    jnp.asarray(conf),
+    jnp.asarray(crops),
+    face_tri,
+    camera=camera,
+    config=config,
+  )
   params = jax.device_get(params)
   centre = init["anchor"] + init["scale"][:, None] * params["centre"]
   trans = np.asarray(translation(camera, centre, params["depth"]))
   pose = np.concatenate([params["rot"], trans], -1).astype(np.float32)
   err = _landmark_error(pts, params["id"], params["exp"], pose, camera, lmk, init["scale"])
-  return FitResult(id=params["id"], tex=params["tex"], exp=params["exp"], pose=pose, gamma=params["gamma"],
-                   landmark_error=err, image_size=(height, width))
+  return FitResult(
+    id=params["id"],
+    tex=params["tex"],
+    exp=params["exp"],
+    pose=pose,
+    gamma=params["gamma"],
+    landmark_error=err,
+    image_size=(height, width),
+  )
 
 
-def _initial_params(model, pts, eyes, camera, lmk, conf, id_init):
+def _initial_params(model, pts, eyes, camera, lmk, conf, id_init, tex_init):
   """Frontal pose, the face's scale and place from the landmarks' spread and centroid."""
   num = lmk.shape[0]
   weights = conf / np.maximum(conf.sum(1, keepdims=True), 1e-6)
@@ -164,14 +193,18 @@ def _initial_params(model, pts, eyes, camera, lmk, conf, id_init):
   depth = camera.focal * model_spread / np.maximum(spread, 1e-3)
   # Where the head origin projects when the landmarks' centroid lands on the detected one.
   anchor = centroid - np.stack([model_centroid[0], -model_centroid[1]]) * (camera.focal / depth)[:, None]
-  model_iod = float(np.linalg.norm(np.asarray(eyes.mean)[EYE_LEFT].mean(0) - np.asarray(eyes.mean)[EYE_RIGHT]
-                                   .mean(0)))
+  model_iod = float(
+    np.linalg.norm(np.asarray(eyes.mean)[EYE_LEFT].mean(0) - np.asarray(eyes.mean)[EYE_RIGHT].mean(0))
+  )
   scale = camera.focal * model_iod / depth  # the IOD in pixels at the start
   kt = 0 if model.color_basis is None else model.color_basis.shape[-1]
   return {
-    "anchor": anchor.astype(np.float32), "scale": scale.astype(np.float32),
-    "id": np.zeros(model.id_basis.shape[-1], np.float32) if id_init is None else np.asarray(id_init, np.float32),
-    "tex": np.zeros(kt, np.float32),
+    "anchor": anchor.astype(np.float32),
+    "scale": scale.astype(np.float32),
+    "id": np.zeros(model.id_basis.shape[-1], np.float32)
+    if id_init is None
+    else np.asarray(id_init, np.float32),
+    "tex": np.zeros(kt, np.float32) if tex_init is None else np.asarray(tex_init, np.float32),
     "exp": np.zeros((num, model.exp_basis.shape[-1]), np.float32),
     "rot": np.zeros((num, 3), np.float32),
     "centre": np.zeros((num, 2), np.float32),
@@ -186,7 +219,9 @@ def _crop_boxes(lmk, conf, config: FitConfig):
   lo, hi = np.nanmin(big, 1), np.nanmax(big, 1)
   side = config.crop_margin * np.max(hi - lo, axis=1)
   centre = (lo + hi) / 2
-  return np.stack([centre[:, 0] - side / 2, centre[:, 1] - side / 2, side / config.crop], -1).astype(np.float32)
+  return np.stack([centre[:, 0] - side / 2, centre[:, 1] - side / 2, side / config.crop], -1).astype(
+    np.float32
+  )
 
 
 def _face_triangles(model):
@@ -201,7 +236,9 @@ def _face_triangles(model):
 
 
 def _landmark_error(pts, id_k, exp_tk, pose_t6, camera, lmk, iod):
-  posed = cam_lib.transform(pts.points(jnp.asarray(id_k), jnp.asarray(exp_tk)), pose_t6[:, :3], pose_t6[:, 3:])
+  posed = cam_lib.transform(
+    pts.points(jnp.asarray(id_k), jnp.asarray(exp_tk)), pose_t6[:, :3], pose_t6[:, 3:]
+  )
   px = np.asarray(cam_lib.to_pixels(camera, cam_lib.project(camera, posed)))
   return (np.median(np.linalg.norm(px - lmk, axis=-1), axis=1) / iod).astype(np.float32)
 
@@ -254,8 +291,9 @@ def _solve_lighting(frags, normals, albedo, observed, mask, triangles):
   basis = shading.sh_basis(normals)  # [T,N,9]
   gamma = []
   for c in range(3):
-    design = interpolate(albedo[..., c, None] * basis if albedo.ndim == 3 else albedo[None, :, c, None] * basis,
-                         frags, triangles)  # [T,S,S,9]
+    design = interpolate(
+      albedo[..., c, None] * basis if albedo.ndim == 3 else albedo[None, :, c, None] * basis, frags, triangles
+    )  # [T,S,S,9]
     m = mask[..., None].astype(jnp.float32)
     a = (design * m).reshape(design.shape[0], -1, 9)
     y = (observed[..., c] * mask).reshape(design.shape[0], -1)
@@ -271,8 +309,15 @@ def _solve(model, pts_arrays, lmk_weights, init, frames, lmk, conf, crops, face_
   anchor, scale = init["anchor"], init["scale"]
   params = {k: init[k] for k in ("id", "tex", "exp", "rot", "centre", "depth", "gamma")}
   num = lmk.shape[0]
-  rates = {"id": config.lr_id, "tex": config.lr_tex, "exp": config.lr_exp, "rot": config.lr_rot,
-           "centre": config.lr_centre, "depth": config.lr_depth, "gamma": config.lr_gamma}
+  rates = {
+    "id": config.lr_id,
+    "tex": config.lr_tex,
+    "exp": config.lr_exp,
+    "rot": config.lr_rot,
+    "centre": config.lr_centre,
+    "depth": config.lr_depth,
+    "gamma": config.lr_gamma,
+  }
   shape_groups = ("id", "exp", "tex")
 
   total = num
@@ -300,10 +345,13 @@ def _solve(model, pts_arrays, lmk_weights, init, frames, lmk, conf, crops, face_
   observed = crop_images(frames, crops, config.crop)
 
   def photo_energy(p, sub):
-    colour, mask, *_ = _render_crops(model, p, anchor[sub], scale[sub], crops[sub], face_tri, camera, config.crop)
+    colour, mask, *_ = _render_crops(
+      model, p, anchor[sub], scale[sub], crops[sub], face_tri, camera, config.crop
+    )
     sq = jnp.sum((colour - observed[sub]) ** 2, -1)
     per_frame = jnp.sum(_geman_mcclure(sq, config.photo_sigma) * mask, (1, 2)) / jnp.maximum(
-      jnp.sum(mask, (1, 2)), 1.0)
+      jnp.sum(mask, (1, 2)), 1.0
+    )
     return config.photo_weight * jnp.sum(per_frame) / config.photo_sigma**2
 
   def run(params, energy, steps, gates):
@@ -333,33 +381,63 @@ def _solve(model, pts_arrays, lmk_weights, init, frames, lmk, conf, crops, face_
     return 0.0 if k == "gamma" else 1.0
 
   def landmarks_gn(p, sub, iterations, **kw):
-    return gauss_newton.solve_landmarks(pts_arrays, lmk_weights, p, anchor[sub], scale[sub], lmk[sub], conf[sub],
-                                        camera, config, translation, iterations, **kw)
+    return gauss_newton.solve_landmarks(
+      pts_arrays,
+      lmk_weights,
+      p,
+      anchor[sub],
+      scale[sub],
+      lmk[sub],
+      conf[sub],
+      camera,
+      config,
+      translation,
+      iterations,
+      **kw,
+    )
 
   everything = slice(None)
+  fixed = config.fix_identity
   if config.optimizer == "gauss_newton":
-    params = landmarks_gn(params, everything, config.gn_iterations)
-    params = run(params, lambda p, frac: landmark_energy(p, config.sigma_end, everything), config.polish_steps,
-                 lambda k, frac: 0.0 if k == "gamma" else 1.0)
+    params = landmarks_gn(params, everything, config.gn_iterations, fixed_identity=fixed)
+    params = run(
+      params,
+      lambda p, frac: landmark_energy(p, config.sigma_end, everything),
+      config.polish_steps,
+      lambda k, frac: 0.0 if k == "gamma" or (fixed and k == "id") else 1.0,
+    )
   else:
-    params = run(params, lambda p, frac: landmark_energy(p, sigma_at(frac), everything), config.landmark_steps,
-                 landmark_gates)
-  if config.photo_steps == 0:
-    return params
-  # The photometric stage on a few frames: it sets the clip's identity and albedo.
-  keys = np.unique(np.round(np.linspace(0, num - 1, min(num, config.photo_frames))).astype(np.int32))
-  per_frame = ("exp", "rot", "centre", "depth", "gamma")
-  sub = {k: params[k][keys] if k in per_frame else params[k] for k in params}
-  _, mask, frags, normals, albedo = _render_crops(model, sub, anchor[keys], scale[keys], crops[keys], face_tri,
-                                                  camera, config.crop)
-  sub["gamma"] = _solve_lighting(frags, jax.lax.stop_gradient(normals), albedo, observed[keys], mask,
-                                 model.triangles)
-  sub = run(sub, lambda p, frac: landmark_energy(p, config.sigma_end, keys) + photo_energy(p, keys),
-            config.photo_steps, lambda k, frac: 1.0)
-  params = {k: params[k].at[keys].set(sub[k]) if k in per_frame else sub[k] for k in params}
-  if num > len(keys) and config.refine_iterations:
-    params = landmarks_gn(params, everything, config.refine_iterations, fixed_identity=True, rigid_first=False)
-    _, mask, frags, normals, albedo = _render_crops(model, params, anchor, scale, crops, face_tri, camera,
-                                                    config.crop)
-    params["gamma"] = _solve_lighting(frags, normals, albedo, observed, mask, model.triangles)
+    params = run(
+      params,
+      lambda p, frac: landmark_energy(p, sigma_at(frac), everything),
+      config.landmark_steps,
+      lambda k, frac: 0.0 if fixed and k == "id" else landmark_gates(k, frac),
+    )
+  if config.photo_steps and not fixed:
+    # The photometric stage on a few frames: it sets the clip's identity and albedo.
+    keys = np.unique(np.round(np.linspace(0, num - 1, min(num, config.photo_frames))).astype(np.int32))
+    per_frame = ("exp", "rot", "centre", "depth", "gamma")
+    sub = {k: params[k][keys] if k in per_frame else params[k] for k in params}
+    _, mask, frags, normals, albedo = _render_crops(
+      model, sub, anchor[keys], scale[keys], crops[keys], face_tri, camera, config.crop
+    )
+    sub["gamma"] = _solve_lighting(frags, normals, albedo, observed[keys], mask, model.triangles)
+    sub = run(
+      sub,
+      lambda p, frac: landmark_energy(p, config.sigma_end, keys) + photo_energy(p, keys),
+      config.photo_steps,
+      lambda k, frac: 1.0,
+    )
+    params = {k: params[k].at[keys].set(sub[k]) if k in per_frame else sub[k] for k in params}
+    if num == len(keys):
+      return params
+    if config.refine_iterations:
+      params = landmarks_gn(
+        params, everything, config.refine_iterations, fixed_identity=True, rigid_first=False
+      )
+  # Every frame's lighting for the final geometry, in closed form.
+  _, mask, frags, normals, albedo = _render_crops(
+    model, params, anchor, scale, crops, face_tri, camera, config.crop
+  )
+  params["gamma"] = _solve_lighting(frags, normals, albedo, observed, mask, model.triangles)
   return params

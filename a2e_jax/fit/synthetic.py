@@ -16,9 +16,9 @@ import io
 import numpy as np
 
 from a2e_jax.face.model import MorphableModel
+from a2e_jax.fit.rendering import render_batches
 from a2e_jax.render import camera as cam_lib
 from a2e_jax.render import shading
-from a2e_jax.render.pipeline import FaceRenderer
 
 FPS = 25.0
 # Channels a speaking mouth moves (the lip channels of the checks), left/right tied.
@@ -54,7 +54,7 @@ def smooth_noise(rng, num, scale_frames, size=1):
   from scipy.ndimage import gaussian_filter1d
 
   x = gaussian_filter1d(rng.normal(size=(num + 8 * int(scale_frames), size)), scale_frames, axis=0)
-  x = x[4 * int(scale_frames):][:num]
+  x = x[4 * int(scale_frames) :][:num]
   return (x - x.mean(0)) / np.maximum(x.std(0), 1e-6)
 
 
@@ -122,8 +122,9 @@ def degrade(image, rng, noise: float = 0.02, quality: int = 75) -> np.ndarray:
   return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
 
 
-def clip(model, num: int, seed: int = 0, size: int = 512, face_px=(80, 300), max_angle: float = 30.0,
-         batch: int = 8) -> Truth:
+def clip(
+  model, num: int, seed: int = 0, size: int = 512, face_px=(80, 300), max_angle: float = 30.0, batch: int = 8
+) -> Truth:
   """A rendered clip of `num` frames (see module doc)."""
   rng = np.random.default_rng(seed)
   ident = rng.normal(size=model.id_basis.shape[-1]).astype(np.float32)
@@ -133,18 +134,31 @@ def clip(model, num: int, seed: int = 0, size: int = 512, face_px=(80, 300), max
     exp, blink = speech_expression(model, num, rng)
   else:
     scale = np.geomspace(1.0, 0.1, model.exp_basis.shape[-1])
-    exp, blink = (smooth_noise(rng, num, 3, model.exp_basis.shape[-1]) * scale).astype(np.float32), np.zeros(num, bool)
+    exp = (smooth_noise(rng, num, 3, model.exp_basis.shape[-1]) * scale).astype(np.float32)
+    blink = np.zeros(num, bool)
   camera = cam_lib.deep3d_camera(size)
-  angles = np.deg2rad(np.stack([
-    max_angle * np.tanh(0.8 * smooth_noise(rng, num, 12)[:, 0]),
-    max_angle * np.tanh(0.8 * smooth_noise(rng, num, 12)[:, 0]),
-    8.0 * smooth_noise(rng, num, 15)[:, 0]], -1))
+  angles = np.deg2rad(
+    np.stack(
+      [
+        max_angle * np.tanh(0.8 * smooth_noise(rng, num, 12)[:, 0]),
+        max_angle * np.tanh(0.8 * smooth_noise(rng, num, 12)[:, 0]),
+        8.0 * smooth_noise(rng, num, 15)[:, 0],
+      ],
+      -1,
+    )
+  )
   width = rng.uniform(*face_px) * np.exp(0.1 * smooth_noise(rng, num, 20)[:, 0])
   depth = camera.focal * 1.5 / width
   margin = 0.75 * width
   centre = rng.uniform(margin.max(), size - margin.max(), 2) + 0.05 * size * smooth_noise(rng, num, 20, 2)
-  trans = np.stack([(centre[:, 0] - camera.cx) * depth / camera.focal,
-                    (camera.cy - centre[:, 1]) * depth / camera.focal, camera.distance - depth], -1)
+  trans = np.stack(
+    [
+      (centre[:, 0] - camera.cx) * depth / camera.focal,
+      (camera.cy - centre[:, 1]) * depth / camera.focal,
+      camera.distance - depth,
+    ],
+    -1,
+  )
   pose = np.concatenate([angles, trans], -1).astype(np.float32)
   gamma = np.tile(shading.DEFAULT_GAMMA, (num, 1))
   light = rng.normal(0, 0.12, size=(1, 3, 9)) * np.array([0.5, 1, 1, 1, 0.3, 0.3, 0.3, 0.3, 0.3])
@@ -154,15 +168,9 @@ def clip(model, num: int, seed: int = 0, size: int = 512, face_px=(80, 300), max
     tint = rng.uniform(0.8, 1.15, 3)
     gamma = (gamma.reshape(num, 3, 9) + np.eye(9)[0] * shading.AMBIENT).reshape(num, 3, 9)
     gamma = (gamma * tint[None, :, None] - np.eye(9)[0] * shading.AMBIENT).reshape(num, 27).astype(np.float32)
-  renderer = FaceRenderer(model, size=size, batch=batch)
   bg = background(rng, size)
   frames, masks = [], []
-  for start in range(0, num, batch):
-    stop = min(start + batch, num)
-    pad = batch - (stop - start)
-    rows = lambda a: np.pad(a[start:stop], ((0, pad), (0, 0)), mode="edge")  # noqa: E731
-    images, mask = renderer.render(rows(exp), rows(pose), ident, rows(gamma), tex if kt else None)
-    images, mask = np.asarray(images)[: stop - start], np.asarray(mask)[: stop - start]
+  for _, images, mask in render_batches(model, exp, pose, ident, gamma, tex, (size, size), batch):
     for image, m in zip(images, mask):
       frames.append(degrade(np.where(m[..., None], image, bg), rng))
       masks.append(m)
@@ -213,7 +221,15 @@ def bfm_shaped_model(seed: int = 0) -> MorphableModel:
   exp_basis = fields(64, 0.05, face)  # 5 mm
   color_mean = np.asarray(base.color_mean)
   color_basis = fields(80, 0.15, np.ones(len(mean), np.float32))  # albedo: 0.15 RMS per colour
-  return MorphableModel(mean=mean, id_basis=id_basis, exp_basis=exp_basis, triangles=np.asarray(base.triangles),
-                        landmarks=np.asarray(base.landmarks), regions=dict(base.regions), color_mean=color_mean,
-                        color_basis=color_basis, channel_names=tuple(f"exp{i}" for i in range(64)),
-                        name="bfm_shaped")
+  return MorphableModel(
+    mean=mean,
+    id_basis=id_basis,
+    exp_basis=exp_basis,
+    triangles=np.asarray(base.triangles),
+    landmarks=np.asarray(base.landmarks),
+    regions=dict(base.regions),
+    color_mean=color_mean,
+    color_basis=color_basis,
+    channel_names=tuple(f"exp{i}" for i in range(64)),
+    name="bfm_shaped",
+  )

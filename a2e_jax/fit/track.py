@@ -1,0 +1,177 @@
+"""Pictures in, coefficients out: the landmarker and the fit together, for a photo or a video.
+
+`Tracker` runs the vision pipeline (image mode for photos, video mode for clips), fits the model to the
+468 face-mesh points through the model's found correspondence (fit/find_points.py) and to the pixels, and
+reads the eye-control track off the landmark measures: blink per eye from the lid opening relative to the
+clip's open-eye level, gaze from the iris position. A video is fitted in chunks of fixed size (one
+compilation): the first chunk's photometric stage sets the clip's identity and albedo, later chunks keep
+them. Frames where no face was found get no landmark weight; their coefficients come from the smoothness
+prior (the neighbours), and `found` marks them.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from a2e_jax.core.errors import UserError
+from a2e_jax.fit import solve
+
+# Eye openness (lid gap / eye width, vision/measures.py) of an open eye when a clip has too few frames to
+# measure its own; the eye counts as closed at CLOSED_FRACTION of its open level.
+OPEN_EYE = 0.3
+CLOSED_FRACTION = 0.25
+# Eye widths of iris offset per radian of gaze: an eyeball's radius is about 0.4 eye widths.
+GAZE_PER_RADIAN = 0.4
+
+
+class NoFace(UserError):
+  """No face was found in a picture."""
+
+
+@dataclasses.dataclass
+class Track:
+  """A fitted picture or clip.
+
+  Attributes:
+    fit: solve.FitResult ([T] frames).
+    found: [T] bool, frames where the landmarker found a face.
+    points: [T,468,2] landmark pixels (our convention: pixel centres at +0.5).
+    eye: [T,4] eye control: blink left/right in [0,1], gaze yaw/pitch in radians (data/schema.py).
+    lip_gap: [T] the landmarks' inner-lip gap / inter-ocular distance.
+    fps: frames per second (0 for a photo).
+  """
+
+  fit: solve.FitResult
+  found: np.ndarray
+  points: np.ndarray
+  eye: np.ndarray
+  lip_gap: np.ndarray
+  fps: float
+
+
+def eye_track(faces) -> np.ndarray:
+  """[T,4] eye control from FaceLandmarks (see module doc)."""
+  from a2e_jax.vision import measures
+
+  m = measures.measures(faces.points, faces.iris)
+  openness = np.asarray(m["openness"])  # [T,2], the subject's right eye first
+  seen = np.asarray(faces.found)
+  level = np.full(2, OPEN_EYE)
+  if seen.sum() >= 25:
+    level = np.maximum(np.percentile(openness[seen], 80, axis=0), 0.05)
+  blink = np.clip((level - openness) / ((1 - CLOSED_FRACTION) * level), 0, 1)
+  gaze = np.asarray(m.get("gaze", np.zeros((len(openness), 2))))
+  # Our eye control is (left, right) and yaw towards the subject's left, pitch up (y in the image is down).
+  yaw, pitch = gaze[:, 0] / GAZE_PER_RADIAN, -gaze[:, 1] / GAZE_PER_RADIAN
+  track = np.stack([blink[:, 1], blink[:, 0], yaw, pitch], -1)
+  return np.where(seen[:, None], track, 0.0).astype(np.float32)
+
+
+class Tracker:
+  """Fits one face model to photos and videos.
+
+  Args:
+    model: a MorphableModel.
+    config: solve.FitConfig for photos (video chunks derive theirs from it).
+    chunk: frames per fitted chunk of a video.
+  """
+
+  def __init__(self, model, config: solve.FitConfig | None = None, chunk: int = 64, landmarker=None):
+    from a2e_jax import vision
+    from a2e_jax.fit.find_points import mesh_correspondence
+
+    self.model = model
+    bounded = bool(model.channel_names) and model.name != "bfm" and "exp00" not in model.channel_names
+    self.config = config or solve.FitConfig(bounded_exp=bounded)
+    self.chunk = chunk
+    self.landmarker = landmarker or vision.Landmarker(eyes=True, batch=16)
+    self.corr = mesh_correspondence(model)
+
+  def image(self, image_hw3, name: str = "image") -> Track:
+    """Fits one picture [H,W,3] uint8; raises NoFace when there is none."""
+    faces = self.landmarker.images(np.asarray(image_hw3)[None])
+    if not bool(faces.found[0]):
+      raise NoFace(
+        f"{name}: no face found (the landmarker needs a face of at least ~80 px, turned less than "
+        "~45 degrees)"
+      )
+    points = np.asarray(faces.points[..., :2], np.float32) + 0.5
+    fit = solve.fit_clip(self.model, np.asarray(image_hw3)[None], points, self.corr, self.config)
+    from a2e_jax.vision import measures
+
+    return Track(
+      fit,
+      np.ones(1, bool),
+      points,
+      eye_track(faces),
+      np.asarray(measures.measures(faces.points)["lip_gap"], np.float32),
+      0.0,
+    )
+
+  def video(self, path: str, progress=None) -> Track:
+    """Fits a video file; raises NoFace when no frame shows one."""
+    from a2e_jax.vision import measures
+    from a2e_jax.vision.media import VideoFrames
+
+    video = VideoFrames(path)
+    frames = np.concatenate(list(video.batches(256)))
+    faces = self.landmarker.video(frames)
+    found = np.asarray(faces.found, bool)
+    if not found.any():
+      raise NoFace(f"{path}: no face found in any of its {len(frames)} frames")
+    points = _fill_missing(np.asarray(faces.points[..., :2], np.float32) + 0.5, found)
+    fits = []
+    ident = tex = None
+    video_config = dataclasses.replace(
+      self.config, smooth_exp=self.config.smooth_exp or 2.0, smooth_pose=self.config.smooth_pose or 200.0
+    )
+    for start in range(0, len(frames), self.chunk):
+      stop = min(start + self.chunk, len(frames))
+      index = np.minimum(np.arange(start, start + self.chunk), stop - 1)  # fixed shape: pad with the last
+      real = found[index] & (np.arange(start, start + self.chunk) < stop)
+      conf = np.repeat(real[:, None], points.shape[1], 1)
+      config = video_config if ident is None else dataclasses.replace(video_config, fix_identity=True)
+      fit = solve.fit_clip(
+        self.model,
+        frames[index],
+        points[index],
+        self.corr,
+        config,
+        confidence_tl=conf.astype(np.float32),
+        id_init=ident,
+        tex_init=tex,
+      )
+      ident, tex = fit.id, fit.tex
+      fits.append(_cut(fit, stop - start))
+      if progress is not None:
+        progress(stop - start)
+    fit = solve.FitResult(
+      id=ident,
+      tex=tex,
+      **{
+        k: np.concatenate([getattr(f, k) for f in fits]) for k in ("exp", "pose", "gamma", "landmark_error")
+      },
+      image_size=fits[0].image_size,
+    )
+    lip_gap = np.asarray(measures.measures(faces.points)["lip_gap"], np.float32)
+    return Track(fit, found, points, eye_track(faces), lip_gap, float(video.fps))
+
+
+def _cut(fit: solve.FitResult, count: int) -> solve.FitResult:
+  return dataclasses.replace(
+    fit,
+    exp=fit.exp[:count],
+    pose=fit.pose[:count],
+    gamma=fit.gamma[:count],
+    landmark_error=fit.landmark_error[:count],
+  )
+
+
+def _fill_missing(points_tl2, found_t):
+  """Points of frames without a face interpolated from the nearest frames with one (for the crops only)."""
+  if found_t.all():
+    return points_tl2
+  t = np.arange(len(found_t))
+  flat = points_tl2.reshape(len(t), -1)
+  filled = np.stack([np.interp(t, t[found_t], flat[found_t, i]) for i in range(flat.shape[1])], 1)
+  return filled.reshape(points_tl2.shape).astype(np.float32)

@@ -1,0 +1,143 @@
+"""The fit against ground truth from our own renderer (fit/synthetic.py), and its geometric pieces.
+
+Synthetic clips here are short (24 frames) to keep the suite fast; tools/bench_track.py runs the same
+checks over 200 frames for BENCHMARKS.md. The landmarks are the true projections of the landmark points
+plus detector-like noise (1 % of the inter-ocular distance); the test through the real landmarker is in
+test_fit_vision.py.
+"""
+
+import numpy as np
+import pytest
+
+from a2e_jax.face.builtin import builtin_model
+from a2e_jax.fit import correspondence as corr_lib
+from a2e_jax.fit import find_points, quality, solve, synthetic
+from a2e_jax.render import camera as cam_lib
+
+
+def test_from_vertices_puts_points_on_the_vertices():
+  model = builtin_model()
+  corr = corr_lib.from_vertices(model.landmarks, model.triangles)
+  verts = np.asarray(model.vertices(None, np.zeros((1, model.num_exp))))
+  np.testing.assert_allclose(
+    np.asarray(corr_lib.surface_points(verts, model.triangles, corr))[0],
+    verts[0][np.asarray(model.landmarks)],
+    atol=1e-6,
+  )
+  pts = corr_lib.point_model(model, corr)
+  exp = np.random.default_rng(0).uniform(0, 1, (2, model.num_exp)).astype(np.float32)
+  ident = np.random.default_rng(1).normal(size=model.num_id).astype(np.float32)
+  full = np.asarray(model.vertices(ident, exp))[:, np.asarray(model.landmarks)]
+  np.testing.assert_allclose(np.asarray(pts.points(ident, exp)), full, atol=1e-5)
+
+
+def test_closest_point_on_triangle_matches_brute_force():
+  rng = np.random.default_rng(0)
+  tri = rng.normal(size=(200, 3, 3))
+  points = rng.normal(size=(200, 3)) * 2
+  bary = find_points._closest_barycentric(points, tri)
+  closest = np.einsum("pc,pcd->pd", bary, tri)
+  # Brute force: a dense grid of barycentric samples.
+  g = np.linspace(0, 1, 121)
+  u, v = np.meshgrid(g, g)
+  keep = u + v <= 1
+  samples = np.stack([1 - u[keep] - v[keep], u[keep], v[keep]], -1)  # [S,3]
+  dense = np.einsum("sc,pcd->psd", samples, tri)
+  brute = np.linalg.norm(dense - points[:, None], axis=-1).min(1)
+  found = np.linalg.norm(closest - points, axis=-1)
+  assert np.all(found <= brute + 1e-9)
+  assert np.all(bary >= -1e-9) and np.allclose(bary.sum(1), 1)
+
+
+def test_triangulation_recovers_points_from_known_views():
+  model = builtin_model()
+  poses, camera = find_points.view_poses(model)
+  points = np.asarray(model.mean)[np.asarray(model.landmarks)].astype(np.float64)
+  posed = cam_lib.transform(points[None], poses[:, :3], poses[:, 3:])
+  observed = np.asarray(cam_lib.to_pixels(camera, cam_lib.project(camera, posed)), np.float64)
+  rot = np.asarray(cam_lib.rotation_matrix(poses[:, :3]), np.float64)
+  found = find_points._triangulate(observed, rot, poses[:, 3:].astype(np.float64), camera)
+  np.testing.assert_allclose(found, points, atol=1e-4)
+  assert find_points._reprojection_rms(found, observed, rot, poses[:, 3:], camera).max() < 1e-2
+
+
+def test_skin_is_the_landmarks_part_of_the_mesh():
+  model = builtin_model()
+  skin = find_points.skin_triangles(model)
+  assert 0.3 * len(model.triangles) < len(skin) < len(model.triangles)  # eyeballs and teeth are apart
+  on_skin = np.zeros(model.mean.shape[0], bool)
+  on_skin[np.asarray(model.triangles)[skin].ravel()] = True
+  assert on_skin[np.asarray(model.landmarks)].mean() > 0.9
+
+
+def _noisy(truth, rng, sigma=0.01):
+  iod = np.asarray(solve.inter_ocular(truth.landmarks))
+  return truth.landmarks + rng.normal(0, sigma, truth.landmarks.shape) * iod[:, None, None]
+
+
+def _channel(model, fit_exp, truth_exp, name):
+  i = [k for k, c in enumerate(model.channel_names) if c in (name, name + "_L")][0]
+  return quality.correlation(fit_exp[:, i], truth_exp[:, i])
+
+
+@pytest.mark.slow
+def test_builtin_face_clip_from_landmarks():
+  """Landmarks only (no photometric stage): pose, identity, landmark error, jaw and blinks."""
+  model = builtin_model()
+  truth = synthetic.clip(model, 40, seed=3)
+  fit = solve.fit_clip(
+    model,
+    truth.frames,
+    _noisy(truth, np.random.default_rng(0)),
+    corr_lib.multipie68(model),
+    solve.FitConfig(photo_steps=0),
+  )
+  assert np.median(quality.pose_error_deg(fit.pose, truth.pose)) <= 3.0
+  zero = quality.identity_error_mm(model, np.zeros_like(truth.id), truth.id)
+  assert quality.identity_error_mm(model, fit.id, truth.id) <= min(2.0, 0.5 * zero)
+  assert np.median(quality.landmark_vertex_error(model, fit.image_size, fit, truth.landmarks)) <= 0.02
+  assert _channel(model, fit.exp, truth.exp, "jawOpen") >= 0.9
+  blink = fit.exp[:, [model.channel_names.index("eyeBlink_L"), model.channel_names.index("eyeBlink_R")]]
+  assert truth.blink.any()
+  precision, recall = quality.event_precision_recall(blink.mean(1) > 0.5, truth.blink)
+  assert precision >= 0.9 and recall >= 0.9
+
+
+@pytest.mark.slow
+def test_photometric_stage_renders_back_and_survives_an_occluder():
+  """With pixels: the re-rendered fit beats the mean face by half; a grey block over the mouth and a
+  corrupted mouth landmark group do not drag the pose."""
+  model = builtin_model()
+  truth = synthetic.clip(model, 6, seed=4, face_px=(150, 260))
+  rng = np.random.default_rng(1)
+  lmk = _noisy(truth, rng)
+  frames = truth.frames.copy()
+  # An occluder over the mouth in the first frame: a flat patch, and its landmarks thrown off.
+  mouth = truth.landmarks[0, 48:68]
+  (x0, y0), (x1, y1) = mouth.min(0).astype(int) - 4, mouth.max(0).astype(int) + 4
+  frames[0, y0:y1, x0:x1] = 128
+  iod = float(solve.inter_ocular(truth.landmarks[:1])[0])
+  lmk[0, 48:68] += rng.normal(0, 0.4 * iod, (20, 2))
+  fit = solve.fit_clip(model, frames, lmk, corr_lib.multipie68(model), solve.FitConfig(photo_steps=40))
+  fitted, mean_face = quality.rerender_errors(model, truth.frames, truth.mask, fit)
+  assert fitted.mean() <= 0.5 * mean_face.mean()
+  assert quality.pose_error_deg(fit.pose, truth.pose).max() <= 3.0
+
+
+@pytest.mark.slow
+def test_bfm_shaped_model_clip():
+  """The same fit on a model with BFM's layout (80 identity, 64 PCA expression, 80 albedo modes)."""
+  model = synthetic.bfm_shaped_model()
+  truth = synthetic.clip(model, 16, seed=5)
+  config = solve.FitConfig(bounded_exp=False, photo_steps=40, photo_frames=4)
+  fit = solve.fit_clip(
+    model, truth.frames, _noisy(truth, np.random.default_rng(2)), corr_lib.multipie68(model), config
+  )
+  assert np.median(quality.pose_error_deg(fit.pose, truth.pose)) <= 3.0
+  zero = quality.identity_error_mm(model, np.zeros_like(truth.id), truth.id)
+  assert quality.identity_error_mm(model, fit.id, truth.id) <= min(2.0, 0.5 * zero)
+  assert np.median(quality.landmark_vertex_error(model, fit.image_size, fit, truth.landmarks)) <= 0.02
+  corr = [quality.correlation(fit.exp[:, i], truth.exp[:, i]) for i in range(4)]
+  assert min(corr) >= 0.8, corr
+  fitted, mean_face = quality.rerender_errors(model, truth.frames, truth.mask, fit)
+  assert fitted.mean() <= 0.5 * mean_face.mean()
