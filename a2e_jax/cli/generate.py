@@ -148,6 +148,9 @@ def _one(generator, spaces, formats, audio, stem, args, video_path, controls_):
   # Deferred: the command's packages load JAX, TFDS or SciPy, which `a2e --help` must not.
   from a2e_jax.infer import outputs
 
+  if args.ref_image and not controls_.get("ref"):
+    # The portrait's own expression is the reference β0: fit it first (its .npz is kept beside the outputs).
+    controls_ = dict(controls_, ref=_portrait_reference(args.ref_image, spaces.network_model, stem))
   result = generator(audio, bfm_model=spaces.bfm_model, **controls_)
   os.makedirs(os.path.dirname(os.path.abspath(stem)), exist_ok=True)
   written = outputs.write_exports(result.seq, stem, formats, spaces)
@@ -157,6 +160,16 @@ def _one(generator, spaces, formats, audio, stem, args, video_path, controls_):
     written["video"] = outputs.write_video(video_path, seq, spaces.output_model, audio, args.ref_image,
                                            args.size)
   return written, result
+
+
+def _portrait_reference(image: str, model, stem: str) -> str:
+  from a2e_jax.fit.outputs import write_npz
+  from a2e_jax.fit.portrait import fit_portrait
+
+  path = stem + ".portrait.npz"
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  write_npz(path, model, fit_portrait(model, image))
+  return path
 
 
 def run_generate(args) -> int:

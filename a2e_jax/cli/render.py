@@ -18,9 +18,9 @@ def register(subparsers) -> None:
                                       "model if it names one, else builtin)")
   render.add_argument("--audio", help="audio to mux (wav, flac, m4a, mp3, ...); the video ends with the "
                                       "shorter stream")
-  render.add_argument("--ref-image", help="portrait (PNG/JPEG) to animate, framed like Deep3DFaceRecon's "
-                                          "aligned crop and showing the file's reference expression (beta0, "
-                                          "else neutral) in the first frame's pose; the video takes its size")
+  render.add_argument("--ref-image", help="portrait (PNG/JPEG) to animate: the face is found and the face "
+                                          "model fitted to it (a2e track), and the clip is drawn on it in "
+                                          "the fitted pose and identity; the video takes its size")
   render.add_argument("--out", required=True, help="output .mp4")
   render.add_argument("--size", type=int, default=256, help="frame size in pixels (default 256)")
   render.add_argument("--compare", nargs="+", default=(), metavar="COEFFS",
@@ -52,9 +52,16 @@ def run_render(args) -> int:
     labels = [text.strip() for text in args.labels.split(",")]
   elif panels:
     labels = [os.path.splitext(os.path.basename(p))[0] for p in (args.coeffs, *args.compare)]
+  pose, ident, ref_exp = main["pose"], main["id"], main["beta0"]
+  if args.ref_image:
+    from a2e_jax.fit.portrait import placement
+
+    # The face is found and fitted in the portrait: its identity, expression and pose place the clip.
+    place = placement(model, args.ref_image, pose, len(main["exp"]))
+    pose, ident, ref_exp = place["pose"], place["id"], place["ref_exp"]
   frames = render_video(
-    args.out, model, main["exp"], pose_t6=main["pose"], id_k=main["id"], audio=args.audio,
-    ref_image=args.ref_image, ref_exp=main["beta0"], size=args.size, fps=seq.fps, batch=args.batch,
+    args.out, model, main["exp"], pose_t6=pose, id_k=ident, audio=args.audio,
+    ref_image=args.ref_image, ref_exp=ref_exp, size=args.size, fps=seq.fps, batch=args.batch,
     panels=[dict(exp=p["exp"], pose=p["pose"], id=p["id"]) for p in panels], labels=labels,
     antialias=args.antialias, progress=not args.no_progress)
   print(f"wrote {args.out}: {frames} frames at {seq.fps:g} fps, model {model.name}")

@@ -1,0 +1,203 @@
+"""Benchmark: the 3DMM fit against ground truth from our own renderer, and its speed.
+
+  python tools/bench_track.py [--frames 200] [--models builtin bfm_shaped] [--landmarks truth vision]
+                              [--video ../shared/video/talking_head_en_8s.mp4] [--json bench_track.json]
+  (or: a2e bench track ...)
+
+Accuracy: a synthetic clip per model (fit/synthetic.py: random identity, speech-like mouth, blinks, yaw and
+pitch up to ±30°, lighting, albedo, composited into a 512×512 background with noise and JPEG), fitted in
+chunks of 64 frames like `a2e track` (the first chunk's photometric stage sets identity and albedo).
+Landmarks are either the true projections of the model's 68 landmark vertices plus 1 % IOD noise
+("truth"), or the vision pipeline's 468 points through the model's found correspondence ("vision").
+Reported: median pose error (degrees), identity vertex error (mm), median 2D landmark-vertex error (% IOD),
+correlation of the mouth channels with the truth, blink precision/recall, and the re-render check (mean
+colour error over the face, fitted vs the mean face in the fitted pose and lighting).
+Speed: frames/s of the fit of one 64-frame chunk (landmarks given), cold (with compilation) and warm
+(median of repeats), and, with --video, `Tracker.video` end to end (landmarks + fit) cold and warm.
+"""
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import numpy as np
+
+
+def accuracy(model, frames: int, source: str, chunk: int, seed: int = 1) -> dict:
+  import dataclasses
+
+  from a2e_jax.fit import correspondence as corr_lib
+  from a2e_jax.fit import quality, solve, synthetic
+
+  truth = synthetic.clip(model, frames, seed=seed)
+  bounded = model.name == "builtin"
+  if source == "truth":
+    iod = np.asarray(solve.inter_ocular(truth.landmarks))
+    rng = np.random.default_rng(0)
+    points = truth.landmarks + rng.normal(0, 0.01, truth.landmarks.shape) * iod[:, None, None]
+    corr = corr_lib.multipie68(model)
+    conf = np.ones(points.shape[:2], np.float32)
+  else:
+    from a2e_jax import vision
+    from a2e_jax.fit.find_points import mesh_correspondence
+
+    faces = vision.Landmarker(eyes=False, batch=16).video(truth.frames)
+    points = np.asarray(faces.points[..., :2]) + 0.5
+    conf = np.repeat(np.asarray(faces.found, np.float32)[:, None], points.shape[1], 1)
+    corr = mesh_correspondence(model)
+  config = solve.FitConfig(bounded_exp=bounded, smooth_exp=2.0, smooth_pose=200.0)
+  fits, ident, tex = [], None, None
+  start = time.perf_counter()
+  for s in range(0, frames, chunk):
+    index = np.minimum(np.arange(s, s + chunk), min(s + chunk, frames) - 1)
+    cfg = config if ident is None else dataclasses.replace(config, fix_identity=True)
+    fit = solve.fit_clip(
+      model,
+      truth.frames[index],
+      points[index],
+      corr,
+      cfg,
+      confidence_tl=conf[index],
+      id_init=ident,
+      tex_init=tex,
+    )
+    ident, tex = fit.id, fit.tex
+    fits.append(fit)
+  seconds = time.perf_counter() - start
+  cat = lambda k: np.concatenate([getattr(f, k) for f in fits])[:frames]  # noqa: E731
+  fit = solve.FitResult(
+    ident, tex, cat("exp"), cat("pose"), cat("gamma"), cat("landmark_error"), fits[0].image_size
+  )
+  out = {
+    "frames": frames,
+    "landmarks": source,
+    "seconds": seconds,
+    "pose_deg": float(np.median(quality.pose_error_deg(fit.pose, truth.pose))),
+    "identity_mm": quality.identity_error_mm(model, fit.id, truth.id),
+    "identity_mm_mean_face": quality.identity_error_mm(model, np.zeros_like(truth.id), truth.id),
+    "landmark_iod_pct": float(
+      100 * np.median(quality.landmark_vertex_error(model, fit.image_size, fit, truth.landmarks))
+    ),
+  }
+  if bounded:
+    from a2e_jax.fit.synthetic import MOUTH_CHANNELS
+
+    for name in MOUTH_CHANNELS:
+      i = [k for k, c in enumerate(model.channel_names) if c in (name, name + "_L")][0]
+      out[f"r_{name}"] = quality.correlation(fit.exp[:, i], truth.exp[:, i])
+    blink = fit.exp[:, [model.channel_names.index("eyeBlink_L"), model.channel_names.index("eyeBlink_R")]]
+    out["blink_precision"], out["blink_recall"] = quality.event_precision_recall(
+      blink.mean(1) > 0.5, truth.blink
+    )
+  else:
+    out["r_exp_first8"] = [quality.correlation(fit.exp[:, i], truth.exp[:, i]) for i in range(8)]
+  every = max(1, frames // 40)  # the re-render check on every k-th frame (rendering 512² frames is slow)
+  sub = solve.FitResult(
+    fit.id,
+    fit.tex,
+    fit.exp[::every],
+    fit.pose[::every],
+    fit.gamma[::every],
+    fit.landmark_error[::every],
+    fit.image_size,
+  )
+  fitted, mean_face = quality.rerender_errors(model, truth.frames[::every], truth.mask[::every], sub)
+  out["rerender_fit"], out["rerender_mean_face"] = float(fitted.mean()), float(mean_face.mean())
+  out["rerender_reduction"] = 1 - out["rerender_fit"] / out["rerender_mean_face"]
+  return out
+
+
+def speed(model, chunk: int, repeats: int) -> dict:
+  from a2e_jax.fit import correspondence as corr_lib
+  from a2e_jax.fit import solve, synthetic
+
+  truth = synthetic.clip(model, chunk, seed=2)
+  corr = corr_lib.multipie68(model)
+  rows = {}
+  for name, config in (
+    ("landmarks_only", solve.FitConfig(photo_steps=0)),
+    ("with_photometric", solve.FitConfig()),
+    ("later_chunk", solve.FitConfig(fix_identity=True)),
+  ):
+    times = []
+    for _ in range(repeats + 1):
+      start = time.perf_counter()
+      solve.fit_clip(model, truth.frames, truth.landmarks, corr, config, id_init=truth.id)
+      times.append(time.perf_counter() - start)
+    rows[name] = {
+      "cold_s": times[0],
+      "warm_s": statistics.median(times[1:]),
+      "warm_fps": chunk / statistics.median(times[1:]),
+    }
+  return rows
+
+
+def video_speed(model, path: str, repeats: int) -> dict:
+  from a2e_jax.fit.track import Tracker
+
+  tracker = Tracker(model)
+  times = []
+  for _ in range(repeats + 1):
+    start = time.perf_counter()
+    track = tracker.video(path)
+    times.append(time.perf_counter() - start)
+  frames = len(track.fit.exp)
+  return {"frames": frames, "cold_fps": frames / times[0], "warm_fps": frames / statistics.median(times[1:])}
+
+
+def main(argv=None) -> dict:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--frames", type=int, default=200)
+  parser.add_argument("--chunk", type=int, default=64)
+  parser.add_argument("--models", nargs="+", default=["builtin", "bfm_shaped"])
+  parser.add_argument("--landmarks", nargs="+", default=["truth"], choices=["truth", "vision"])
+  parser.add_argument("--speed", action="store_true", help="also time the fit of one chunk")
+  parser.add_argument("--video", help="also time `Tracker.video` on this file")
+  parser.add_argument("--repeats", type=int, default=2)
+  parser.add_argument("--json", default="bench_track.json")
+  args = parser.parse_args(argv)
+
+  from a2e_jax.face.builtin import builtin_model
+  from a2e_jax.fit import synthetic
+
+  models = {"builtin": builtin_model, "bfm_shaped": synthetic.bfm_shaped_model}
+  results = {"machine": platform.processor() or platform.machine(), "accuracy": {}, "speed": {}}
+  for name in args.models:
+    model = models[name]()
+    for source in args.landmarks:
+      row = accuracy(model, args.frames, source, args.chunk)
+      results["accuracy"][f"{name}/{source}"] = row
+      print(
+        f"{name:10s} {source:6s} pose {row['pose_deg']:.2f} deg  identity {row['identity_mm']:.2f} mm "
+        f"(mean face {row['identity_mm_mean_face']:.2f})  landmarks {row['landmark_iod_pct']:.2f} % IOD  "
+        f"re-render -{100 * row['rerender_reduction']:.0f} %",
+        flush=True,
+      )
+      extra = {
+        k: round(v, 3) for k, v in row.items() if k.startswith(("r_", "blink")) and not isinstance(v, list)
+      }
+      print("  ", extra or [round(v, 3) for v in row.get("r_exp_first8", [])], flush=True)
+    if args.speed:
+      results["speed"][name] = speed(model, args.chunk, args.repeats)
+      for row_name, row in results["speed"][name].items():
+        print(
+          f"{name:10s} {row_name:17s} cold {row['cold_s']:.1f} s  warm {row['warm_s']:.2f} s "
+          f"({row['warm_fps']:.1f} frames/s)",
+          flush=True,
+        )
+  if args.video:
+    results["video"] = video_speed(builtin_model(), args.video, args.repeats)
+    print(
+      f"video {args.video}: cold {results['video']['cold_fps']:.2f} frames/s, warm "
+      f"{results['video']['warm_fps']:.2f} frames/s",
+      flush=True,
+    )
+  with open(args.json, "w") as f:
+    json.dump(results, f, indent=1)
+  return results
+
+
+if __name__ == "__main__":
+  main()
