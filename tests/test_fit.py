@@ -118,7 +118,7 @@ def test_photometric_stage_renders_back_and_survives_an_occluder():
   frames[0, y0:y1, x0:x1] = 128
   iod = float(solve.inter_ocular(truth.landmarks[:1])[0])
   lmk[0, 48:68] += rng.normal(0, 0.4 * iod, (20, 2))
-  fit = solve.fit_clip(model, frames, lmk, corr_lib.multipie68(model), solve.FitConfig(photo_steps=40))
+  fit = solve.fit_clip(model, frames, lmk, corr_lib.multipie68(model), solve.FitConfig())
   fitted, mean_face = quality.rerender_errors(model, truth.frames, truth.mask, fit)
   assert fitted.mean() <= 0.5 * mean_face.mean()
   assert quality.pose_error_deg(fit.pose, truth.pose).max() <= 3.0
