@@ -9,6 +9,7 @@ from a2e_jax.face import coeffs as layouts
 from a2e_jax.formats.sequence import CoeffSequence, save_npz
 
 OVERLAY_ALPHA = 0.55
+OVERLAY_TINT = (0.55, 0.95, 1.3)
 
 
 def to_sequence(model, track) -> CoeffSequence:
@@ -84,4 +85,6 @@ def overlay_frames(model, track, frames_thw3, batch: int = 8):
     stop = start + len(images)
     under = np.asarray(frames_thw3[start:stop], np.float32) / 255.0
     alpha = OVERLAY_ALPHA * (mask & track.found[start:stop, None, None])[..., None]
-    yield (np.clip(alpha * images + (1 - alpha) * under, 0, 1) * 255 + 0.5).astype(np.uint8)
+    # The fitted face's shading in one false colour, so the mesh stands out from the skin under it.
+    shaded = images.mean(-1, keepdims=True) * np.asarray(OVERLAY_TINT, np.float32)
+    yield (np.clip(alpha * shaded + (1 - alpha) * under, 0, 1) * 255 + 0.5).astype(np.uint8)
