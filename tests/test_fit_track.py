@@ -47,3 +47,34 @@ def test_track_folder_reports_the_faceless_file_and_resumes(tmp_path, capsys):
   # A single faceless picture: one line, exit 2.
   assert main(["track", str(folder / "wall.png"), "--out", str(out)]) == 2
   assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_photo_mode_places_the_clip_on_the_face(tmp_path, capsys):
+  """--ref-image fits the portrait: an off-centre, turned face gets its own pose; a faceless one exits 2."""
+  from a2e_jax.face.builtin import builtin_model
+  from a2e_jax.fit import synthetic
+  from a2e_jax.fit.portrait import placement
+  from a2e_jax.formats.sequence import CoeffSequence, save_npz
+
+  model = builtin_model()
+  truth = synthetic.clip(model, 1, seed=11, size=384, face_px=(120, 160), max_angle=25.0, batch=1)
+  portrait = tmp_path / "portrait.png"
+  Image.fromarray(truth.frames[0]).save(portrait)
+  place = placement(model, str(portrait), None, 3)
+  assert place["pose"].shape == (3, 6)
+  assert np.abs(np.rad2deg(place["pose"][0, :3] - truth.pose[0, :3])).max() < 8.0
+  # Where the head's origin lands in the picture: within a few pixels of the truth.
+  from a2e_jax.render import camera as cam_lib
+
+  camera = cam_lib.deep3d_camera(384)
+  at = lambda pose: np.asarray(cam_lib.to_pixels(camera, cam_lib.project(camera, pose[None, None, 3:])))[0, 0]  # noqa: E731
+  assert np.linalg.norm(at(place["pose"][0]) - at(truth.pose[0])) < 6.0
+  coeffs = tmp_path / "talk.npz"
+  save_npz(str(coeffs), CoeffSequence(np.zeros((2, model.num_exp), np.float32), model.channel_names))
+  blank = tmp_path / "blank.png"
+  Image.fromarray(np.full((128, 128, 3), 200, np.uint8)).save(blank)
+  assert main(["render", str(coeffs), "--ref-image", str(blank), "--out", str(tmp_path / "x.mp4")]) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and "no face" in err[0]
+  assert not (tmp_path / "x.mp4").exists()

@@ -152,7 +152,7 @@ def main(argv=None) -> dict:
   parser.add_argument("--frames", type=int, default=200)
   parser.add_argument("--chunk", type=int, default=64)
   parser.add_argument("--models", nargs="+", default=["builtin", "bfm_shaped"])
-  parser.add_argument("--landmarks", nargs="+", default=["truth"], choices=["truth", "vision"])
+  parser.add_argument("--landmarks", nargs="*", default=["truth"], choices=["truth", "vision"])
   parser.add_argument("--speed", action="store_true", help="also time the fit of one chunk")
   parser.add_argument("--video", help="also time `Tracker.video` on this file")
   parser.add_argument("--repeats", type=int, default=2)

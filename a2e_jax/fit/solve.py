@@ -304,6 +304,27 @@ def _solve_lighting(frags, normals, albedo, observed, mask, triangles):
   return (gamma - jnp.array([shading.AMBIENT] + [0.0] * 8)).reshape(-1, 27)
 
 
+def _solve_albedo(frags, normals, gamma, observed, mask, model, weight):
+  """[Kt] albedo coefficients in closed form for fixed geometry and lighting (colour is linear in them).
+
+  Minimises weight · Σ_t mean over face pixels of |colour − observed|² + |tex|²/2, the photometric energy's
+  quadratic part with the albedo prior.
+  """
+  irradiance = shading.sh_irradiance(normals, gamma)  # [T,N,3]
+  base = interpolate(model.color_mean[None] * irradiance, frags, model.triangles)  # [T,S,S,3]
+  count = jnp.maximum(jnp.sum(mask, (1, 2)), 1.0)  # [T]
+  m = mask[..., None].astype(jnp.float32)
+  lhs = jnp.eye(model.color_basis.shape[-1])
+  rhs = jnp.zeros(model.color_basis.shape[-1])
+  for c in range(3):
+    design = interpolate(model.color_basis[None, :, c, :] * irradiance[..., c, None], frags, model.triangles)
+    design = design * m  # [T,S,S,Kt]
+    scale = (2 * weight / count)[:, None, None]
+    lhs += jnp.einsum("thwi,thwj,t->ij", design, design, 2 * weight / count)
+    rhs += jnp.einsum("thwi,thw->i", design * scale[..., None], (observed[..., c] - base[..., c]) * mask)
+  return jnp.linalg.solve(lhs, rhs)
+
+
 @functools.partial(jax.jit, static_argnames=("camera", "config"))
 def _solve(model, pts_arrays, lmk_weights, init, frames, lmk, conf, crops, face_tri, *, camera, config):
   anchor, scale = init["anchor"], init["scale"]
@@ -422,6 +443,12 @@ def _solve(model, pts_arrays, lmk_weights, init, frames, lmk, conf, crops, face_
       model, sub, anchor[keys], scale[keys], crops[keys], face_tri, camera, config.crop
     )
     sub["gamma"] = _solve_lighting(frags, normals, albedo, observed[keys], mask, model.triangles)
+    if model.color_basis is not None:  # albedo and lighting in turn, each in closed form, as the start
+      weight = config.photo_weight / config.photo_sigma**2
+      for _ in range(2):
+        sub["tex"] = _solve_albedo(frags, normals, sub["gamma"], observed[keys], mask, model, weight)
+        albedo = model.colors(sub["tex"])
+        sub["gamma"] = _solve_lighting(frags, normals, albedo, observed[keys], mask, model.triangles)
     sub = run(
       sub,
       lambda p, frac: landmark_energy(p, config.sigma_end, keys) + photo_energy(p, keys),

@@ -147,7 +147,7 @@ def clip(
       -1,
     )
   )
-  width = rng.uniform(*face_px) * np.exp(0.1 * smooth_noise(rng, num, 20)[:, 0])
+  width = np.clip(rng.uniform(*face_px) * np.exp(0.1 * smooth_noise(rng, num, 20)[:, 0]), *face_px)
   depth = camera.focal * 1.5 / width
   margin = 0.75 * width
   centre = rng.uniform(margin.max(), size - margin.max(), 2) + 0.05 * size * smooth_noise(rng, num, 20, 2)
