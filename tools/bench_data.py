@@ -167,11 +167,28 @@ def pipeline_before(rev: str):
     path.write_text(text)
     spec = importlib.util.spec_from_file_location("pipeline_before", path)
     module = importlib.util.module_from_spec(spec)
+    _alias_moved_modules()
     spec.loader.exec_module(module)
     return module
   except (OSError, subprocess.CalledProcessError, ImportError) as e:
     print(f"bench_data: no 'before' row: the pipeline of {rev} is not loadable here ({e})")
     return None
+
+
+# Modules the pipeline before imported, and where they live since the restructuring (issue 11).
+MOVED = {"a2e_jax.data.schema": "a2e_jax.core.schema", "a2e_jax.errors": "a2e_jax.core.errors"}
+
+
+def _alias_moved_modules() -> None:
+  """Makes the old import paths of MOVED resolve to the modules' new homes (for the peer only)."""
+  import importlib
+
+  for old, new in MOVED.items():
+    module = importlib.import_module(new)
+    sys.modules.setdefault(old, module)
+    parent, _, name = old.rpartition(".")
+    if not hasattr(importlib.import_module(parent), name):
+      setattr(sys.modules[parent], name, module)
 
 
 def batch_bytes(batch) -> int:
