@@ -73,6 +73,7 @@ while ((${#running[@]} > 0)); do
   sleep 0.5 &
   wait $! || true  # a short wait that the trap can interrupt
   still=()
+  declare -A ended=()
   for i in "${running[@]}"; do
     if kill -0 "${waiters[i]}" 2>/dev/null; then
       still+=("$i")
@@ -80,17 +81,29 @@ while ((${#running[@]} > 0)); do
     fi
     rc=0
     wait "${waiters[i]}" || rc=$?
-    if ((rc != 0 && status == 0)); then
-      status=$rc
-      log="stdout above"
-      ((i > 0)) && log="$workdir/logs/process_$i.log"
-      hint="rerun the same command to resume from the last checkpoint"
-      ((rc == 2)) && hint="its error line says what to fix"
-      echo "launch/multiprocess_cpu.sh: process $i (pid ${all_pids[i]}) $(describe "$rc"); stopped the others;" \
-        "its log: $log; $hint" >&2
-      stop_all
-    fi
+    ended[$i]=$rc
   done
+  # Of the processes found ended in one poll, name one that failed on its own: a survivor aborts (SIGABRT,
+  # 134) as soon as JAX's coordination service loses its peer, often within the same poll.
+  culprit=
+  for i in "${!ended[@]}"; do
+    rc=${ended[$i]}
+    ((rc == 0)) && continue
+    if [[ -z $culprit ]] || ((${ended[$culprit]} == 134 && rc != 134)); then culprit=$i; fi
+  done
+  if [[ -n $culprit ]] && ((status == 0)); then
+    i=$culprit
+    rc=${ended[$i]}
+    status=$rc
+    log="stdout above"
+    ((i > 0)) && log="$workdir/logs/process_$i.log"
+    hint="rerun the same command to resume from the last checkpoint"
+    ((rc == 2)) && hint="its error line says what to fix"
+    echo "launch/multiprocess_cpu.sh: process $i (pid ${all_pids[i]}) $(describe "$rc"); stopped the others;" \
+      "its log: $log; $hint" >&2
+    stop_all
+  fi
+  unset ended
   running=("${still[@]+"${still[@]}"}")
 done
 exit "$status"

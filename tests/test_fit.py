@@ -118,7 +118,10 @@ def test_photometric_stage_renders_back_and_survives_an_occluder():
   frames[0, y0:y1, x0:x1] = 128
   iod = float(solve.inter_ocular(truth.landmarks[:1])[0])
   lmk[0, 48:68] += rng.normal(0, 0.4 * iod, (20, 2))
-  fit = solve.fit_clip(model, frames, lmk, corr_lib.multipie68(model), solve.FitConfig())
+  # 300 photometric steps: at the default 60 this clip re-renders at 0.51 of the mean face's error, a hair
+  # short of the target (measured on main, 4844271); 150 gave 0.49, 300 gives 0.47.
+  config = solve.FitConfig(photo_steps=300)
+  fit = solve.fit_clip(model, frames, lmk, corr_lib.multipie68(model), config)
   fitted, mean_face = quality.rerender_errors(model, truth.frames, truth.mask, fit)
   assert fitted[1:].mean() <= 0.5 * mean_face[1:].mean()  # the clean frames
   assert fitted[0] < mean_face[0]  # the occluded one still fits better than the mean face
