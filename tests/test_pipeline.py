@@ -176,6 +176,20 @@ def test_same_global_batches_for_any_mesh_and_shard_count(clips, index):
       assert _equal(joined, reference[step])
 
 
+def test_examples_are_the_same_across_epoch_boundaries_and_epochs_differ(clips, index):
+  """An example's draws depend on its number alone, not on the batch that asks for it."""
+  setup = pipeline.train_shard_source(pipeline.data_config(), clips, index, 3, 8, 1).setup
+  size = setup.sampler.anchors.size
+  first = size - 5  # a batch straddling epochs 0 and 1
+  whole = setup.draws(first, 10)
+  one_by_one = [setup.draws(e, 1) for e in range(first, first + 10)]
+  for column, parts in zip(whole, zip(*one_by_one)):
+    np.testing.assert_array_equal(column, np.concatenate(parts))
+  epoch0, epoch1 = setup.draws(0, size), setup.draws(size, size)
+  assert sorted(epoch0[0][:, 0]) == sorted(epoch1[0][:, 0]) == list(range(size))  # every anchor, once
+  assert not np.array_equal(epoch0[0], epoch1[0])
+
+
 def test_batch_must_divide_over_data_axes(clips, index):
   with pytest.raises(UserError, match="divisible"):
     pipeline.make_batch_iterator(pipeline.data_config(), "train", 12, _mesh(), source=clips, index=index)

@@ -1,12 +1,13 @@
 """The grain input pipeline: clip records -> windows -> cross-reconstruction pairs -> sharded global batches.
 
 Training example e (counting over all steps: e = step * global_batch + row) is a pure function of
-(seed, e): its anchor clip is position e mod N of the epoch's permutation of the anchors, its partners and
-windows come from a generator seeded with (seed, e, 0) and its augmentation (data/mel_augment.py) from one
-seeded with (seed, e, 1). Each grain record is one process's rows of one global batch, so process p (grain
-`ShardOptions` from the mesh: normally jax.process_index() of jax.process_count()) reads only the clips of
-its own rows, any number of processes or workers yields the same global batches, and the grain iterator's
-state resumes exactly.
+(seed, e): its anchor clip is position e mod N of the epoch's permutation of the anchors; the partners and
+windows of a whole epoch are drawn at once (data/pairs.py, vectorised) from a generator seeded with
+(seed, epoch, 0), row e mod N being example e's; its augmentation (data/mel_augment.py) comes from a
+generator seeded with (seed, e, 1). Each grain record is one process's rows of one global batch, so
+process p (grain `ShardOptions` from the mesh: normally jax.process_index() of jax.process_count()) reads
+only the clips of its own rows, any number of processes or workers yields the same global batches, and
+the grain iterator's state resumes exactly.
 
 Batch layout (core/schema.py): {"a", "b", "ab", "ba"}, each a dict of
   mel [B,T,16,80] float32, coeffs [B,T,K] float32, beta0 [B,K] float32, eye [B,T,EYE] float32,
@@ -37,9 +38,9 @@ from a2e_jax.core import schema
 from a2e_jax.core.errors import UserError
 from a2e_jax.data import align, batching
 from a2e_jax.data.mel_augment import MelAugment
+from a2e_jax.data.pairs import FALLBACKS, PairSampler
 
 VIEWS = ("a", "b", "ab", "ba")
-FALLBACKS = ("same_emotion", "mask", "skip")
 _HUGE = 1 << 62  # records of the endless training stream
 
 
@@ -94,95 +95,6 @@ def check_data_config(data_cfg) -> None:
   for ok, message in checks:
     if not ok:
       raise UserError(f"config: {message}")
-
-
-# ----------------------------------------------------------------------------------------------- pairing
-
-
-class PairSampler:
-  """Draws (a, b, ab, ba) clip indices for an anchor a from a `PairIndex`."""
-
-  def __init__(
-    self,
-    index: align.PairIndex,
-    same_speaker: bool = True,
-    fallback: str = "same_emotion",
-    match_intensity: bool = True,
-  ):
-    if fallback not in FALLBACKS:
-      raise UserError(f"data.pairs.fallback={fallback!r}; choose one of {', '.join(FALLBACKS)}")
-    self.index, self.fallback, self.match_intensity = index, fallback, match_intensity
-    spk = index.speaker if same_speaker else np.full(len(index), "")
-    self._spk = spk
-    self._by_group_emotion: dict[tuple[int, int], list[int]] = {}
-    for i, (g, m) in enumerate(zip(index.group.tolist(), index.emotion.tolist())):
-      self._by_group_emotion.setdefault((g, m), []).append(i)
-    emotions_of: dict[int, set[int]] = {}
-    for g, m in self._by_group_emotion:
-      emotions_of.setdefault(g, set()).add(m)
-    self._emotions_of = {g: sorted(ms) for g, ms in emotions_of.items()}
-    group_speaker = {int(g): s for g, s in zip(index.group, spk)}
-    with_both: dict[tuple[str, int, int], list[int]] = {}
-    for g, ms in self._emotions_of.items():
-      for m in ms:
-        for n in ms:
-          if m != n:
-            with_both.setdefault((group_speaker[g], m, n), []).append(g)
-    self._with_both = {k: np.array(v) for k, v in with_both.items()}
-    by_speaker_emotion: dict[tuple[str, int], list[int]] = {}
-    by_speaker: dict[str, list[int]] = {}
-    for i, (s, m) in enumerate(zip(spk.tolist(), index.emotion.tolist())):
-      by_speaker_emotion.setdefault((s, m), []).append(i)
-      by_speaker.setdefault(s, []).append(i)
-    self._by_speaker_emotion = {k: np.array(v) for k, v in by_speaker_emotion.items()}
-    self._by_speaker = {k: np.array(v) for k, v in by_speaker.items()}
-    # A clip is paired when its (speaker, sentence) was also recorded in another emotion.
-    has_partner = np.array([len(self._emotions_of[int(g)]) > 1 for g in index.group], bool)
-    self.anchors = np.flatnonzero(has_partner) if fallback == "skip" else np.arange(len(index))
-    if self.anchors.size == 0:
-      raise UserError(
-        "no clip has a rendition of its sentence in another emotion, so data.pairs.fallback='skip' "
-        "leaves nothing to train on; use 'same_emotion' or 'mask'"
-      )
-
-  def _other_groups(self, a: int, n: int) -> np.ndarray:
-    """Groups (of a's speaker when same_speaker) other than a's that hold both a's emotion and n."""
-    g, m = int(self.index.group[a]), int(self.index.emotion[a])
-    groups = self._with_both.get((self._spk[a], m, n), np.zeros(0, int))
-    return groups[groups != g]
-
-  def _closest_intensity(self, candidates: list[int], intensity: int, rng: np.random.Generator) -> int:
-    if self.match_intensity:
-      gaps = np.abs(self.index.intensity[candidates] - intensity)
-      candidates = [c for c, gap in zip(candidates, gaps) if gap == gaps.min()]
-    return int(candidates[rng.integers(len(candidates))])
-
-  def sample(self, a: int, rng: np.random.Generator) -> tuple[int, int, int, int, bool]:
-    """(a, b, ab, ba, paired): ab = (a's group, b's emotion), ba = (b's group, a's emotion)."""
-    ix = self.index
-    g, m = int(ix.group[a]), int(ix.emotion[a])
-    others = [n for n in self._emotions_of[g] if n != m]
-    if others:
-      # b says another sentence j when one exists in a shared pair of emotions; else j = i (b is then a's
-      # own sentence in emotion n, still a true swap target).
-      choice = None
-      for n in rng.permutation(others):
-        groups = self._other_groups(a, int(n))
-        if groups.size:
-          choice = int(n), int(groups[rng.integers(groups.size)])
-          break
-      n, gj = choice if choice is not None else (int(rng.choice(others)), g)
-      b = int(rng.choice(self._by_group_emotion[(gj, n)]))
-      ab = self._closest_intensity(self._by_group_emotion[(g, n)], int(ix.intensity[b]), rng)
-      ba = self._closest_intensity(self._by_group_emotion[(gj, m)], int(ix.intensity[a]), rng)
-      return a, b, ab, ba, True
-    if self.fallback == "same_emotion":
-      pool = self._by_speaker_emotion[(self._spk[a], m)]
-    else:
-      pool = self._by_speaker[self._spk[a]]
-    other = pool[ix.group[pool] != g]
-    b = int(rng.choice(other)) if other.size else a
-    return a, b, a, b, self.fallback == "same_emotion"
 
 
 # ------------------------------------------------------------------------------------------- examples
@@ -309,32 +221,33 @@ class _Setup:
   def sampler(self) -> PairSampler:
     return PairSampler(self.index, **self.pairs)
 
-  def permutation(self, epoch: int) -> np.ndarray:
-    """The anchors in epoch `epoch`'s order (the last one is cached: epochs are visited in order)."""
-    cached = self.__dict__.get("_permutation")
-    if cached is None or cached[0] != epoch:
+  def epoch(self, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The draws of every example of epoch `epoch`, in order: ([A,4] clips (a, b, ab, ba), [A,2] window
+    starts in a and b, [A] float32 1 where the pair is a true swap). The two latest epochs are cached (a
+    batch may straddle two; epochs are visited in order)."""
+    cache = self.__dict__.get("_epochs", {})
+    if epoch not in cache:
       anchors = self.sampler.anchors
-      cached = (epoch, anchors[np.random.default_rng([self.seed, epoch, 1]).permutation(anchors.size)])
-      self.__dict__["_permutation"] = cached
-    return cached[1]
+      order = anchors[np.random.default_rng([self.seed, epoch, 1]).permutation(anchors.size)]
+      rng = np.random.default_rng([self.seed, epoch, 0])
+      clips, paired = self.sampler.draw(order, rng)
+      room = np.maximum(self.index.num_frames[clips[:, :2]] - self.window_frames, 0) + 1
+      starts = (rng.random((len(order), 2)) * room).astype(np.int64)
+      cache = {e: v for e, v in cache.items() if e >= epoch - 1}
+      cache[epoch] = clips, starts, paired.astype(np.float32)
+      self.__dict__["_epochs"] = cache  # replaced whole: the grain threads share it
+    return cache[epoch]
 
-  def draw(self, example: int) -> tuple[tuple[int, int, int, int], tuple[int, int], bool]:
-    """Global example `example`, a pure function of (seed, example): ((a, b, ab, ba) clips, window starts
-    of a and b, whether the pair is a true swap)."""
-    anchors = self.sampler.anchors
-    a = int(self.permutation(example // anchors.size)[example % anchors.size])
-    rng = np.random.default_rng([self.seed, example, 0])
-    a, b, ab, ba, paired = self.sampler.sample(a, rng)
-    starts = tuple(int(rng.integers(0, max(int(self.index.num_frames[c]) - self.window_frames, 0) + 1))
-                   for c in (a, b))
-    return (a, b, ab, ba), starts, paired
+  def draws(self, first: int, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(clips [rows,4], starts [rows,2], paired [rows]) of global examples first .. first + rows - 1."""
+    size = self.sampler.anchors.size
+    epochs, positions = np.divmod(first + np.arange(rows), size)
+    parts = [[x[positions[epochs == e]] for x in self.epoch(int(e))] for e in np.unique(epochs)]
+    return tuple(np.concatenate(column) for column in zip(*parts))
 
   def batch(self, first: int, rows: int) -> dict:
     """Global examples first .. first + rows - 1 as one local batch (module docstring)."""
-    draws = [self.draw(first + r) for r in range(rows)]
-    clips = np.array([d[0] for d in draws], np.int64).reshape(rows, 4)
-    starts = np.array([d[1] for d in draws], np.int64).reshape(rows, 2)
-    paired = np.array([d[2] for d in draws], np.float32)
+    clips, starts, paired = self.draws(first, rows)
     frames = np.arange(self.window_frames)
     out = {}
     for side, (own, other) in enumerate((("a", "ab"), ("b", "ba"))):
