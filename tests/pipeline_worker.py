@@ -27,13 +27,13 @@ def main(port: int, process_id: int, out: str) -> None:
   from a2e_jax.data import align, pipeline
 
   built = []
-  original = pipeline._Setup.draw
+  original = pipeline._Setup.draws
 
-  def recording(self, example):
-    built.append(example)
-    return original(self, example)
+  def recording(self, first, rows):
+    built.extend(range(first, first + rows))
+    return original(self, first, rows)
 
-  pipeline._Setup.draw = recording
+  pipeline._Setup.draws = recording
   clips = fake_clips.make_clips(sentences=2)
   index = align.build_pair_index(clips)
   cfg = pipeline.data_config()
