@@ -110,3 +110,19 @@ def test_real_speech_mouth_follows_the_envelope(generator):
   assert result["jaw_envelope_correlation"] >= 0.5
   assert result["jaw_opening_mm_speech"] > result["jaw_opening_mm_pauses"] + 2.0
   assert result["lip_gap_mm_speech"] > result["lip_gap_mm_pauses"] + 2.0
+
+
+@pytest.mark.slow
+def test_real_speech_reads_neutral_and_rests_in_pauses(generator, monkeypatch):
+  """Issue 14 on a human voice, with the defaults (`auto` emotion with the card's calibration, pause gate):
+  a plain reading falls back to neutral and the lips are within 2 mm of rest in >= 80 % of its
+  silent-stretch frames (tools/eval_voices.py; the card's voices.real_speech)."""
+  path = require_shared("audio/real_speech_en_stereo_8s.wav")
+  monkeypatch.syspath_prepend(os.path.join(os.path.dirname(os.path.dirname(__file__)), "tools"))
+  eval_voices = tool_module("eval_voices")
+  from a2e_jax.face.registry import resolve_model
+
+  face = resolve_model(generator.weights.face_model).to_numpy()
+  result = eval_voices.real_speech([("auto", generator, None)], face, str(path))["auto"]
+  assert result["emotion_trust"] < 0.5
+  assert result["rest_in_silence"] >= 0.8

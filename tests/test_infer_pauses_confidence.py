@@ -62,6 +62,22 @@ def test_trust_falls_back_on_neutral_readings_and_unsure_ones():
   np.testing.assert_allclose(confidence.trust(probs, 0.0), [1, 1, 1, 1])  # 0: always the speech
 
 
+def test_fitted_threshold_is_the_highest_that_keeps_the_heard_emotions():
+  # 20 emotional clip readings, all right: 10 sure (0.8), 10 less sure (0.53 .. 0.76); 4 neutral ones.
+  probs = np.zeros((24, 8))
+  confident = np.array([0.8] * 10 + [0.53, 0.56, 0.59, 0.62, 0.64, 0.66, 0.68, 0.72, 0.74, 0.76])
+  probs[:20, 1] = confident
+  probs[:20, 0] = 1 - confident
+  probs[20:, 0] = 1.0
+  labels = np.array([1] * 20 + [0] * 4)
+  # Losing at most 3 % of 20 loses none: 0.5 is the highest threshold that every reading reaches.
+  assert confidence.fit_threshold(probs, labels, tolerance=0.03) == 0.5
+  # Losing up to 25 % (5 clips): 0.65 drops the five readings under it, 0.7 would drop seven.
+  assert confidence.fit_threshold(probs, labels, tolerance=0.25) == 0.65
+  assert confidence.card_threshold({"emotion_calibration": {"threshold": 0.55}}) == 0.55
+  assert confidence.card_threshold({}) == confidence.DEFAULT_THRESHOLD
+
+
 def test_auto_and_speech_keys():
   assert controls.parse_emotion("auto").fallback and controls.parse_emotion("auto").is_speech
   assert not controls.parse_emotion("speech").fallback

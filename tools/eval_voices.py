@@ -21,8 +21,11 @@ reading the generated face) and override accuracy (another emotion requested by 
 silent stretches (|lip gap - the reference rest's| <= 2 mm) and within 3 frames of the start of pauses >=
 200 ms; the jaw's correlation with the RMS envelope. Calibration (--calibrate ENGINES): the temperature
 minimising the negative log-likelihood of the emotion head's chunk logits on those engines' clips, with
-the expected calibration error (15 bins) before and after on every engine. Then the same lip and
-emotion figures on ../shared/audio/real_speech_en_stereo_8s.wav.
+the expected calibration error (15 bins) before and after on every engine, and auto's threshold
+(confidence.fit_threshold: the highest that keeps the emotion of those clips within 3 points of following
+every reading). Calibrate on engines the weights trained on (their card's data.engines): their clips are
+then taken from groups held out of training. Then the same lip and emotion figures on
+../shared/audio/real_speech_en_stereo_8s.wav.
 Writes JSON (--out) and prints a table.
 """
 
@@ -42,10 +45,10 @@ SETTLE_FRAMES = 3
 
 
 def clip_set(engine: str, groups: int, preset: str = "wide", seed: int = 0, classifier: bool = False,
-             neutral_only: bool = False):
+             neutral_only: bool = False, heard: bool = False):
   """Clips (dicts: wav, coeffs, beta0, eye, emotion, intensity, speaker, sentence) of `groups` groups of
   `engine` in all 22 styles (only neutral with `neutral_only`); `classifier` takes espeak training groups
-  instead of held-out ones."""
+  instead of held-out ones; `heard` (an engine the weights trained on) only groups outside `train`."""
   from a2e_jax.core import schema
   from a2e_jax.data.synth import corpus, engines, voices
   from a2e_jax.data.synth.sentences import SENTENCES
@@ -57,6 +60,7 @@ def clip_set(engine: str, groups: int, preset: str = "wide", seed: int = 0, clas
     plan = [g for g in corpus.plan(config, seed) if g[2] in wanted]
   else:
     plan = corpus.engine_plan(config, seed, engine, engines.engine_voices(engine))
+    plan = [g for g in plan if g[2] != "train"] if heard else plan
   # Spread the picks over speakers: every k-th group of the plan.
   picks = [plan[i] for i in np.linspace(0, len(plan) - 1, min(groups, len(plan))).astype(int)]
   clips = []
@@ -190,28 +194,38 @@ def chunk_logits(generator, clips):
   rows, labels, owner = [], [], []
   for i, clip in enumerate(clips):
     chunks, _ = generator.audio_chunks(clip["wav"], schema.SAMPLE_RATE)
-    logits = generator.emotion_logits(chunks())
+    _, logits = generator.network.emotion_pass(chunks())
     rows.append(logits)
     labels += [clip["emotion"]] * len(logits)
     owner += [i] * len(logits)
   return np.concatenate(rows), np.array(labels), np.array(owner)
 
 
+def clip_readings(probs_ne, labels_n, owner_n):
+  """([c,E] each clip's mean chunk probabilities, [c] its emotion): what auto's smoothing sees on a clip."""
+  clips = np.unique(owner_n)
+  return (np.stack([probs_ne[owner_n == i].mean(0) for i in clips]),
+          np.array([labels_n[owner_n == i][0] for i in clips]))
+
+
 def calibration(generator, sets, calibrate) -> dict:
-  """Temperature fitted on the chunk logits of the `calibrate` engines; ECE before and after everywhere."""
+  """Temperature fitted on the chunk logits of the `calibrate` engines, and auto's threshold on their clip
+  readings (confidence.fit_threshold); ECE before and after everywhere."""
   from a2e_jax.infer import confidence
 
   logits = {e: chunk_logits(generator, clips) for e, clips in sets.items()}
   fit = [logits[e] for e in calibrate]
   temperature = confidence.fit_temperature(np.concatenate([f[0] for f in fit]),
                                            np.concatenate([f[1] for f in fit]))
-  report = {"temperature": temperature, "fitted_on": list(calibrate), "ece": {}}
+  readings = [clip_readings(confidence.calibrated_probs(z, temperature), y, owner) for z, y, owner in fit]
+  threshold = confidence.fit_threshold(np.concatenate([r[0] for r in readings]),
+                                       np.concatenate([r[1] for r in readings]))
+  report = {"temperature": temperature, "threshold": threshold, "fitted_on": list(calibrate), "ece": {}}
   for engine, (z, y, owner) in logits.items():
     figures = {}
     for label, t in (("before", 1.0), ("after", temperature)):
       probs = confidence.calibrated_probs(z, t)
-      clip_probs = np.stack([probs[owner == i].mean(0) for i in np.unique(owner)])
-      clip_labels = np.array([y[owner == i][0] for i in np.unique(owner)])
+      clip_probs, clip_labels = clip_readings(probs, y, owner)
       figures[label] = {"chunk_ece": confidence.expected_calibration_error(probs, y),
                         "clip_ece": confidence.expected_calibration_error(clip_probs, clip_labels),
                         "chunk_accuracy": float(np.mean(probs.argmax(1) == y)),
@@ -296,6 +310,11 @@ def alignment_error(engine: str = "flite", sentences: int = 24) -> dict:
           "linear_p90_ms": float(np.percentile(linear, 90))}
 
 
+def trained_engines(card: dict) -> set:
+  """The engines the weights' corpus was made with (the card's data.engines; espeak-ng before it had one)."""
+  return set(card.get("data", {}).get("engines") or {"espeak": None})
+
+
 def get_classifier(path: str, groups: int):
   """The coefficient emotion classifier (trained on espeak training groups' truth on first use)."""
   from a2e_jax.eval import emotion_classifier
@@ -346,15 +365,17 @@ def main(argv=None) -> int:
   parser.add_argument("--groups", type=int, default=4, help="groups (speaker, sentence) per engine (x22)")
   parser.add_argument("--neutral-groups", type=int, default=24,
                       help="groups per engine whose neutral rendition alone scores the neutral-read rate")
-  parser.add_argument("--calibrate", help="engines whose clips fit the emotion temperature, e.g. flite")
-  parser.add_argument("--threshold", type=float, help="auto's confidence threshold (default: generate's)")
+  parser.add_argument("--calibrate", help="engines whose clips fit the emotion temperature and auto's "
+                      "threshold, e.g. espeak,flite (held-out groups of the engines the weights trained on)")
+  parser.add_argument("--threshold", type=float, help="auto's confidence threshold (default: the card's)")
   parser.add_argument("--ablations", action="store_true",
                       help="also score the pause gate alone (gate) and the auto fallback alone (auto)")
   parser.add_argument("--alignment", action="store_true",
                       help="only measure the DTW phone-time transfer (dtw_timing.py) against Flite's times")
   parser.add_argument("--real-speech", default=REAL_SPEECH, help="a real recording (default ../shared's)")
   parser.add_argument("--write-card", action="store_true",
-                      help="store the fitted temperature in the weights' model_card.json")
+                      help="store the fitted temperature and threshold and the figures in the weights' "
+                      "model_card.json")
   parser.add_argument("--classifier", default=os.path.join(REPO, "runs", "voices_classifier.npz"))
   parser.add_argument("--out", default=os.path.join(REPO, "runs", "eval_voices.json"))
   args = parser.parse_args(argv)
@@ -378,15 +399,17 @@ def main(argv=None) -> int:
     print(f"skipped engine {name}: {why}", file=sys.stderr)
   weights = weights_lib.load_weights(args.checkpoint)
   face = resolve_model(weights.face_model).to_numpy()
-  sets = {engine: clip_set(engine, args.groups) for engine in usable}
-  results = {"engines_used": usable, "engines_missing": missing, "groups": args.groups, "engines": {}}
+  heard = trained_engines(weights.card)
+  sets = {engine: clip_set(engine, args.groups, heard=engine in heard) for engine in usable}
+  results = {"engines_used": usable, "engines_missing": missing, "engines_trained": sorted(heard),
+             "groups": args.groups, "engines": {}}
   if args.calibrate:
-    raw = Generator(weights, pause_threshold=0.0)
+    raw = Generator(weights, emotion_threshold=0.0, pause_threshold=0.0)
     raw.temperature = 1.0
     results["calibration"] = calibration(raw, sets, [e.strip() for e in args.calibrate.split(",")])
-    weights.card["emotion_calibration"] = {k: results["calibration"][k] for k in ("temperature", "fitted_on")}
-    weights.card["emotion_calibration"]["ece"] = results["calibration"]["ece"]
-  threshold = confidence.DEFAULT_THRESHOLD if args.threshold is None else args.threshold
+    weights.card["emotion_calibration"] = {k: results["calibration"][k]
+                                           for k in ("temperature", "threshold", "fitted_on", "ece")}
+  threshold = confidence.card_threshold(weights.card) if args.threshold is None else args.threshold
   before = Generator(weights, emotion_threshold=0.0, pause_threshold=0.0)
   before.temperature = 1.0
   after = Generator(weights, emotion_threshold=threshold)
@@ -399,7 +422,7 @@ def main(argv=None) -> int:
   classifier = get_classifier(args.classifier, 20)
   for engine, clips in sets.items():
     results["engines"][engine] = evaluate_engine(settings, clips, face, classifier)
-    neutral = clip_set(engine, args.neutral_groups, neutral_only=True)
+    neutral = clip_set(engine, args.neutral_groups, neutral_only=True, heard=engine in heard)
     for setting, rate in neutral_reads(settings, neutral).items():
       results["engines"][engine][setting]["neutral_read_rate_wide"] = rate
       results["engines"][engine][setting]["neutral_clips_wide"] = len(neutral)

@@ -4,6 +4,7 @@
   python tools/train_demo.py --steps 3000 --workdir runs/demo --data-dir data/tfds
   python tools/train_demo.py --skip-train                     # re-evaluate the run, rewrite the bundle
   python tools/train_demo.py --config.data.augment.warp=0     # any config override passes through
+  python tools/train_demo.py --engines espeak,flite,hibari --held-out festival   # the bundled weights
 
 1. The built-in corpus of --preset (`a2e data synth --preset wide`: 48 voices) and its dataset (`a2e data
    build`) are made when --data-dir lacks them.
@@ -12,6 +13,9 @@
 3. tools/eval_generate.py's quality numbers on held-out speakers and sentences and on real speech.
 4. a2e_jax/assets/demo/params.msgpack (float32 parameters of the best checkpoint) and model_card.json
    (model config, data, training, metrics, the command).
+5. tools/eval_voices.py: the emotion head's temperature and `auto`'s threshold fitted on held-out groups
+   of the training engines (the card's emotion_calibration, which `a2e generate` uses), then the
+   cross-engine figures, with the --held-out engines (never in the corpus), and the real clip's (`voices`).
 """
 
 import argparse
@@ -70,6 +74,11 @@ def main(argv=None) -> int:
   parser.add_argument("--corpus", help="the corpus folder (default data/corpus_PRESET)")
   parser.add_argument("--engines", default="espeak", help="speech engines of the corpus (a2e data synth "
                       "--engines; keep one out to evaluate on it, tools/eval_voices.py)")
+  parser.add_argument("--held-out", default="festival", help="engines kept out of the corpus, scored as "
+                      "voices the network never heard (tools/eval_voices.py; skipped when not installed)")
+  parser.add_argument("--voice-groups", type=int, default=4, help="groups per engine for the calibration "
+                      "and the cross-engine figures (tools/eval_voices.py --groups)")
+  parser.add_argument("--skip-voices", action="store_true", help="no calibration, no cross-engine figures")
   parser.add_argument("--steps", type=int, default=3000)
   parser.add_argument("--batch-size", type=int, default=16)
   parser.add_argument("--window", type=int, default=32, help="frames per training window")
@@ -126,8 +135,20 @@ def main(argv=None) -> int:
   card["metrics"] = results
   weights_lib.save_bundle(args.out, run_config.model, params, card)
   print(eval_generate.table(results))
+  if not args.skip_voices:
+    import eval_voices
+
+    engines = ",".join(dict.fromkeys(_names(args.engines) + _names(args.held_out)))
+    eval_voices.main(["--checkpoint", args.out, "--engines", engines, "--calibrate", args.engines,
+                      "--groups", str(args.voice_groups), "--write-card",
+                      "--classifier", os.path.join(args.workdir, "voices_classifier.npz"),
+                      "--out", os.path.join(args.workdir, "eval_voices.json")])
   print(f"wrote {args.out} ({size / 2**20:.1f} MB of parameters)")
   return 0
+
+
+def _names(engines: str) -> list:
+  return [e.strip() for e in engines.split(",") if e.strip()]
 
 
 def _engines(corpus_dir: str) -> dict:

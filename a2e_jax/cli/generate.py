@@ -69,9 +69,10 @@ def _add_controls(parser) -> None:
   emotion.add_argument("--intensity", type=float, metavar="I", help="0..3 for --emotion (default 2)")
   emotion.add_argument("--transition", type=float, default=0.5, metavar="S",
                        help="seconds each schedule change takes (default 0.5)")
-  emotion.add_argument("--emotion-threshold", type=float, default=confidence.DEFAULT_THRESHOLD, metavar="P",
+  emotion.add_argument("--emotion-threshold", type=float, metavar="P",
                        help="auto follows the speech's emotion only where its calibrated probability "
-                            f"reaches P, else is neutral (default {confidence.DEFAULT_THRESHOLD}; 0: always)")
+                            "reaches P, else is neutral (default: the weights' fitted threshold, "
+                            f"{confidence.DEFAULT_THRESHOLD} without one; 0: always)")
   face = parser.add_argument_group("face")
   face.add_argument("--ref", metavar="FILE", help="identity: a SadTalker/Deep3DFaceRecon first-frame .mat or "
                                                   "our .npz; the output keeps its resting expression (β0)")

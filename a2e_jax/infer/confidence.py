@@ -16,12 +16,15 @@ is the worst default. So the default request trusts the speech only as far as th
      hovers around the threshold does not flicker.
 
 `threshold=0` trusts every reading (the old behaviour, also `--emotion speech`); 1 always falls back.
+The weights' card holds the threshold too (`emotion_calibration.threshold`, `fit_threshold`): the most
+cautious one that still keeps the emotion of held-out renditions of the voices the network trained on.
 """
 
 import numpy as np
 
 DEFAULT_THRESHOLD = 0.3
 SOFT = 0.05
+THRESHOLD_GRID = tuple(round(0.2 + 0.05 * k, 2) for k in range(16))  # 0.2 .. 0.95, for fit_threshold
 
 
 def calibrated_probs(logits_ne: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -39,6 +42,31 @@ def trust(probs_ne: np.ndarray, threshold: float = DEFAULT_THRESHOLD, neutral: i
     return np.ones(probs_ne.shape[:-1])
   weight = np.clip((probs_ne.max(axis=-1) - threshold + SOFT) / (2 * SOFT), 0.0, 1.0)
   return np.where(probs_ne.argmax(axis=-1) == neutral, 0.0, weight)
+
+
+def card_threshold(card: dict) -> float:
+  """The weights' fitted `auto` threshold (their card's emotion_calibration.threshold), else the default."""
+  return float(card.get("emotion_calibration", {}).get("threshold", DEFAULT_THRESHOLD))
+
+
+def fit_threshold(probs_ne: np.ndarray, labels_n: np.ndarray, tolerance: float = 0.03,
+                  grid=THRESHOLD_GRID) -> float:
+  """The highest threshold of `grid` at which `auto` keeps the emotion of the emotional rows (label not
+  neutral; trust >= 0.5 and the reading right) at most `tolerance` less often than following every reading
+  does. Rows are clip readings (calibrated probabilities averaged over a clip, as the smoothing does) of
+  held-out renditions of voices the network knows: the higher the threshold, the more an unheard voice's
+  unsure reading falls back to neutral, and this is as high as it goes before heard emotions are lost."""
+  probs_ne, labels_n = np.asarray(probs_ne, np.float64), np.asarray(labels_n)
+  emotional = labels_n != 0
+  right = probs_ne[emotional].argmax(axis=-1) == labels_n[emotional]
+  if not emotional.any():
+    raise ValueError("fit_threshold needs emotional renditions")
+  best = min(grid)
+  for threshold in sorted(grid):
+    kept = (trust(probs_ne[emotional], threshold) >= 0.5) & right
+    if kept.mean() >= right.mean() - tolerance:
+      best = threshold
+  return float(best)
 
 
 def expected_calibration_error(probs_ne: np.ndarray, labels_n: np.ndarray, bins: int = 15) -> float:

@@ -86,17 +86,18 @@ class Generator:
     group: chunks per compiled call.
     emotion_window_s: span over which the speech's emotion is averaged.
     emotion_threshold: `auto` follows the speech's reading only where its smoothed calibrated probability
-      reaches this (confidence.py); 0 always follows it.
+      reaches this (confidence.py); 0 always follows it; None: the weights' fitted one (their card's
+      emotion_calibration.threshold, else confidence.DEFAULT_THRESHOLD).
     pause_threshold: the pause gate's silence level, a fraction of the clip's loudest frame RMS
       (pauses.py); 0 turns the gate off.
   """
 
   def __init__(self, weights, chunk_frames: int | None = None, overlap_frames: int | None = None,
                group: int = GROUP, emotion_window_s: float = DEFAULT_EMOTION_WINDOW_S,
-               emotion_threshold: float = confidence.DEFAULT_THRESHOLD,
+               emotion_threshold: float | None = None,
                pause_threshold: float = pauses.DEFAULT_THRESHOLD):
     for flag, value in (("--emotion-threshold", emotion_threshold), ("--pause-threshold", pause_threshold)):
-      if not 0.0 <= value <= 1.0:
+      if value is not None and not 0.0 <= value <= 1.0:
         raise UserError(f"{flag} {value:g}: give a number in [0, 1]")
     enable_compilation_cache()
     self.weights = weights
@@ -109,6 +110,8 @@ class Generator:
                       f"[0, {self.chunk}) frames (below --chunk-frames {self.chunk})")
     self.group = group
     self.emotion_window_s = emotion_window_s
+    if emotion_threshold is None:
+      emotion_threshold = confidence.card_threshold(weights.card)
     self.emotion_threshold, self.pause_threshold = float(emotion_threshold), float(pause_threshold)
     # Temperature of the emotion classifier fitted on voices the network never heard (tools/eval_voices.py).
     self.temperature = float(weights.card.get("emotion_calibration", {}).get("temperature", 1.0))
@@ -224,7 +227,7 @@ class Generator:
 @functools.lru_cache(maxsize=2)
 def cached_generator(checkpoint: str | None = None, chunk_frames: int | None = None,
                      overlap_frames: int | None = None,
-                     emotion_threshold: float = confidence.DEFAULT_THRESHOLD,
+                     emotion_threshold: float | None = None,
                      pause_threshold: float = pauses.DEFAULT_THRESHOLD) -> Generator:
   """A Generator for the bundled weights or a checkpoint, built once per process."""
   return Generator(load_weights(checkpoint), chunk_frames, overlap_frames,
@@ -235,7 +238,7 @@ def generate(audio, sample_rate: int | None = None, *, checkpoint: str | None = 
              chunk_frames: int | None = None, overlap_frames: int | None = None, ref=None, emotion=None,
              intensity=None, emotion_from=None, emotion_schedule=None,
              transition_s: float = controls.DEFAULT_TRANSITION_S, blink="auto", gaze="auto", pose="still",
-             seed: int = 0, bfm_model=None, emotion_threshold: float = confidence.DEFAULT_THRESHOLD,
+             seed: int = 0, bfm_model=None, emotion_threshold: float | None = None,
              pause_threshold: float = pauses.DEFAULT_THRESHOLD) -> Generation:
   """Speech -> expression coefficients of the network's face model (the built-in face for the demo weights).
 
@@ -253,7 +256,8 @@ def generate(audio, sample_rate: int | None = None, *, checkpoint: str | None = 
     pose: "still" (the reference's first pose, else frontal) or a file with a pose track.
     seed: for the random blinks and gaze.
     bfm_model: a BFM MorphableModel, to read the identity of BFM-space references (SadTalker .mat).
-    emotion_threshold: `auto`'s confidence threshold (confidence.py); 0 always follows the speech.
+    emotion_threshold: `auto`'s confidence threshold (confidence.py); 0 always follows the speech; None:
+      the weights' fitted one.
     pause_threshold: the pause gate's silence level (pauses.py), a fraction of the loudest frame's RMS;
       0 turns it off.
   Returns:
