@@ -3,6 +3,7 @@ checkpoints (files, arrays, NaN; tools/checkpoint_damage.py garbles data files),
 
 import json
 import os
+import shutil
 
 import jax
 import ml_collections
@@ -109,17 +110,29 @@ def test_keeps_the_latest_and_the_best(tmp_path):
   state = setup.fresh_state()
   ckpt = checkpoint.Checkpointer(tmp_path, keep=2, best_metric="eval/loss", best_mode="min")
   scores = (5.0, 1.0, 4.0, None, 3.0, None)  # for steps 1..6: step 2 is the best; 4 and 6 have no eval
-  for score in scores:
-    state = state.replace(step=state.step + 1)
+  for score in scores:  # step k saves the initial params + k
+    state = state.replace(step=state.step + 1, params=jax.tree.map(lambda x: x + 1, state.params))
     ckpt.save(state, setup.batches, metrics=None if score is None else {"eval/loss": score})
   ckpt.wait()
   assert ckpt.all_steps() == [2, 5, 6]
   assert ckpt.best_step() == 2
   ckpt.close()
-  (tmp_path / "config.json").write_text(json.dumps({"checkpoint": {"best_metric": "eval/loss",
-                                                                   "best_mode": "min"}}))
-  best = run_dir.restore_params(tmp_path)  # "best" by default
-  _assert_equal_trees(best, setup.fresh_state().params)  # every saved state has the initial params
+  # A step cut off mid-save keeps Orbax's temporary name; readers must not take it for the latest.
+  shutil.copytree(tmp_path / "checkpoints" / "6", tmp_path / "checkpoints" / "9.orbax-checkpoint-tmp-1")
+  initial = _host(setup.fresh_state().params)
+
+  def restored(step="best", mode="min"):
+    (tmp_path / "config.json").write_text(json.dumps({"checkpoint": {"best_metric": "eval/loss",
+                                                                     "best_mode": mode}}))
+    offsets = [np.asarray(a) - b for a, b in zip(jax.tree.leaves(run_dir.restore_params(tmp_path, step)),
+                                                 jax.tree.leaves(initial))]
+    assert all(np.allclose(o, o.flat[0]) for o in offsets)
+    return round(float(offsets[0].flat[0]))
+
+  assert restored() == 2  # "best" by default: step 2's eval/loss 1.0
+  assert restored(mode="max") == 5  # of the kept steps with an eval/loss, step 5's 3.0 is the highest
+  assert restored("latest") == 6
+  assert restored(5) == 5
 
 
 def _corrupt(step_dir):
@@ -244,8 +257,6 @@ def test_checkpoints_without_checksums_still_restore(tmp_path):
   ckpt.close()
   step_dir = tmp_path / "checkpoints" / "1"
   (step_dir / "files.json").unlink()
-  import shutil
-
   shutil.rmtree(step_dir / "integrity")
   ckpt = checkpoint.Checkpointer(tmp_path)
   _assert_equal_trees(ckpt.restore(setup.abstract(), setup.batches), _host(state))

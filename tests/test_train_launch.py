@@ -86,18 +86,48 @@ def test_a2e_train_reports_bad_overrides_in_one_line(tmp_path):
   assert len(lines) == 1 and "nosuchkey" in lines[0], result.stderr
 
 
-def test_a2e_train_trains_a2enet_tiny(tmp_path):
-  """The real model and losses through `a2e train` (random batches of the schema's shapes)."""
+@pytest.fixture(scope="module")
+def a2enet_run(tmp_path_factory):
+  """A 3-step run of the real model and losses through `a2e train` (random batches of the schema's shapes)."""
+  workdir = tmp_path_factory.mktemp("a2enet")
   # No evaluation: the loss in eval mode is tested with the losses (tests/test_losses.py), and another
-  # compilation of A2ENet would double this test's time.
-  result = _a2e_train(tmp_path, "--config.input=random", "--config.train.steps=3", "--config.eval.every=0")
+  # compilation of A2ENet would double this run's time.
+  result = _a2e_train(workdir, "--config.input=random", "--config.train.steps=3", "--config.eval.every=0")
+  return workdir, result
+
+
+def test_a2e_train_trains_a2enet_tiny(a2enet_run):
+  workdir, result = a2enet_run
   assert result.returncode == 0, result.stdout + result.stderr
   assert "done at step 3" in result.stdout
-  train = summary.read_metrics(tmp_path)
+  train = summary.read_metrics(workdir)
   assert sorted(train) == [1, 2, 3]
   for name in ("coeff_self", "coeff_cross", "audio_self", "content_equal", "emotion_ce", "loss"):
     assert np.isfinite(train[3][name]), name
-  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["3"]
+  assert sorted(os.listdir(workdir / "checkpoints")) == ["3"]
+
+
+def test_generating_from_a_run_builds_no_checkpoint_manager(a2enet_run, tmp_path, monkeypatch):
+  """Inference reads a run's parameters without the trainer's Orbax CheckpointManager (core/run_dir.py)."""
+  import orbax.checkpoint as ocp
+  import soundfile
+  from infer_helpers import speechlike
+
+  from a2e_jax import cli
+
+  workdir, result = a2enet_run
+  assert result.returncode == 0, result.stdout + result.stderr
+
+  def refuse(*args, **kwargs):
+    raise AssertionError("inference built an Orbax CheckpointManager")
+
+  monkeypatch.setattr(ocp.CheckpointManager, "__init__", refuse)
+  audio = tmp_path / "hello.wav"
+  soundfile.write(audio, speechlike(1.0), 16000)
+  out = tmp_path / "out"
+  args = ["generate", "--audio", audio, "--checkpoint", workdir, "--out", out, "--export", "npz"]
+  assert cli.main([str(a) for a in args]) == 0
+  assert (out / "hello.npz").is_file()
 
 
 def test_a_dead_process_ends_the_job_in_seconds_with_one_line_and_it_resumes(tmp_path):

@@ -1,9 +1,12 @@
 """The read side of a training run's folder (`a2e train --workdir DIR`): its config and its parameters.
 
   DIR/config.json              the run's config (train/checkpoint.py `save_run_config` writes it)
-  DIR/checkpoints/<step>/      one kept checkpoint: params, train, data, integrity (train/checkpoint.py)
-Inference and evaluation read runs through this module alone, without the trainer; writing checkpoints and
-resuming training is train/checkpoint.py's, which shares the names and helpers below.
+  DIR/checkpoints/<step>/      one kept checkpoint: params, train, data, integrity, metrics when it had
+                               them (train/checkpoint.py)
+Inference and evaluation read runs through this module alone, without the trainer and without Orbax's
+CheckpointManager: it lists the finished steps, ranks them by their saved metrics and reads the `params`
+item alone. Writing checkpoints and resuming training is train/checkpoint.py's, which shares the names and
+helpers below.
 """
 
 import contextlib
@@ -24,6 +27,7 @@ from a2e_jax.core.errors import UserError
 CHECKPOINTS = "checkpoints"
 ITEMS = ("params", "train", "data", "integrity")
 CONFIG = "config.json"
+METRICS = "metrics"  # the item and file where Orbax's manager keeps the metrics given to `save`
 
 
 def absolute(path) -> epath.Path:
@@ -69,32 +73,65 @@ def load_run_config(workdir) -> ml_collections.ConfigDict | None:
   return ml_collections.ConfigDict(values)
 
 
-def _read_only_manager(workdir, best_metric: str | None, best_mode: str) -> ocp.CheckpointManager:
-  directory = absolute(workdir) / CHECKPOINTS
+def _steps(directory: epath.Path) -> list[int]:
+  """The run's finished checkpoint steps, oldest first.
+
+  Orbax writes a step under a temporary name (`<step>.orbax-checkpoint-tmp-<time>`) and renames it when
+  every item is on disk, or, on object stores without atomic renames (gs://), writes `commit_success.txt`
+  into the step last; `ocp.utils.checkpoint_steps` applies that rule, as the trainer's manager does, so a
+  step cut off mid-save is never read.
+  """
   if not directory.exists():
-    raise UserError(f"no checkpoints in {directory}; train first (a2e train --workdir {workdir})")
-  best_fn = (lambda metrics: metrics[best_metric]) if best_metric else None
-  with quiet_libraries():
-    return ocp.CheckpointManager(
-      directory, item_names=ITEMS, item_handlers={"params": ocp.StandardCheckpointHandler()},
-      options=ocp.CheckpointManagerOptions(read_only=True, best_fn=best_fn, best_mode=best_mode))
+    return []
+  return sorted(ocp.utils.checkpoint_steps(directory))
 
 
-def _pick_step(manager: ocp.CheckpointManager, directory, step) -> int:
-  steps = sorted(manager.all_steps())
-  if not steps:
-    raise UserError(f"no checkpoints in {directory}; train first")
+def _metric(step_dir: epath.Path, name: str) -> float | None:
+  """The value of eval metric `name` the trainer saved with a step (Orbax's manager keeps the metrics given
+  to `save` as the JSON item `metrics/metrics`), or None when the step has none."""
+  try:
+    value = ocp.JsonCheckpointHandler(filename=METRICS).restore(step_dir / METRICS).get(name)
+  except FileNotFoundError:
+    return None
+  return None if value is None else float(value)
+
+
+def _best_step(directory: epath.Path, steps: list[int], metric: str | None, mode: str) -> int:
+  """The step with the best `metric` ("min" or "max"; the later step on a tie), as the trainer's
+  `best_fn` ranks them; the latest step when no step has the metric."""
+  scored = [(value, step) for step in steps
+            if metric and (value := _metric(directory / str(step), metric)) is not None]
+  if not scored:
+    return steps[-1]
+  sign = -1.0 if mode == "min" else 1.0
+  return max(scored, key=lambda vs: (sign * vs[0], vs[1]))[1]
+
+
+def _pick_step(directory: epath.Path, steps: list[int], step, best_metric: str | None, best_mode: str) -> int:
   if step == "latest":
     return steps[-1]
   if step == "best":
-    return manager.best_step() or steps[-1]
+    return _best_step(directory, steps, best_metric, best_mode)
   if not str(step).isdigit() or int(step) not in steps:
     raise UserError(f"no checkpoint {step!r} in {directory}; pick 'best', 'latest' or one of {steps}")
   return int(step)
 
 
+def _read_params(params_dir: epath.Path, abstract_params):
+  """The `params` item of a step, read alone by Orbax's single-item reader (no CheckpointManager)."""
+  with quiet_libraries(), ocp.Checkpointer(ocp.StandardCheckpointHandler()) as reader:
+    if abstract_params is None:
+      device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+      tree = reader.metadata(params_dir).item_metadata.tree
+      abstract_params = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), tree)
+    return reader.restore(params_dir, args=ocp.args.StandardRestore(abstract_params))
+
+
 def restore_params(workdir, step: int | str = "best", abstract_params=None):
   """The parameters of a run's checkpoint, for inference and evaluation.
+
+  Reads the step's `params` item alone, with Orbax's single-item reader rather than the trainer's
+  CheckpointManager, and checks it against the step's file list and array checksums (core/integrity.py).
 
   Args:
     workdir: the training run's folder (the one given to `a2e train --workdir`).
@@ -106,37 +143,31 @@ def restore_params(workdir, step: int | str = "best", abstract_params=None):
   """
   config = load_run_config(workdir)
   ckpt_cfg = config.get("checkpoint", {}) if config is not None else {}
-  manager = _read_only_manager(workdir, ckpt_cfg.get("best_metric"), ckpt_cfg.get("best_mode", "min"))
   directory = absolute(workdir) / CHECKPOINTS
+  if not directory.exists():
+    raise UserError(f"no checkpoints in {directory}; train first (a2e train --workdir {workdir})")
   where, fix = f"the checkpoints in {directory}", "pass another --step or retrain"
   try:
-    chosen = _pick_step(manager, directory, step)
-    where = f"checkpoint {directory / str(chosen)}"
-    others = ", ".join(str(s) for s in sorted(manager.all_steps()) if s != chosen) or "none"
+    steps = _steps(directory)
+    if not steps:
+      raise UserError(f"no checkpoints in {directory}; train first")
+    chosen = _pick_step(directory, steps, step, ckpt_cfg.get("best_metric"), ckpt_cfg.get("best_mode", "min"))
+    step_dir = directory / str(chosen)
+    where = f"checkpoint {step_dir}"
+    others = ", ".join(str(s) for s in steps if s != chosen) or "none"
     fix = f"pass another --step (steps: {others}) or retrain"
-    problem = integrity.verify_files(directory / str(chosen), prefixes=("params/", "integrity/"))
+    problem = integrity.verify_files(step_dir, prefixes=("params/", "integrity/"))
     if problem is not None:
       raise UserError(f"{where} is damaged ({problem}); {fix}")
-    if abstract_params is None:
-      device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-      with quiet_libraries():
-        tree = manager.item_metadata(chosen)["params"].tree
-      abstract_params = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), tree)
-    items = {"params": ocp.args.StandardRestore(abstract_params)}
-    has_checksums = (directory / str(chosen) / "integrity").exists()
-    if has_checksums:
-      items["integrity"] = ocp.args.JsonRestore()
-    with quiet_libraries():
-      restored = manager.restore(chosen, args=ocp.args.Composite(**items))
+    params = _read_params(step_dir / "params", abstract_params)
+    saved = None
+    if (step_dir / "integrity").exists():  # steps saved before the checksums have only the finite check
+      saved = ocp.JsonCheckpointHandler().restore(step_dir / "integrity").get("params")
   except UserError:
     raise
   except Exception as e:  # noqa: BLE001 - see train/checkpoint.py Checkpointer._restore_step.
     raise UserError(f"{where} is unreadable ({describe(e)}); {fix}") from None
-  finally:
-    manager.close()
-  saved = restored["integrity"].get("params") if has_checksums else None
-  problem = integrity.verify_arrays("params", restored["params"], saved)
+  problem = integrity.verify_arrays("params", params, saved)
   if problem is not None:
     raise UserError(f"{where} is damaged ({problem}); {fix}")
-  return restored["params"]
-
+  return params
