@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import fake_buckets
 import fake_clips
 import imageio_ffmpeg
 import numpy as np
@@ -198,6 +199,35 @@ def test_built_dataset_feeds_the_pipeline_without_tensorflow(built):
   assert batch["a"]["coeffs"].shape == (8, 16, 64)
   assert np.all(batch["a"]["emotion"] != batch["b"]["emotion"])
   assert "tensorflow" not in sys.modules
+
+
+def test_a_dataset_in_a_bucket_is_read_where_array_record_can_and_refused_in_one_line_elsewhere(built):
+  """Metadata and pair index come through etils.epath from any URL; the records through array_record's
+  reader, which opens gs:// itself (its own GCS client: not run here, there is no network) but no fsspec
+  filesystem, so another scheme stops with one line saying to copy the dataset locally."""
+  import jax
+
+  _, data_dir = built
+  name = "a2e_manifest/mead"
+  local = builders.dataset_dir(str(data_dir), name)
+  mesh = jax.make_mesh((8, 1, 1), ("data", "fsdp", "model"), axis_types=(jax.sharding.AxisType.Explicit,) * 3)
+  with fake_buckets.registered("gs", "gcs") as gcs, fake_buckets.registered("s3") as s3:
+    for fs in (gcs(), s3()):
+      fs.put(local, f"{fs.protocol[0]}://bucket/tfds/{name}/1.0.0", recursive=True)
+    assert builders.metadata("s3://bucket/tfds", name) == builders.metadata(str(data_dir), name)
+    cfg = pipeline.data_config()
+    cfg.data_dir, cfg.dataset, cfg.window_frames = "s3://bucket/tfds", name, 16
+    with pytest.raises(UserError) as refused:
+      pipeline.make_batch_iterator(cfg, "train", 8, mesh)
+    message = str(refused.value)
+    assert "\n" not in message and "s3://" in message and "copy the dataset to a local folder" in message
+    source, index = builders.open_split("gs://bucket/tfds", name, "train")
+    local_source, local_index = builders.open_split(str(data_dir), name, "train")
+    np.testing.assert_array_equal(index.warps, local_index.warps)
+    files = [f.filename for f in source.dataset_info.splits["train"].file_instructions]
+    assert files and all(f.startswith(f"gs://bucket/tfds/{name}/1.0.0/") for f in files)  # never 'gs:/...'
+  with pytest.raises(UserError, match=r"^data_dir memory://tfds: etils.epath reads no memory:// URLs"):
+    builders.open_split("memory://tfds", name, "train")
 
 
 def test_tfds_data_source_by_name(built):

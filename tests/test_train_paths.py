@@ -6,37 +6,20 @@ import os
 import subprocess
 import sys
 
-import fsspec
+import fake_buckets
 import pytest
 from conftest import REPO
-from fsspec.implementations.memory import MemoryFileSystem
 
 from a2e_jax.core import run_dir
 from a2e_jax.core.config import load_config
 from a2e_jax.train import checkpoint, summary, trainer
 
 
-class FakeGcs(MemoryFileSystem):
-  """gcsfs's place in fsspec's registry, holding files in memory under their full gs:// names."""
-
-  protocol = ("gs", "gcs")
-  store: dict = {}
-  pseudo_dirs: list = [""]
-
-  def __init__(self, *args, finalize_on_close=False, **kwargs):
-    del finalize_on_close  # a gcsfs option epath passes
-    super().__init__(*args, **kwargs)
-
-
 @pytest.fixture
 def fake_gcs(monkeypatch, tmp_path):
   monkeypatch.chdir(tmp_path)  # where a 'gs:' folder would appear if a URL became a local path
-  for name in ("gs", "gcs"):
-    fsspec.register_implementation(name, FakeGcs, clobber=True)
-  yield FakeGcs
-  for name in ("gs", "gcs"):
-    sys.modules["fsspec.registry"]._registry.pop(name, None)
-  FakeGcs.store.clear()
+  with fake_buckets.registered("gs", "gcs") as gcs:
+    yield gcs
   assert not os.path.exists(tmp_path / "gs:"), "a gs:// path became a local folder"
 
 

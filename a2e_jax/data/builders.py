@@ -264,7 +264,17 @@ def dataset_dir(data_dir: str, dataset: str) -> str:
   """The folder of `dataset` ("name/config[:version]"; newest version when none is given) in data_dir, a
   local folder or a URL (gs://...; read through etils.epath, as TFDS does)."""
   name, _, version = dataset.partition(":")
-  folder = epath.Path(os.fspath(data_dir)).joinpath(*name.split("/"))
+  text = os.fspath(data_dir)
+  scheme = text.split("://")[0] if "://" in text else ""
+  try:
+    folder = epath.Path(text).joinpath(*name.split("/"))
+    folder.is_dir()
+  except KeyError:  # epath knows no such URL scheme
+    raise UserError(f"data_dir {text}: etils.epath reads no {scheme}:// URLs (it reads local folders, gs://, "
+                    "s3://, az://, hf://); copy the dataset to a local folder") from None
+  except ImportError as e:  # epath names the fsspec package a URL scheme needs
+    raise UserError(f"data_dir {text}: {e} (the filesystem package for {scheme}:// is not installed); "
+                    "install it or copy the dataset to a local folder") from None
   if version:
     path = folder / version
   else:
@@ -281,9 +291,23 @@ def dataset_dir(data_dir: str, dataset: str) -> str:
   return os.fspath(path)
 
 
+# URL schemes that array_record's own (C++) reader opens: besides local files, it has a GCS client.
+RECORD_SCHEMES = ("gs",)
+
+
 def open_split(data_dir: str, dataset: str, split: str):
-  """(random-access source of clip records, PairIndex) of one split of a built dataset."""
+  """(random-access source of clip records, PairIndex) of one split of a built dataset.
+
+  The metadata and pair index are read through etils.epath (any URL it knows), the records by
+  array_record's reader, which opens local paths and gs:// only: another URL (s3://, az://, hf://) is a
+  UserError saying to copy the dataset to a local folder or mount the bucket.
+  """
   path = dataset_dir(data_dir, dataset)
+  scheme = path.split("://")[0] if "://" in path else ""
+  if scheme and scheme not in RECORD_SCHEMES:
+    raise UserError(f"data_dir {data_dir}: ArrayRecord reads records from local paths and gs:// only, not "
+                    f"{scheme}://; copy the dataset to a local folder (or a mounted bucket) and point "
+                    "--config.data.data_dir there")
   builder = tfds.builder_from_directory(path)
   if split not in builder.info.splits:
     raise UserError(f"dataset {dataset!r} has no split {split!r}; it has {', '.join(builder.info.splits)}")
