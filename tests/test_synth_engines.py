@@ -34,6 +34,18 @@ def test_cmu_phones_map_onto_known_espeak_mnemonics_and_visemes():
   assert phonemes.cmu_to_espeak("qq") == "<unk>"
 
 
+def test_piper_ipa_maps_onto_espeak_phones_with_their_times():
+  for mnemonic in [*phonemes.IPA_TO_ESPEAK.values(), *phonemes.IPA_PAIRS.values()]:
+    assert phonemes.phoneme_id(mnemonic) != phonemes.UNKNOWN, mnemonic
+  # "Bob made." as Piper aligns it: a start and end token, stress and length marks, a word gap, "eɪ".
+  symbols = ["^", "b", "ˈ", "ɑ", "ː", "b", " ", "m", "ˌ", "e", "ɪ", "d", ".", "$"]
+  phones = phonemes.ipa_to_espeak(symbols, 0.1 * np.arange(len(symbols)), end_s=1.4)
+  expected = [("_", 0.0), ("b", 0.1), ("'A:", 0.2), ("b", 0.5), ("m", 0.7), ("eI", 0.8), ("d", 1.1),
+              ("_", 1.2)]
+  assert [n for n, _ in phones] == [n for n, _ in expected]
+  np.testing.assert_allclose([t for _, t in phones], [t for _, t in expected], atol=1e-9)
+
+
 @needs_world
 def test_world_restyle_moves_pitch_and_tempo_by_the_asked_amounts():
   from a2e_jax.data.synth import world_voice
@@ -56,10 +68,12 @@ def test_world_restyle_moves_pitch_and_tempo_by_the_asked_amounts():
   assert np.std(np.log(f_flat[f_flat > 0])) < 0.3 * np.std(np.log(f_in[f_in > 0]))
 
 
-@pytest.mark.parametrize("engine", ["flite", "festival"])
+@pytest.mark.parametrize("engine", ["flite", "festival", "piper"])
 def test_engine_phones_are_ordered_inside_the_audio(engine):
   _needs(engine)
   speech = engines.get_engine(engine).speak(TEXT, engines.engine_voices(engine)[0])
+  if engine == "piper":  # a neural voice: its sampling noise is off, so the corpus stays deterministic
+    assert np.array_equal(speech.audio, engines.get_engine(engine).speak(TEXT, "joe").audio)
   starts = np.array([s for _, s in speech.phones])
   assert np.all(np.diff(starts) > 0) and starts[-1] < speech.audio.size / speech.sample_rate
   names = [phonemes.split_stress(n)[0] for n, _ in speech.phones]
@@ -69,7 +83,7 @@ def test_engine_phones_are_ordered_inside_the_audio(engine):
 
 @needs_world
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ["flite", "festival"])
+@pytest.mark.parametrize("engine", ["flite", "festival", "piper"])
 def test_engine_speakers_speak_every_emotion_audibly(engine):
   """The same prosody and voice-quality model as espeak's: sad slower and quieter, angry louder and higher."""
   _needs(engine)

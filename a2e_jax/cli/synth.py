@@ -22,8 +22,8 @@ def add_synth_parser(data_subparsers):
                       help="share of training groups given noise/reverb/EQ/level (default 0.3; 0 = clean)")
   parser.add_argument("--engines", default="espeak", metavar="LIST",
                       help="comma-separated speech engines: espeak (built in), flite, festival (system "
-                           "packages), hibari (pip); docs/corpus.md; those not installed are skipped "
-                           "(default espeak)")
+                           "packages), hibari (pip), piper (pip, GPL-3.0, installed separately); "
+                           "docs/corpus.md; those not installed are skipped (default espeak)")
   parser.add_argument("--overwrite", action="store_true", help="replace a corpus already in --out")
   parser.add_argument("--quiet", action="store_true", help="no progress bar")
   parser.set_defaults(func=_run_synth)

