@@ -22,6 +22,7 @@ from a2e_jax.vision.layers import (
   conv,
   load_weights,
   residual,
+  stem,
   tflite_name,
 )
 
@@ -36,7 +37,7 @@ class FaceDetector(nn.Module):
 
   @nn.compact
   def __call__(self, image_bhwc):
-    x = nn.relu(conv("conv2d", 24, 5, 2, "SAME")(image_bhwc))
+    x = nn.relu(stem("conv2d", 24, 5)(image_bhwc))
     for i, width in enumerate(_DETECTOR_WIDTHS):
       stride = 2 if i in _DETECTOR_STRIDE2 else 1
       x = blaze_block(x, width, stride, tflite_name("depthwise_conv2d", i), f"conv2d_{i + 1}", nn.relu)
@@ -55,7 +56,7 @@ class FaceMesh(nn.Module):
 
   @nn.compact
   def __call__(self, image_bhwc):
-    x = PReLU(name="p_re_lu_1")(conv("conv2d_1", 16, 3, 2, "SAME")(image_bhwc))
+    x = PReLU(name="p_re_lu_1")(stem("conv2d_1", 16, 3)(image_bhwc))
     for i, width in enumerate(_MESH_WIDTHS, start=1):
       stride = 2 if i in _MESH_STRIDE2 else 1
       if i == 15:
@@ -88,7 +89,7 @@ class Iris(nn.Module):
 
   @nn.compact
   def __call__(self, image_bhwc):
-    x = PReLU(name="p_re_lu")(conv("conv2d", 64, 3, 2, "SAME")(image_bhwc))
+    x = PReLU(name="p_re_lu")(stem("conv2d", 64, 3)(image_bhwc))
     for i in range(10):
       x = _bottleneck(x, i, 64 if i < 4 else 128, 2 if i in (4, 9) else 1)
     outputs = []
