@@ -14,8 +14,9 @@ Batch layout (core/schema.py): {"a", "b", "ab", "ba"}, each a dict of
   emotion [B] int32, intensity [B] int32, mask [B,T] float32 (1 on real frames), clip [B] int32 (source index)
 as `jax.Array`s with the batch dimension sharded over the mesh's data axes. Feeding accelerators, the
 trainer keeps every clip's log-mel on the devices (`mel_table`, sent once) and the views carry, instead of
-`mel`, each window's rows in it (mel_start [B,T], mel_first/mel_last [B] int32); `cut_windows` gathers the
-windows inside the jitted step, so the host sends a few ints per frame instead of 16x80 floats. Batches
+`mel`, each window's rows in it, packed with the other fields into three arrays per view (`pack_view`);
+`cut_windows` unpacks them and gathers the windows inside the jitted step, so the host sends a few ints
+per frame instead of 16x80 floats, in 12 arrays per batch instead of 40. Batches
 are built from a `ClipBank` (every clip of the split in memory) with a few vectorised gathers.
 
 "ab" (content of a, emotion of b) is gathered through the DTW warp a -> ab, so its frame t says what a
@@ -189,15 +190,42 @@ def mel_table(banks: dict) -> tuple[np.ndarray, dict]:
   return np.concatenate([bank.mel for bank in banks.values()]), bases
 
 
+# The device layout of a view (`make_batch_iterator(..., mel_base=...)`) packs its ten fields into three
+# arrays, so a global batch is 12 transfers (each split over the devices) instead of 40:
+#   frames [B,T,K+EYE+1] float32: coeffs | eye | mask;  beta0 [B,K] float32;
+#   ints [B,T+5] int32: mel_start (T: each window's first row in the mel table, not clamped) | _INT_FIELDS.
+_INT_FIELDS = ("mel_first", "mel_last", "emotion", "intensity", "clip")  # mel_first/last: the clip's rows
+
+
+def pack_view(view: dict) -> dict:
+  """A view with `mel_start`/`mel_first`/`mel_last` instead of `mel` -> its device layout (numpy)."""
+  frames = np.concatenate([view["coeffs"], view["eye"], view["mask"][..., None]], axis=-1)
+  ints = np.concatenate([view["mel_start"], np.stack([view[k] for k in _INT_FIELDS], axis=1)], axis=1)
+  return {"frames": frames, "beta0": view["beta0"], "ints": ints.astype(np.int32)}
+
+
+def unpack_view(view: dict) -> dict:
+  """A view in the device layout -> its fields (numpy or jax arrays, inside or outside jit); any other
+  view is returned as it is."""
+  if "ints" not in view:
+    return view
+  frames, ints = view["frames"], view["ints"]
+  k, t = view["beta0"].shape[-1], ints.shape[1] - len(_INT_FIELDS)
+  eye = k + schema.EYE
+  fields = {"coeffs": frames[..., :k], "eye": frames[..., k:eye], "mask": frames[..., eye],
+            "beta0": view["beta0"], "mel_start": ints[:, :t]}
+  return {**fields, **{name: ints[:, t + i] for i, name in enumerate(_INT_FIELDS)}}
+
+
 def cut_windows(view: dict, table_rf=None) -> dict:
-  """A batch view with the mel windows [B,T,16,80] in place, inside a jitted step: a view from
-  `make_batch_iterator(..., mel_base=...)` carries `mel_start` [B,T] (each window's first row in the mel
-  table, not clamped), `mel_first`/`mel_last` [B] (its clip's rows) and is gathered from `table_rf` [R,80];
-  a view that already has `mel` is returned as it is."""
+  """A batch view with the mel windows [B,T,16,80] in place, inside a jitted step: a view in the device
+  layout (`pack_view`) is unpacked and its windows gathered from `table_rf` [R,80] (rows mel_start + 0..15,
+  clamped to the clip's mel_first..mel_last); a view that already has `mel` is returned as it is."""
   if "mel" in view:
     return view
   import jax.numpy as jnp
 
+  view = unpack_view(view)
   rows = view["mel_start"][..., None] + jnp.arange(schema.MEL_WINDOW)
   rows = jnp.clip(rows, view["mel_first"][:, None, None], view["mel_last"][:, None, None])
   rest = {k: v for k, v in view.items() if k not in ("mel_start", "mel_first", "mel_last")}
@@ -292,6 +320,7 @@ class _Setup:
       view["mel_start"] = (first[:, None] + starts + self.mel_base).astype(np.int32)
       view["mel_first"] = (first + self.mel_base).astype(np.int32)
       view["mel_last"] = (last + self.mel_base).astype(np.int32)
+      return pack_view(view)
     else:
       window = starts[..., None] + first[:, None, None] + np.arange(schema.MEL_WINDOW)
       view["mel"] = bank.mel[np.clip(window, first[:, None, None], last[:, None, None])]

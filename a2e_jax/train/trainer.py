@@ -28,7 +28,7 @@ from jax.experimental import multihost_utils
 
 from a2e_jax.core import run_dir
 from a2e_jax.core.errors import UserError
-from a2e_jax.data import batching
+from a2e_jax.data import batching, pipeline
 from a2e_jax.train import checkpoint, runtime, sharding, summary
 from a2e_jax.train import perf as perf_lib
 from a2e_jax.train import state as state_lib
@@ -281,7 +281,7 @@ class _Run:
   def plot(self, step: int, batch) -> None:
     """Coefficient curves, and (with a face renderer) a filmstrip of predicted over true faces, of the
     first eval clip."""
-    view = batch["a"] if "a" in batch else batch
+    view = pipeline.unpack_view(batch["a"] if "a" in batch else batch)
     pred = self.predict(self.state.params, view, self.constants)
     pred = multihost_utils.process_allgather(pred, tiled=True)
     true, mask = (multihost_utils.process_allgather(view[k], tiled=True) for k in ("coeffs", "mask"))
