@@ -13,10 +13,11 @@ tiny built-in corpus, synthesised and built into a temporary folder when --data-
 windows cut on the devices (what the trainer uses), with them cut on the host (what augmentation needs),
 and the peer, the pipeline as it was at git revision --before (windows on the host, four records read
 per example), loaded from git and measured in the same run; against the examples/s of the project's
-jitted tiny A2ENet train step (train/step.py) on the same mesh; and the train step fed by the pipeline,
-which shows whether the pipeline keeps up while sharing the CPU. The loss of one fixed batch through both
-layouts shows the step's results unchanged. Times are medians over repeats after warm-up; the rows take
-turns so load from other processes hits them alike.
+jitted tiny A2ENet train step (train/step.py) on the same mesh; the train step fed by the pipeline,
+which shows whether the pipeline keeps up while sharing the CPU; and the two host parts of a batch of the
+trainer's pipeline ("part:" rows: building its rows, placing them on the devices). The loss of one fixed
+batch through both layouts shows the step's results unchanged. Times are medians over repeats after
+warm-up; the rows take turns so load from other processes hits them alike.
 """
 
 import argparse
@@ -256,6 +257,27 @@ def pipeline_rows(data_dir: str, dataset: str, batch: int, frames: int, devices:
     return batch * step_batches
 
   rows = {name: drain(it) for name, it in iterators.items()}
+  # Where a batch of the trainer's pipeline spends its host time: building its local rows (pair draws and
+  # gathers from the ClipBank) and placing them on the devices (to_global).
+  from a2e_jax.data import batching
+
+  shard = batching.host_shard(mesh, batch)
+  setup = pipeline.train_shard_source(cfg, source, index, 1, batch, shard.count, bank=bank,
+                                      mel_base=bases["train"]).setup
+  local = setup.batch(0, shard.global_batch // shard.count)
+
+  def part_build():
+    for step in range(steps):
+      setup.batch(step * batch, shard.global_batch // shard.count)
+    return batch * steps
+
+  def part_to_global():
+    for _ in range(steps):
+      jax.block_until_ready(batching.to_global(local, shard))
+    return batch * steps
+
+  rows["part: local batch (pairs, gathers)"] = part_build
+  rows["part: to_global (host -> devices)"] = part_to_global
   rows["train_step_tiny (fixed batch)"] = step_only
   rows["train_step_tiny fed by the pipeline"] = step_fed_by_pipeline
   return rows, sizes, losses
@@ -334,10 +356,10 @@ def main(argv=None) -> dict:
         f"{args.steps} batches per pipeline run, {args.step_batches} per train-step run, median of "
         f"{args.repeats}"
       )
-      print(f"{'row':<44}{'examples/s':>12}{'host kB/example':>17}")
+      print(f"{'row':<44}{'examples/s':>12}{'ms/batch':>10}{'host kB/example':>17}")
       for name, r in results.items():
         size = f"{r['host_bytes_per_example'] / 1e3:>17.1f}" if "host_bytes_per_example" in r else ""
-        print(f"{name:<44}{r['examples_per_s']:>12.1f}{size}")
+        print(f"{name:<44}{r['examples_per_s']:>12.1f}{1e3 * args.batch / r['examples_per_s']:>10.2f}{size}")
       print(f"pipeline (windows on device) / train step: {entry['pipeline_over_step']:.2f}x")
       if "speedup_vs_before" in entry:
         print(f"against the pipeline before: {entry['speedup_vs_before']:.2f}x examples/s, "
