@@ -60,7 +60,7 @@ def main(argv=None) -> dict:
   # LiteRT's inputs: the letterboxed frames and the mesh crops the JAX pipeline cut.
   reference = image_mode(frames)
   letterboxed = np.asarray(detector.letterbox(frames))
-  crops = np.asarray(geometry.crop_batch(frames, reference.rect, mesh.INPUT_SIZE, "replicate")) / 255.0
+  crops = np.asarray(geometry.crop_batch(frames, reference.rect, mesh.INPUT_SIZE)) / 255.0
   paths = fetch_tflite()
   interpreters = []
   for name in ("face_detection_short_range", "face_landmark"):

@@ -54,9 +54,8 @@ def letterbox_rect(height: int, width: int) -> np.ndarray:
 
 def letterbox(images_bhwc):
   """[B,128,128,3] float32 in [−1, 1]: each image padded with black to a square and resized."""
-  rect = jnp.asarray(letterbox_rect(*images_bhwc.shape[1:3]))
-  rects = jnp.broadcast_to(rect, (images_bhwc.shape[0], 5))
-  return geometry.crop_batch(images_bhwc, rects, INPUT_SIZE, "zero") / 127.5 - 1.0
+  rect = letterbox_rect(*images_bhwc.shape[1:3])
+  return geometry.upright_crop_batch(images_bhwc, rect, INPUT_SIZE) / 127.5 - 1.0
 
 
 def decode(regressors_bn16, logits_bn1):

@@ -7,12 +7,14 @@ MediaPipe's ImageToTensorCalculator uses: a crop of size S maps its pixel (u, v)
     centre + R(rotation) · ((u/S − ½)·width, (v/S − ½)·height),
 
 and a landmark the network puts at (u, v) in the crop goes back to the same point. The crop samples
-bilinearly; outside the image it repeats the edge ("replicate", MediaPipe's default) or reads black ("zero",
-the detector's letterbox).
+bilinearly; outside the image it repeats the edge (MediaPipe's default). An upright crop known when
+tracing (the detector's letterbox) is separable: `upright_crop_batch` samples rows, then columns, and reads
+black outside the image.
 """
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 CX, CY, W, H, ANGLE = range(5)
 
@@ -51,32 +53,48 @@ def crop_to_image(rect_5, uv_n2, size: int):
   return jnp.stack([rect[..., CX] + a * cos - b * sin, rect[..., CY] + a * sin + b * cos], -1)
 
 
-def crop(image_hwc, rect_5, size: int, border: str = "replicate"):
+def crop(image_hwc, rect_5, size: int):
   """[size, size, C] float32: the rect of one image resampled bilinearly (see module doc)."""
   grid = jnp.arange(size, dtype=jnp.float32)
   u, v = jnp.meshgrid(grid, grid)
   xy = crop_to_image(rect_5, jnp.stack([u.ravel(), v.ravel()], -1), size)
-  return sample(image_hwc, xy[:, 0], xy[:, 1], border).reshape(size, size, -1)
+  return sample(image_hwc, xy[:, 0], xy[:, 1]).reshape(size, size, -1)
 
 
-def sample(image_hwc, x, y, border: str = "replicate"):
-  """[N, C] float32 bilinear samples of image at continuous pixel coordinates x, y [N]."""
+def sample(image_hwc, x, y):
+  """[N, C] float32 bilinear samples of image at continuous pixel coordinates x, y [N], edges repeated."""
   height, width = image_hwc.shape[:2]
   x0, y0 = jnp.floor(x), jnp.floor(y)
   fx, fy = (x - x0)[:, None], (y - y0)[:, None]
   x0, y0 = x0.astype(jnp.int32), y0.astype(jnp.int32)
   image = image_hwc.astype(jnp.float32)
-
-  def at(yy, xx):
-    value = image[jnp.clip(yy, 0, height - 1), jnp.clip(xx, 0, width - 1)]
-    if border == "zero":
-      inside = (xx >= 0) & (xx < width) & (yy >= 0) & (yy < height)
-      value = jnp.where(inside[:, None], value, 0.0)
-    return value
-
+  at = lambda yy, xx: image[jnp.clip(yy, 0, height - 1), jnp.clip(xx, 0, width - 1)]  # noqa: E731
   top = at(y0, x0) * (1 - fx) + at(y0, x0 + 1) * fx
   bottom = at(y0 + 1, x0) * (1 - fx) + at(y0 + 1, x0 + 1) * fx
   return top * (1 - fy) + bottom * fy
 
 
-crop_batch = jax.vmap(crop, in_axes=(0, 0, None, None))
+crop_batch = jax.vmap(crop, in_axes=(0, 0, None))
+
+
+def _axis_taps(length: int, centre: float, extent: float, size: int) -> tuple[np.ndarray, np.ndarray]:
+  """Bilinear taps along one axis of an upright crop: (indices [2, size], weights [2, size]), the weight
+  of a tap outside [0, length) zero."""
+  position = centre + (np.arange(size) / size - 0.5) * extent
+  low = np.floor(position)
+  index = np.stack([low, low + 1]).astype(np.int64)
+  weight = np.stack([1 - (position - low), position - low])
+  weight = np.where((index >= 0) & (index < length), weight, 0.0).astype(np.float32)
+  return np.clip(index, 0, length - 1), weight
+
+
+def upright_crop_batch(images_bhwc, rect_5: np.ndarray, size: int):
+  """[B, size, size, C] float32: the same unrotated rect (numpy, known when tracing) cut from every image,
+  black outside it. Equal to `crop` with zeros beyond the edges; as rows then columns (two gathers of whole
+  rows and pixels) it runs about 5× faster on XLA:CPU than the per-pixel bilinear gather."""
+  height, width = images_bhwc.shape[1:3]
+  rows, row_w = _axis_taps(height, rect_5[CY], rect_5[H], size)
+  cols, col_w = _axis_taps(width, rect_5[CX], rect_5[W], size)
+  images = images_bhwc.astype(jnp.float32)
+  images = images[:, rows[0]] * row_w[0][:, None, None] + images[:, rows[1]] * row_w[1][:, None, None]
+  return images[:, :, cols[0]] * col_w[0][:, None] + images[:, :, cols[1]] * col_w[1][:, None]

@@ -35,7 +35,7 @@ def rect_from_landmarks(points_bn3):
 
 def landmarks(module, variables, images_bhwc, rects_b5):
   """(points [B,468,3] in image pixels, presence [B] in [0, 1]) for the given crop rects."""
-  crops = geometry.crop_batch(images_bhwc, rects_b5, INPUT_SIZE, "replicate") / 255.0
+  crops = geometry.crop_batch(images_bhwc, rects_b5, INPUT_SIZE) / 255.0
   raw, logit = module.apply(variables, crops)
   raw = raw.reshape(-1, NUM_POINTS, 3)
   xy = geometry.crop_to_image(rects_b5, raw[..., :2], INPUT_SIZE)
