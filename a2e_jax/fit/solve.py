@@ -123,6 +123,7 @@ def fit_clip(
   confidence_tl=None,
   id_init=None,
   tex_init=None,
+  mesh=None,
 ) -> FitResult:
   """Fits `model` to a clip.
 
@@ -137,6 +138,8 @@ def fit_clip(
     confidence_tl: [T,L] in [0,1] (0 = not seen), default all 1.
     id_init, tex_init: [Ki], [Kt] starting identity and albedo (e.g. from a previous chunk of the same clip;
       kept as they are with config.fix_identity).
+    mesh: a jax Mesh whose devices share the frames (T a multiple of its size; the first axis is used), or
+      None for one device.
   """
   frames = np.asarray(frames_thw3)
   frames = frames.astype(np.float32) / 255.0 if frames.dtype == np.uint8 else frames.astype(np.float32)
@@ -152,15 +155,14 @@ def fit_clip(
   crops = _crop_boxes(lmk, conf, config)
   face_tri = _face_triangles(model)
   jmodel = jax.tree.map(jnp.asarray, model)
+  frame_args = (init, frames, lmk, conf, crops)
+  if mesh is not None:  # frames split over the mesh's devices, the shared identity and model replicated
+    frame_args = _shard_frames(mesh, frame_args, num)
   params = _solve(
     jmodel,
     (pts.mean, pts.id_basis, pts.exp_basis),
     jnp.asarray(corr.weights),
-    init,
-    jnp.asarray(frames),
-    jnp.asarray(lmk),
-    jnp.asarray(conf),
-    jnp.asarray(crops),
+    *frame_args,
     face_tri,
     camera=camera,
     config=config,
@@ -179,6 +181,23 @@ def fit_clip(
     landmark_error=err,
     image_size=(height, width),
   )
+
+
+SHARED_PARAMS = ("id", "tex")  # one per clip; every other parameter has a value per frame
+
+
+def _shard_frames(mesh, args, num: int):
+  """Device copies of (init, frames, lmk, conf, crops): the per-frame arrays split along their frame axis over
+  all of the mesh's devices, the clip's identity and albedo replicated."""
+  from jax.sharding import NamedSharding, PartitionSpec
+
+  if num % mesh.devices.size:
+    raise ValueError(f"{num} frames do not split over the mesh's {mesh.devices.size} devices")
+  split = NamedSharding(mesh, PartitionSpec(tuple(mesh.axis_names)))
+  whole = NamedSharding(mesh, PartitionSpec())
+  init, *rest = args
+  init = {k: jax.device_put(v, whole if k in SHARED_PARAMS else split) for k, v in init.items()}
+  return (init, *(jax.device_put(x, split) for x in rest))
 
 
 def _initial_params(model, pts, eyes, camera, lmk, conf, id_init, tex_init):
@@ -215,7 +234,10 @@ def _initial_params(model, pts, eyes, camera, lmk, conf, id_init, tex_init):
 
 def _crop_boxes(lmk, conf, config: FitConfig):
   """[T,3] (x0, y0, pixels per crop pixel) of a square crop around each frame's seen landmarks."""
-  big = np.where(conf[..., None] > 0, lmk, np.nan)
+  # A frame with no seen point (no face found, a chunk's padding) crops around all its (interpolated) points,
+  # so its crop stays finite.
+  seen = (conf > 0) | ~(conf > 0).any(1, keepdims=True)
+  big = np.where(seen[..., None], lmk, np.nan)
   lo, hi = np.nanmin(big, 1), np.nanmax(big, 1)
   side = config.crop_margin * np.max(hi - lo, axis=1)
   centre = (lo + hi) / 2
