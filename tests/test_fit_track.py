@@ -78,3 +78,44 @@ def test_photo_mode_places_the_clip_on_the_face(tmp_path, capsys):
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and "no face" in err[0]
   assert not (tmp_path / "x.mp4").exists()
+
+
+@pytest.mark.slow
+def test_track_with_a_bfm_layout_model_writes_deep3d_mat(tmp_path, monkeypatch):
+  """`a2e track --model bfm.npz`: the .mat in Deep3DFaceRecon's 257 layout reads back with scipy, its parts
+  are the .npz's coefficients, and a2e's own reader takes it."""
+  import scipy.io
+
+  from a2e_jax.face.builtin import builtin_model
+  from a2e_jax.fit import find_points, synthetic
+  from a2e_jax.formats.files import read_sequence
+
+  model = synthetic.bfm_shaped_model()
+  path = tmp_path / "bfm_shaped.npz"
+  model.save(str(path))
+  # The BFM-shaped model is the built-in mesh and mean face with other bases, so its 468-point
+  # correspondence is the built-in's (found once and cached); reusing it skips a 90 s search.
+  found = find_points.mesh_correspondence
+  monkeypatch.setattr(find_points, "mesh_correspondence", lambda m, *a, **k: found(builtin_model()))
+  truth = synthetic.clip(model, 1, seed=7, size=320, face_px=(150, 180), max_angle=10.0, batch=1)
+  Image.fromarray(truth.frames[0]).save(tmp_path / "face.png")
+  out = tmp_path / "out"
+  args = ["track", str(tmp_path / "face.png"), "--out", str(out), "--model", str(path), "--no-progress"]
+  assert main(args) == 0
+  mat = scipy.io.loadmat(out / "face.mat")
+  shapes = {"coeff_3dmm": 257, "id": 80, "exp": 64, "tex": 80, "angle": 3, "gamma": 27, "trans": 3}
+  assert {k: mat[k].shape for k in shapes} == {k: (1, n) for k, n in shapes.items()}
+  with np.load(out / "face.npz") as data:
+    np.testing.assert_allclose(mat["exp"], data["coeffs"], atol=1e-6)
+    np.testing.assert_allclose(mat["id"][0], data["identity"], atol=1e-6)
+    np.testing.assert_allclose(mat["tex"][0], data["tex"], atol=1e-6)
+    np.testing.assert_allclose(mat["gamma"], data["lighting"], atol=1e-6)
+    np.testing.assert_allclose(np.concatenate([mat["angle"], mat["trans"]], 1), data["pose"], atol=1e-6)
+    # The 257 row: id 80 | exp 64 | tex 80 | angles 3 | gamma 27 | trans 3 (Deep3DFaceRecon's split_coeff).
+    row = mat["coeff_3dmm"][0]
+    np.testing.assert_allclose(row[80:144], data["coeffs"][0], atol=1e-6)
+    np.testing.assert_allclose(row[224:227], data["pose"][0, :3], atol=1e-6)
+    np.testing.assert_allclose(row[254:], data["pose"][0, 3:], atol=1e-6)
+    assert np.abs(data["coeffs"]).max() > 0.05  # a fitted PCA expression, not zeros
+    seq = read_sequence(str(out / "face.mat"))
+    np.testing.assert_allclose(seq.coeffs, data["coeffs"], atol=1e-6)

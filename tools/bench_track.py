@@ -18,6 +18,7 @@ Speed: frames/s of the fit of one 64-frame chunk (landmarks given), cold (with c
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -134,27 +135,73 @@ def speed(model, chunk: int, repeats: int) -> dict:
   return rows
 
 
-def video_speed(model, path: str, repeats: int) -> dict:
+def video_speed(model, path: str, repeats: int, devices: int = 1) -> dict:
+  """`Tracker.video` (decode + landmarks + fit) on `devices` of this process's devices, cold and warm."""
+  import jax
+
   from a2e_jax.fit.track import Tracker
 
-  tracker = Tracker(model)
-  times = []
+  mesh = None
+  if devices > 1:
+    mesh = jax.sharding.Mesh(np.array(jax.local_devices()[:devices]), ("frames",))
+  tracker = Tracker(model, mesh=mesh)
+  times, loads = [], []
   for _ in range(repeats + 1):
     start = time.perf_counter()
     track = tracker.video(path)
     times.append(time.perf_counter() - start)
+    loads.append(os.getloadavg()[0])
   frames = len(track.fit.exp)
-  return {"frames": frames, "cold_fps": frames / times[0], "warm_fps": frames / statistics.median(times[1:])}
+  return {
+    "frames": frames,
+    "devices": devices,
+    "cold_fps": frames / times[0],
+    "warm_fps": frames / statistics.median(times[1:]),
+    "seconds": times,
+    "load": loads,
+  }
+
+
+def portrait_speed(model, paths, repeats: int) -> dict:
+  """`Tracker.image` (landmarks + fit of one picture): the first picture cold, then each warm (median of
+  repeats); a picture of another size compiles the fit again (the camera is part of the program)."""
+  from a2e_jax.fit.track import Tracker
+  from a2e_jax.vision.media import read_image
+
+  tracker = Tracker(model)
+  rows = {}
+  for path in paths:
+    image = read_image(path)
+    times = []
+    for _ in range(repeats + 1):
+      start = time.perf_counter()
+      tracker.image(image, name=path)
+      times.append(time.perf_counter() - start)
+    rows[os.path.basename(path)] = {
+      "size": list(image.shape[:2]),
+      "first_s": times[0],
+      "warm_s": statistics.median(times[1:]),
+      "load": os.getloadavg()[0],
+    }
+  return rows
 
 
 def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--frames", type=int, default=200)
   parser.add_argument("--chunk", type=int, default=64)
-  parser.add_argument("--models", nargs="+", default=["builtin", "bfm_shaped"])
+  parser.add_argument("--models", nargs="*", default=["builtin", "bfm_shaped"])
   parser.add_argument("--landmarks", nargs="*", default=["truth"], choices=["truth", "vision"])
   parser.add_argument("--speed", action="store_true", help="also time the fit of one chunk")
   parser.add_argument("--video", help="also time `Tracker.video` on this file")
+  parser.add_argument(
+    "--devices",
+    nargs="+",
+    type=int,
+    default=[1],
+    help="--video: devices sharing the frames (fake CPU ones: see BENCHMARKS.md)",
+  )
+  parser.add_argument("--portraits", nargs="*", default=[], help="also time Tracker.image on these pictures")
   parser.add_argument("--repeats", type=int, default=2)
   parser.add_argument("--json", default="bench_track.json")
   args = parser.parse_args(argv)
@@ -188,12 +235,23 @@ def main(argv=None) -> dict:
           flush=True,
         )
   if args.video:
-    results["video"] = video_speed(builtin_model(), args.video, args.repeats)
-    print(
-      f"video {args.video}: cold {results['video']['cold_fps']:.2f} frames/s, warm "
-      f"{results['video']['warm_fps']:.2f} frames/s",
-      flush=True,
-    )
+    results["video"] = {}
+    for devices in args.devices:
+      row = video_speed(builtin_model(), args.video, args.repeats, devices)
+      results["video"][f"{devices}_devices"] = row
+      print(
+        f"video {args.video} on {devices} device(s): cold {row['cold_fps']:.2f} frames/s, warm "
+        f"{row['warm_fps']:.2f} frames/s ({row['frames']} frames; load {row['load']})",
+        flush=True,
+      )
+  if args.portraits:
+    results["portraits"] = portrait_speed(builtin_model(), args.portraits, args.repeats)
+    for name, row in results["portraits"].items():
+      print(
+        f"portrait {name} {row['size']}: first {row['first_s']:.1f} s, warm {row['warm_s']:.2f} s "
+        f"(load {row['load']:.1f})",
+        flush=True,
+      )
   with open(args.json, "w") as f:
     json.dump(results, f, indent=1)
   return results

@@ -3,6 +3,16 @@
   python tools/prepare_mead.py --root MEAD --coeffs MEAD_coeffs --out mead/manifest.jsonl \\
       --test-speakers M003,W009 --val-speakers M005 --val-sentences 028,029,030
   a2e data build --manifest mead/manifest.jsonl --name mead
+  python tools/prepare_mead.py --track --root MEAD --coeffs MEAD_coeffs --out mead/manifest.jsonl ...
+
+--track fits the face model to every clip's video first (a2e track's fit, fit/batch.py) and writes its
+coefficient file (our .npz: coefficients, pose, the eye-control track from the landmarks, β0, identity) to
+<coeffs>/<actor>/<emotion>/level_<k>/<nnn>.npz (MEAD: the video <root>/<actor>/video/<view>/<emotion>/
+level_<k>/<nnn>.mp4, --view front) or <coeffs>/<path>.npz (flat: the video file itself, whose sound is the
+clip's audio). Done clips are skipped, so a stopped run resumes; a clip whose video is missing or shows no
+face is reported and left out. Several processes (A2E_COORDINATOR_ADDRESS, A2E_NUM_PROCESSES,
+A2E_PROCESS_ID, or a SLURM/TPU job) each fit their own block of clips; process 0 writes the manifest when
+all are done.
 
 Layouts (--layout):
   mead     <root>/<actor>/audio/<emotion>/level_<k>/<nnn>.m4a; sentence = nnn, intensity = k
@@ -127,6 +137,98 @@ def coefficient_file(coeff_root: str, rel: str) -> str | None:
   return None
 
 
+def video_file(root: str, rel: str, layout: str, view: str = "front") -> str | None:
+  """The video of the clip whose audio is `rel` (under root), or None when there is none."""
+  from a2e_jax.vision.media import VIDEO_SUFFIXES
+
+  if layout == "flat":
+    return os.path.join(root, rel) if rel.lower().endswith(VIDEO_SUFFIXES) else None
+  actor, _, emotion, level, name = rel.replace(os.sep, "/").split("/")
+  stem = os.path.splitext(name)[0]
+  for suffix in (".mp4",) + VIDEO_SUFFIXES:
+    path = os.path.join(root, actor, "video", view, emotion, level, stem + suffix)
+    if os.path.isfile(path):
+      return path
+  return None
+
+
+def tracked_file(coeff_root: str, rel: str, layout: str) -> str:
+  """Where --track writes the coefficients of the clip whose audio is `rel` (found by coefficient_file)."""
+  parts = os.path.splitext(rel)[0].replace(os.sep, "/").split("/")
+  if layout == "mead":
+    parts = parts[:1] + parts[2:]  # MEAD's `audio` folder left out
+  return os.path.join(coeff_root, *parts) + ".npz"
+
+
+def _clips(root: str, layout: str):
+  """(path, rel, fields or LayoutError) of every audio (or video) file under root, in order."""
+  for folder, dirs, files in os.walk(root):
+    dirs.sort()  # in place: the walk's order (and its pruning below)
+    if layout == "mead" and os.path.relpath(folder, root).replace(os.sep, "/").count("/") == 0:
+      dirs[:] = [d for d in dirs if d != "video"]  # MEAD's video tree is found through its audio
+    for name in sorted(files):
+      if not name.lower().endswith(AUDIO_SUFFIXES):
+        continue
+      path = os.path.join(folder, name)
+      rel = os.path.relpath(path, root)
+      try:
+        yield path, rel, PARSERS[layout](rel)
+      except LayoutError as e:
+        yield path, rel, e
+
+
+def track(root: str, coeff_root: str, layout: str = "mead", model: str = "builtin", view: str = "front",
+          redo: bool = False, progress: bool = True, tracker=None) -> dict:
+  """Fits every clip's video under root (this process's block of them) into coefficient files under
+  coeff_root; returns counts {"tracked", "skipped", "failed", "no_video"} of this process's clips.
+  `tracker` (a fit.track.Tracker of `model`) replaces the default one (tests: a lighter fit)."""
+  from a2e_jax.core.errors import UserError
+  from a2e_jax.data.batching import process_items
+  from a2e_jax.face.registry import resolve_model
+  from a2e_jax.fit import batch
+  from a2e_jax.train import distributed
+
+  if layout not in ("mead", "flat"):
+    raise UserError(f"--track reads videos in the mead and flat layouts, not {layout!r}")
+  if not os.path.isdir(root):
+    raise UserError(f"--root {root} is not a folder")
+  distributed.initialize()
+  face_model = resolve_model(model)
+  jobs, no_video = [], []
+  for path, rel, fields in _clips(root, layout):
+    if isinstance(fields, LayoutError):
+      continue
+    video = video_file(root, rel, layout, view)
+    if video is None:
+      no_video.append(path)
+    else:
+      jobs.append((video, tracked_file(coeff_root, rel, layout)))
+  rows = process_items(len(jobs))
+  if tracker is None and (redo or not all(os.path.exists(dst) for _, dst in jobs[rows])):
+    from a2e_jax.fit.track import Tracker
+
+    tracker = Tracker(face_model, mesh=batch.local_mesh())
+  outcome = batch.track_jobs(tracker, jobs, rows, redo=redo, progress=progress)
+  for path in no_video:
+    print(f"no video for {path} (looked for {layout} layout videos under {root})", file=sys.stderr)
+  _wait_for_all_processes()
+  return {
+    "tracked": len(outcome.done),
+    "skipped": len(outcome.skipped),
+    "failed": len(outcome.failed),
+    "no_video": len(no_video),
+  }
+
+
+def _wait_for_all_processes() -> None:
+  import jax
+
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+
+    multihost_utils.sync_global_devices("prepare_mead --track")
+
+
 def split_of(speaker: str, sentence: str, test_speakers, val_speakers, val_sentences) -> str:
   if speaker in test_speakers:
     return "test"
@@ -157,32 +259,25 @@ def prepare(
     raise UserError(f"--coeffs {coeff_root} is not a folder")
   out_dir = os.path.dirname(os.path.abspath(out))
   rows, missing, foreign = [], [], []
-  for folder, _, files in sorted(os.walk(root)):
-    for name in sorted(files):
-      if not name.lower().endswith(AUDIO_SUFFIXES):
-        continue
-      path = os.path.join(folder, name)
-      rel = os.path.relpath(path, root)
-      try:
-        fields = PARSERS[layout](rel)
-      except LayoutError as e:
-        foreign.append(f"{path}: {e}")
-        continue
-      coeffs = coefficient_file(coeff_root, rel)
-      if coeffs is None:
-        missing.append(path)
-        continue
-      fields["split"] = split_of(
-        fields["speaker"], fields["sentence"], test_speakers, val_speakers, val_sentences
-      )
-      rows.append(
-        {
-          **fields,
-          "audio": os.path.relpath(path, out_dir),
-          "coeffs": os.path.relpath(coeffs, out_dir),
-          "fps": fps,
-        }
-      )
+  for path, rel, fields in _clips(root, layout):
+    if isinstance(fields, LayoutError):
+      foreign.append(f"{path}: {fields}")
+      continue
+    coeffs = coefficient_file(coeff_root, rel)
+    if coeffs is None:
+      missing.append(path)
+      continue
+    fields["split"] = split_of(
+      fields["speaker"], fields["sentence"], test_speakers, val_speakers, val_sentences
+    )
+    rows.append(
+      {
+        **fields,
+        "audio": os.path.relpath(path, out_dir),
+        "coeffs": os.path.relpath(coeffs, out_dir),
+        "fps": fps,
+      }
+    )
   for path in missing:
     print(f"no coefficient file for {path} (looked under {coeff_root})", file=sys.stderr)
   for line in foreign:
@@ -221,8 +316,22 @@ def main(argv=None) -> int:
   parser.add_argument("--test-speakers", default="", help="comma list: split 'test'")
   parser.add_argument("--val-speakers", default="", help="comma list: split 'val_speaker'")
   parser.add_argument("--val-sentences", default="", help="comma list of sentence ids: split 'val_sentence'")
+  parser.add_argument("--track", action="store_true", help="fit every clip's video into --coeffs first")
+  parser.add_argument("--model", default="builtin", help="--track: face model (builtin, bfm, ict, a .npz)")
+  parser.add_argument("--view", default="front", help="--track, MEAD: the camera view folder (default front)")
+  parser.add_argument("--redo", action="store_true", help="--track: fit clips whose coefficients exist again")
+  parser.add_argument("--no-progress", action="store_true", help="--track: no progress bars")
   args = parser.parse_args(argv)
   try:
+    tracked = {}
+    if args.track:
+      tracked = track(args.root, args.coeffs, args.layout, args.model, args.view, args.redo,
+                      not args.no_progress)
+      import jax
+
+      if jax.process_index() > 0:  # process 0 writes the manifest
+        print(json.dumps({"process": jax.process_index(), **tracked}))
+        return 0
     summary = prepare(
       args.root,
       args.coeffs,
@@ -236,7 +345,7 @@ def main(argv=None) -> int:
   except UserError as e:
     print(f"prepare_mead: error: {e}", file=sys.stderr)
     return 2
-  print(json.dumps(summary))
+  print(json.dumps({**summary, **tracked}))
   return 0
 
 

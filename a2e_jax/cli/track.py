@@ -1,10 +1,6 @@
 """`a2e track`: photos and videos → fitted face-model coefficients (+ overlays)."""
 
 import os
-import sys
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 
 
 def register(subparsers) -> None:
@@ -34,6 +30,7 @@ def register(subparsers) -> None:
 
 def _collect(inputs) -> list[str]:
   from a2e_jax.core.errors import UserError
+  from a2e_jax.vision.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
   files = []
   for path in inputs:
@@ -59,96 +56,32 @@ def _collect(inputs) -> list[str]:
 
 
 def run_track(args) -> int:
-  from tqdm import tqdm
-
-  from a2e_jax.core.errors import UserError
+  from a2e_jax.data.batching import process_items
   from a2e_jax.face.registry import resolve_model
+  from a2e_jax.fit import batch
+  from a2e_jax.train import distributed
 
   files = _collect(args.inputs)
-  batch = len(files) > 1 or any(os.path.isdir(p) for p in args.inputs)
+  single = len(files) == 1 and not any(os.path.isdir(p) for p in args.inputs)
+  distributed.initialize()  # a multi-process run (A2E_COORDINATOR_ADDRESS, ...): each process its own block
   model = resolve_model(args.model)
-  os.makedirs(args.out, exist_ok=True)
-  todo = [f for f in files if args.redo or not os.path.exists(_output(args.out, f))]
-  if len(todo) < len(files):
-    print(
-      f"skipping {len(files) - len(todo)} file(s) already tracked in {args.out} (--redo to fit them again)"
-    )
-  if not todo:
+  jobs = [(f, _output(args.out, f)) for f in files]
+  rows = process_items(len(jobs))
+  done = sum(os.path.exists(dst) for _, dst in jobs[rows])
+  if done and not args.redo:
+    print(f"skipping {done} file(s) already tracked in {args.out} (--redo to fit them again)")
+  if done == len(jobs[rows]) and not args.redo:
     return 0
   from a2e_jax.fit.track import Tracker
 
-  tracker = Tracker(model)
-  failed = []
-  with tqdm(total=len(todo), unit="file", disable=args.no_progress or len(todo) == 1) as bar:
-    for path in todo:
-      try:
-        _track_one(tracker, model, path, args)
-      except UserError as e:
-        if not batch:
-          raise
-        failed.append(path)
-        print(f"a2e track: {path}: {e}", file=sys.stderr)
-      bar.update(1)
-  done = len(todo) - len(failed)
-  print(
-    f"tracked {done} file(s) into {args.out}" + (f"; {len(failed)} failed (listed above)" if failed else "")
-  )
-  return 1 if failed else 0
+  os.makedirs(args.out, exist_ok=True)
+  tracker = Tracker(model, mesh=batch.local_mesh())  # a video's frames split over this process's devices
+  outcome = batch.track_jobs(tracker, jobs, rows, redo=args.redo, overlay=args.overlay,
+                             progress=not args.no_progress, stop_on_error=single)
+  print(f"tracked {len(outcome.done)} file(s) into {args.out}"
+        + (f"; {len(outcome.failed)} failed (listed above)" if outcome.failed else ""))
+  return 1 if outcome.failed else 0
 
 
 def _output(out_dir: str, path: str) -> str:
   return os.path.join(out_dir, os.path.splitext(os.path.basename(path))[0] + ".npz")
-
-
-def _track_one(tracker, model, path: str, args) -> None:
-  from tqdm import tqdm
-
-  from a2e_jax.fit import outputs
-
-  stem = os.path.splitext(_output(args.out, path))[0]
-  if path.lower().endswith(IMAGE_SUFFIXES):
-    from a2e_jax.vision.media import read_image
-
-    frames = read_image(path)[None]
-    track = tracker.image(frames[0], name=path)
-  else:
-    from a2e_jax.vision.media import VideoFrames
-
-    video = VideoFrames(path)
-    with tqdm(total=video.count, unit="frame", desc=os.path.basename(path), disable=args.no_progress) as bar:
-      track = tracker.video(path, progress=bar.update)
-    frames = None
-  if outputs.is_bfm_layout(model):
-    outputs.write_deep3d_mat(stem + ".mat", track)
-  if args.overlay:
-    _write_overlay(stem, path, model, track, frames, args)
-  outputs.write_npz(stem + ".npz", model, track)  # last: its presence marks the file as done
-
-
-def _write_overlay(stem, path, model, track, frames, args) -> None:
-  import numpy as np
-  from PIL import Image
-
-  from a2e_jax.fit import outputs
-
-  if frames is not None:
-    image = next(outputs.overlay_frames(model, track, frames))[0]
-    Image.fromarray(image).save(stem + ".overlay.png")
-    return
-  from a2e_jax.render.video import write_video
-  from a2e_jax.vision.media import VideoFrames
-
-  video = VideoFrames(path)
-  frames = np.concatenate(list(video.batches(256)))
-  height, width = frames.shape[1] // 2 * 2, frames.shape[2] // 2 * 2
-  batches = (b[:, :height, :width] for b in outputs.overlay_frames(model, track, frames))
-  write_video(
-    stem + ".overlay.mp4",
-    batches,
-    height,
-    width,
-    fps=track.fps,
-    audio=None,
-    total=len(frames),
-    progress=not args.no_progress,
-  )

@@ -79,3 +79,16 @@ def to_global(local_tree, shard: HostShard):
     return jax.device_put(local_tree, jax.tree.map(spec, local_tree))
   return jax.tree.map(lambda x: jax.make_array_from_process_local_data(spec(x), x, (shard.global_batch,
                                                                                    *x.shape[1:])), local_tree)
+
+
+def process_items(count: int, mesh: Mesh | None = None, axes: Sequence[str] = ("data",)) -> slice:
+  """Which of `count` whole items (clips, files) this process handles: its rows of a batch of `count` rows
+  padded to a multiple of the devices, split as `host_shard` splits a global batch (so processes take
+  contiguous blocks, in process order, and none overlap). `mesh` defaults to all devices on one axis."""
+  import numpy as np
+
+  if mesh is None:
+    mesh = Mesh(np.array(jax.devices()), tuple(axes))
+  ways = batch_divisor(mesh, axes)
+  rows = host_shard(mesh, max(1, -(-count // ways)) * ways, axes).rows
+  return slice(min(rows.start, count), min(rows.stop, count))

@@ -50,23 +50,24 @@ def write_npz(path: str, model, track) -> None:
 
 
 def write_deep3d_mat(path: str, track) -> None:
-  """Deep3DFaceRecon's 257 layout per frame (`coeff_3dmm` [T,257]) for a fit with a BFM-layout model."""
+  """Deep3DFaceRecon's 257 layout per frame for a fit with a BFM-layout model: `coeff_3dmm` [T,257] (as
+  SadTalker's and DreamTalk's files hold it) and the parts under the names Deep3DFaceRecon's `save_coeff`
+  writes: id [T,80], exp [T,64], tex [T,80], angle [T,3], gamma [T,27], trans [T,3]."""
   import scipy.io
 
   fit = track.fit
   num = len(fit.exp)
-  rows = layouts.merge(
-    {
-      "id": np.broadcast_to(fit.id, (num, layouts.NUM_ID)),
-      "exp": fit.exp,
-      "tex": np.broadcast_to(fit.tex, (num, layouts.NUM_TEX)),
-      "angles": fit.pose[:, :3],
-      "gamma": fit.gamma,
-      "trans": fit.pose[:, 3:],
-    },
-    "deep3d",
-  )
-  scipy.io.savemat(path, {"coeff_3dmm": rows.astype(np.float32)})
+  parts = {
+    "id": np.broadcast_to(fit.id, (num, layouts.NUM_ID)),
+    "exp": fit.exp,
+    "tex": np.broadcast_to(fit.tex, (num, layouts.NUM_TEX)),
+    "angles": fit.pose[:, :3],
+    "gamma": fit.gamma,
+    "trans": fit.pose[:, 3:],
+  }
+  rows = layouts.merge(parts, "deep3d")
+  named = {("angle" if k == "angles" else k): np.asarray(v, np.float32) for k, v in parts.items()}
+  scipy.io.savemat(path, {"coeff_3dmm": rows.astype(np.float32), **named})
 
 
 def is_bfm_layout(model) -> bool:

@@ -123,14 +123,27 @@ def degrade(image, rng, noise: float = 0.02, quality: int = 75) -> np.ndarray:
 
 
 def clip(
-  model, num: int, seed: int = 0, size: int = 512, face_px=(80, 300), max_angle: float = 30.0, batch: int = 8
+  model,
+  num: int,
+  seed: int = 0,
+  size: int = 512,
+  face_px=(80, 300),
+  max_angle: float = 30.0,
+  batch: int = 8,
+  exp=None,
 ) -> Truth:
-  """A rendered clip of `num` frames (see module doc)."""
+  """A rendered clip of `num` frames (see module doc); `exp` [T,Ke] replaces the random expression (its blink
+  truth: both eyeBlink channels over 0.5)."""
   rng = np.random.default_rng(seed)
   ident = rng.normal(size=model.id_basis.shape[-1]).astype(np.float32)
   kt = 0 if model.color_basis is None else model.color_basis.shape[-1]
   tex = rng.normal(size=kt).astype(np.float32)
-  if model.channel_names and "jawOpen" in model.channel_names:
+  if exp is not None:
+    exp = np.asarray(exp, np.float32)
+    names = list(model.channel_names)
+    lids = [names.index(n) for n in ("eyeBlink_L", "eyeBlink_R") if n in names]
+    blink = (exp[:, lids] > 0.5).all(1) if lids else np.zeros(num, bool)
+  elif model.channel_names and "jawOpen" in model.channel_names:
     exp, blink = speech_expression(model, num, rng)
   else:
     scale = np.geomspace(1.0, 0.1, model.exp_basis.shape[-1])

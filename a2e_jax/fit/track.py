@@ -18,8 +18,13 @@ from a2e_jax.fit import solve
 
 # Eye openness (lid gap / eye width, vision/measures.py) of an open eye when a clip has too few frames to
 # measure its own; the eye counts as closed at CLOSED_FRACTION of its open level.
-OPEN_EYE = 0.3
-CLOSED_FRACTION = 0.25
+# On the built-in face the contour's openness is about 0.4 open and 0.13–0.3 shut (measured on renders), so
+# the eye counts as closed at half its open gap.
+OPEN_EYE = 0.4
+CLOSED_FRACTION = 0.5
+# Gaze is not measured while the lids cover the iris (its centre drops as the lid closes): frames with more
+# than this mean blink take their gaze from the nearest open-eyed frames.
+GAZE_BLINK = 0.3
 # Eye widths of iris offset per radian of gaze: an eyeball's radius is about 0.4 eye widths.
 GAZE_PER_RADIAN = 0.4
 
@@ -53,14 +58,24 @@ def eye_track(faces) -> np.ndarray:
   """[T,4] eye control from FaceLandmarks (see module doc)."""
   from a2e_jax.vision import measures
 
-  m = measures.measures(faces.points, faces.iris)
-  openness = np.asarray(m["openness"])  # [T,2], the subject's right eye first
-  seen = np.asarray(faces.found)
+  seen = np.asarray(faces.found, bool)
+  openness, gaze = np.zeros((len(seen), 2)), np.zeros((len(seen), 2))
+  if seen.any():
+    # The iris network's eye contour closes with the lids (the 468-point mesh's lids barely do); measured on
+    # the frames with a face only, since elsewhere the contour is undefined.
+    points, iris, contour = (np.asarray(a)[seen] for a in (faces.points, faces.iris, faces.eye_contour))
+    m = measures.measures(points, iris, contour)
+    openness[seen] = m["openness"]  # the subject's right eye first
+    if "gaze" in m and np.isfinite(m["gaze"]).all():
+      gaze[seen] = m["gaze"]
   level = np.full(2, OPEN_EYE)
   if seen.sum() >= 25:
     level = np.maximum(np.percentile(openness[seen], 80, axis=0), 0.05)
   blink = np.clip((level - openness) / ((1 - CLOSED_FRACTION) * level), 0, 1)
-  gaze = np.asarray(m.get("gaze", np.zeros((len(openness), 2))))
+  open_eyes = seen & (blink.mean(1) <= GAZE_BLINK)
+  if open_eyes.any():
+    t = np.arange(len(seen))
+    gaze = np.stack([np.interp(t, t[open_eyes], gaze[open_eyes, i]) for i in range(2)], -1)
   # Our eye control is (left, right) and yaw towards the subject's left, pitch up (y in the image is down).
   yaw, pitch = gaze[:, 0] / GAZE_PER_RADIAN, -gaze[:, 1] / GAZE_PER_RADIAN
   track = np.stack([blink[:, 1], blink[:, 0], yaw, pitch], -1)
@@ -73,17 +88,23 @@ class Tracker:
   Args:
     model: a MorphableModel.
     config: solve.FitConfig for photos (video chunks derive theirs from it).
-    chunk: frames per fitted chunk of a video.
+    chunk: frames per fitted chunk of a video (rounded up to a multiple of the mesh's devices).
+    mesh: a jax Mesh of this process's devices that share each chunk's frames, or None for one device.
   """
 
-  def __init__(self, model, config: solve.FitConfig | None = None, chunk: int = 64, landmarker=None):
+  def __init__(
+    self, model, config: solve.FitConfig | None = None, chunk: int = 64, landmarker=None, mesh=None
+  ):
     from a2e_jax import vision
     from a2e_jax.fit.find_points import mesh_correspondence
 
     self.model = model
-    bounded = bool(model.channel_names) and model.name != "bfm" and "exp00" not in model.channel_names
+    # Blendshape models (built-in, ICT: ARKit names) have channels in [0, 1]; PCA models (BFM-layout) do not.
+    bounded = "jawOpen" in model.channel_names
     self.config = config or solve.FitConfig(bounded_exp=bounded)
-    self.chunk = chunk
+    self.mesh = mesh
+    ways = 1 if mesh is None else mesh.devices.size
+    self.chunk = -(-chunk // ways) * ways
     self.landmarker = landmarker or vision.Landmarker(eyes=True, batch=16)
     self.corr = mesh_correspondence(model)
 
@@ -140,6 +161,7 @@ class Tracker:
         confidence_tl=conf.astype(np.float32),
         id_init=ident,
         tex_init=tex,
+        mesh=self.mesh,
       )
       ident, tex = fit.id, fit.tex
       fits.append(_cut(fit, stop - start))
