@@ -6,6 +6,8 @@ plus detector-like noise (1 % of the inter-ocular distance); the test through th
 test_fit_vision.py.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -28,7 +30,7 @@ def test_from_vertices_puts_points_on_the_vertices():
   exp = np.random.default_rng(0).uniform(0, 1, (2, model.num_exp)).astype(np.float32)
   ident = np.random.default_rng(1).normal(size=model.num_id).astype(np.float32)
   full = np.asarray(model.vertices(ident, exp))[:, np.asarray(model.landmarks)]
-  np.testing.assert_allclose(np.asarray(pts.points(ident, exp)), full, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(pts.points(ident, exp, np.zeros((2, 3), np.float32))), full, atol=1e-5)
 
 
 def test_closest_point_on_triangle_matches_brute_force():
@@ -59,6 +61,43 @@ def test_triangulation_recovers_points_from_known_views():
   found = find_points._triangulate(observed, rot, poses[:, 3:].astype(np.float64), camera)
   np.testing.assert_allclose(found, points, atol=1e-4)
   assert find_points._reprojection_rms(found, observed, rot, poses[:, 3:], camera).max() < 1e-2
+
+
+def test_linearised_projection_recovers_a_points_offset():
+  """The behaviour model's equations: for points projected exactly from surface + d, rows · d = residual."""
+  model = builtin_model()
+  poses, camera = find_points.view_poses(model)
+  surface = np.asarray(model.mean)[np.asarray(model.landmarks)].astype(np.float64)
+  offset = np.random.default_rng(0).normal(0, 0.02, surface.shape)  # 2 mm off the surface
+  posed = cam_lib.transform((surface + offset)[None].astype(np.float32), poses[:, :3], poses[:, 3:])
+  observed = np.asarray(cam_lib.to_pixels(camera, cam_lib.project(camera, posed)), np.float64)
+  iod = np.full(len(poses), 50.0)
+  rows, residual = find_points._linear_rows(
+    observed, poses.astype(np.float64), np.broadcast_to(surface, (len(poses),) + surface.shape), iod
+  )
+  np.testing.assert_allclose(np.einsum("vpkc,pc->vpk", rows, offset), residual, atol=2e-4)
+  # In IOD units: a 1-pixel move of an observed point changes its residual by about 1/50.
+  moved = observed.copy()
+  moved[:, :, 0] += 1.0
+  _, shifted = find_points._linear_rows(
+    moved, poses.astype(np.float64), np.broadcast_to(surface, (len(poses),) + surface.shape), iod
+  )
+  np.testing.assert_allclose(np.abs(shifted - residual)[..., 0], 1 / 50, rtol=0.1)
+
+
+def test_pose_dependent_offsets_move_the_points():
+  model = builtin_model()
+  corr = corr_lib.multipie68(model)
+  offsets = np.zeros((68, 3, corr_lib.NUM_POSE_FEATURES), np.float32)
+  offsets[:, 2, 1] = 0.1  # 1 cm forward per radian of yaw
+  moved = corr_lib.point_model(model, dataclasses.replace(corr, offsets=offsets))
+  plain = corr_lib.point_model(model, corr)
+  ident = np.zeros(model.num_id, np.float32)
+  exp = np.zeros((2, model.num_exp), np.float32)
+  rot = np.array([[0.0, 0.0, 0.0], [0.0, 0.5, 0.0]], np.float32)
+  delta = np.asarray(moved.points(ident, exp, rot)) - np.asarray(plain.points(ident, exp, rot))
+  np.testing.assert_allclose(delta[0], 0, atol=1e-7)
+  np.testing.assert_allclose(delta[1], np.tile([0, 0, 0.05], (68, 1)), atol=1e-6)
 
 
 def test_skin_is_the_landmarks_part_of_the_mesh():

@@ -5,6 +5,13 @@ correspondence is a point on a triangle. A vertex landmark (the models' own 68 M
 special case with one weight 1. Every quantity the fit needs at those points is linear in the model's
 bases, so `point_model` folds the weights into a small model of L points once, and the landmark term
 never touches the full mesh.
+
+A detector need not treat the points as fixed places on *this* mesh: a network trained on real faces
+places its points by its own idea of a face, so on another face model a point may sit off the surface,
+slide as the head turns, or move with an expression by more or less than the surface does. A
+correspondence can carry that behaviour (learned by fit/find_points.py): an offset of each point in the
+head's frame that is linear in a few features of the head's pitch and yaw (`pose_features`), and a
+correction to the expression basis at the points.
 """
 
 import dataclasses
@@ -22,12 +29,17 @@ class Correspondence:
     bary: [L,3] float32 barycentric weights of the triangle's corners (sum 1).
     weights: [L] float32 importance of each point in the landmark term.
     name: what the points are ("68", "mediapipe468", ...).
+    offsets: [L,3,F] float32 offset of each point from its surface point (model units, head frame) per
+      pose feature (`pose_features`), or None for points on the surface.
+    exp_delta: [L,3,Ke] float32 added to the expression basis at the points, or None.
   """
 
   triangles: np.ndarray
   bary: np.ndarray
   weights: np.ndarray
   name: str = "points"
+  offsets: np.ndarray | None = None
+  exp_delta: np.ndarray | None = None
 
   def __len__(self) -> int:
     return len(self.triangles)
@@ -62,18 +74,40 @@ def multipie68(model) -> Correspondence:
   return from_vertices(np.asarray(model.landmarks), model.triangles, weights, name="68")
 
 
+NUM_POSE_FEATURES = 7
+
+
+def pose_features(rot_3):
+  """[..., F] the features of a head pose that a point's offset is linear in: 1, yaw, pitch and their
+  products up to yaw³ (angles [..., 3] in radians, pitch first as in `camera.rotation_matrix`)."""
+  pitch, yaw = rot_3[..., 0], rot_3[..., 1]
+  one = jnp.ones_like(yaw)
+  return jnp.stack([one, yaw, pitch, yaw * yaw, pitch * pitch, yaw * pitch, yaw**3], -1)
+
+
 @dataclasses.dataclass(frozen=True)
 class PointModel:
-  """The model restricted to L surface points: mean [L,3], id_basis [L,3,Ki], exp_basis [L,3,Ke]."""
+  """The model at L points: mean [L,3], id_basis [L,3,Ki], exp_basis [L,3,Ke], offsets [L,3,F]."""
 
   mean: jnp.ndarray
   id_basis: jnp.ndarray
   exp_basis: jnp.ndarray
+  offsets: jnp.ndarray
 
-  def points(self, id_k, exp_tk):
-    """[T,L,3] points for identity [Ki] and expressions [T,Ke]."""
-    shape = self.mean + jnp.einsum("k,lck->lc", id_k, self.id_basis)
-    return shape + jnp.einsum("tk,lck->tlc", exp_tk, self.exp_basis)
+  def arrays(self) -> tuple:
+    return self.mean, self.id_basis, self.exp_basis, self.offsets
+
+  def points(self, id_k, exp_tk, rot_t3):
+    """[T,L,3] points for identity [Ki], expressions [T,Ke] and head angles [T,3]."""
+    return points(self.arrays(), id_k, exp_tk, rot_t3)
+
+
+def points(arrays, id_k, exp_tk, rot_t3):
+  """[T,L,3] PointModel.points on its `arrays()` (a pytree for jitted code)."""
+  mean, id_basis, exp_basis, offsets = arrays
+  shape = mean + jnp.einsum("k,lck->lc", id_k, id_basis)
+  shape = shape + jnp.einsum("tk,lck->tlc", exp_tk, exp_basis)
+  return shape + jnp.einsum("tf,lcf->tlc", pose_features(rot_t3), offsets)
 
 
 def point_model(model, corr: Correspondence) -> PointModel:
@@ -83,9 +117,15 @@ def point_model(model, corr: Correspondence) -> PointModel:
 
   def fold(array):
     array = np.asarray(array, np.float32)
-    return jnp.asarray(np.einsum("lk,lk...->l...", bary, array[vid]))
+    return np.einsum("lk,lk...->l...", bary, array[vid])
 
-  return PointModel(fold(model.mean), fold(model.id_basis), fold(model.exp_basis))
+  exp_basis = fold(model.exp_basis)
+  if corr.exp_delta is not None:
+    exp_basis = exp_basis + corr.exp_delta
+  offsets = np.zeros((len(corr), 3, NUM_POSE_FEATURES), np.float32)
+  if corr.offsets is not None:
+    offsets = np.asarray(corr.offsets, np.float32)
+  return PointModel(*(jnp.asarray(a) for a in (fold(model.mean), fold(model.id_basis), exp_basis, offsets)))
 
 
 def surface_points(verts_tn3, triangles_f3, corr: Correspondence):

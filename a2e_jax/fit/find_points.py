@@ -1,13 +1,26 @@
 """The 468 face-mesh points on a model's surface, found by rendering the model and running the landmarker.
 
-No hand-made table: the model's mean face (neutral expression) is rendered in VIEWS known poses, the
-vision pipeline measures its 468 points in every render, each point is triangulated from the views (a
-linear least-squares solve per point with the known cameras), and the 3D point is moved to the closest
-spot on the model's skin (the connected part of the mesh that holds its landmark vertices, so no point lands
-on an eyeball or a tooth). Points whose views disagree (silhouette points that slide along the outline as
-the head turns, and points the network places less consistently) get a lower weight in the fit:
-w = 1 / (1 + (r / 2r̃)²) with r their RMS reprojection residual and r̃ its median over the points.
-The result is cached per model under <cache>/fit/ (keyed by the mesh and the landmark weights).
+No hand-made table, in two steps.
+
+Where: the model's mean face (neutral expression) is rendered in 15 known poses, the vision pipeline
+measures its 468 points in every render, each point is triangulated from the views (a linear least-squares
+solve per point with the known cameras), and the 3D point is moved to the closest spot on the model's skin
+(the connected part of the mesh that holds its landmark vertices, so no point lands on an eyeball or a
+tooth).
+
+How the landmarker behaves there: MediaPipe's mesh places its points by its own idea of a face, so on a
+face model that is not a real face they are not fixed places on the skin. Measured on the built-in face,
+fixed surface points lie 3–8 % IOD from the landmarker's (more as the head turns) and a fit to them gets
+the pose wrong by ~6°. So the landmarker is run on synthetic clips of the model (fit/synthetic.py: random
+identity, expression, pose up to ±30°, lighting and background, like the checks) with known coefficients,
+and per point a 3D offset linear in pose features of pitch and yaw, plus a correction of the expression
+basis for the channels the clips move, is fitted by linear least squares (the projection linearised as
+in the triangulation; frames where the landmarker failed are dropped). Points the landmarker places
+inconsistently (silhouette points, the eyebrows) get a lower weight, w = 1 / (1 + (r / 2r̃)²) with r their
+RMS residual after the fit and r̃ its median over the points.
+
+The result is cached per model under <cache>/fit/ (keyed by the mesh, the landmark weights and VERSION);
+it takes a few minutes on a 2-core CPU.
 """
 
 import hashlib
@@ -21,7 +34,13 @@ VIEW_YAW = (-24.0, -12.0, 0.0, 12.0, 24.0)
 VIEW_PITCH = (-12.0, 0.0, 12.0)
 SIZE = 512
 FACE_PIXELS = 260.0  # rendered face width
-VERSION = 1
+# The behaviour model's training clips: seeds, frames each; the expression channels it corrects (the
+# ones the clips move, at most MAX_CHANNELS); its ridge weight per unknown (model units², per frame).
+TRAIN_SEEDS = (1001, 1002, 1003, 1004)
+TRAIN_FRAMES = 64
+MAX_CHANNELS = 16
+RIDGE = 1e-3
+VERSION = 2
 
 
 def mesh_correspondence(model, landmarker=None, cache: bool = True) -> Correspondence:
@@ -31,14 +50,17 @@ def mesh_correspondence(model, landmarker=None, cache: bool = True) -> Correspon
   path = os.path.join(cache_dir(), "fit", f"mediapipe468-{model.name}-{_key(model)}.npz")
   if cache and os.path.exists(path):
     with np.load(path) as data:
-      return Correspondence(data["triangles"], data["bary"], data["weights"], name="mediapipe468")
-  corr = solve_correspondence(model, landmarker)
+      return Correspondence(**{k: data[k] for k in FIELDS}, name="mediapipe468")
+  corr = learn_behaviour(model, solve_correspondence(model, landmarker), landmarker)
   if cache:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = path + ".tmp.npz"
-    np.savez(tmp, triangles=corr.triangles, bary=corr.bary, weights=corr.weights)
+    np.savez(tmp, **{k: getattr(corr, k) for k in FIELDS})
     os.replace(tmp, path)
   return corr
+
+
+FIELDS = ("triangles", "bary", "weights", "offsets", "exp_delta")
 
 
 def _key(model) -> str:
@@ -101,6 +123,96 @@ def solve_correspondence(model, landmarker=None) -> Correspondence:
   )
   weights = (1.0 / (1.0 + (residual / (2 * np.median(residual))) ** 2)).astype(np.float32)
   return Correspondence(triangles.astype(np.int32), bary.astype(np.float32), weights, name="mediapipe468")
+
+
+def learn_behaviour(model, corr: Correspondence, landmarker=None) -> Correspondence:
+  """`corr` with the landmarker's offsets, expression corrections and weights learned on synthetic clips."""
+  import dataclasses
+
+  from a2e_jax import vision
+  from a2e_jax.fit import correspondence as corr_lib
+  from a2e_jax.fit import synthetic
+  from a2e_jax.fit.solve import inter_ocular
+
+  landmarker = landmarker or vision.Landmarker(eyes=False, batch=16)
+  design, target, channels = [], [], None
+  for seed in TRAIN_SEEDS:
+    truth = synthetic.clip(model, TRAIN_FRAMES, seed=seed)
+    faces = landmarker.video(truth.frames)
+    if channels is None:  # the channels the clips move (the same generator for every seed)
+      spread = truth.exp.std(0)
+      channels = np.argsort(-spread)[: min(MAX_CHANNELS, int((spread > 1e-6).sum()))]
+    seen = np.asarray(faces.found, bool)
+    observed = np.asarray(faces.points[seen, :, :2], np.float64) + 0.5
+    features = np.concatenate(
+      [np.asarray(corr_lib.pose_features(truth.pose[seen, :3]), np.float64), truth.exp[seen][:, channels]], 1
+    )
+    surface = np.asarray(
+      corr_lib.surface_points(model.vertices(truth.id, truth.exp[seen]), model.triangles, corr)
+    )
+    rows, residual = _linear_rows(
+      observed,
+      truth.pose[seen].astype(np.float64),
+      surface.astype(np.float64),
+      np.asarray(inter_ocular(truth.landmarks[seen])),
+    )
+    design.append(np.einsum("vpkc,vz->pvkcz", rows, features).reshape(len(corr), -1, 3 * features.shape[1]))
+    target.append(residual.transpose(1, 0, 2).reshape(len(corr), -1))
+  design, target = np.concatenate(design, 1), np.concatenate(target, 1)  # [P,2V,U], [P,2V]
+  num_f = corr_lib.NUM_POSE_FEATURES
+  ridge = np.full((3, num_f + len(channels)), RIDGE)
+  ridge[:, 0] = 1e-6  # the constant offset (a point off the surface) is free
+  frames = design.shape[1] // 2
+  keep = np.ones(frames, bool)
+  for _ in range(3):  # frames where the landmarker failed (error far beyond the rest) are dropped
+    w = np.repeat(keep, 2).astype(np.float64)
+    lhs = np.einsum("pvi,v,pvj->pij", design, w, design) + keep.sum() * np.diag(ridge.ravel())
+    coef = np.linalg.solve(lhs, np.einsum("pvi,v,pv->pi", design, w, target)[..., None])[..., 0]
+    error = np.sqrt(
+      ((np.einsum("pvi,pi->pv", design, coef) - target) ** 2).reshape(len(corr), frames, 2).sum(-1)
+    )
+    per_frame = np.median(error, 0)
+    keep = per_frame < 3 * np.median(per_frame)
+  rms = np.sqrt((error[:, keep] ** 2).mean(1))
+  coef = coef.reshape(len(corr), 3, -1).astype(np.float32)
+  exp_delta = np.zeros((len(corr), 3, model.exp_basis.shape[-1]), np.float32)
+  exp_delta[:, :, channels] = coef[:, :, num_f:]
+  weights = (1.0 / (1.0 + (rms / (2 * np.median(rms))) ** 2)).astype(np.float32)
+  return dataclasses.replace(corr, weights=weights, offsets=coef[:, :, :num_f], exp_delta=exp_delta)
+
+
+def _linear_rows(observed_vp2, pose_v6, surface_vp3, iod_v):
+  """(rows [V,P,2,3], residual [V,P,2]): the projection of X = surface + d linearised in d, in IOD units.
+
+  The pixel equations cx + f·x'/w = u, cy − f·y'/w = v (x' = R X + t, w = d − z') multiplied by w are
+  linear in X (as in `_triangulate`); dividing by w at the surface point and the IOD puts them in IOD units.
+  """
+  from a2e_jax.render import camera as cam_lib
+
+  camera = cam_lib.deep3d_camera(SIZE)
+  f, cx, cy, dist = camera.focal, camera.cx, camera.cy, camera.distance
+  rot = np.asarray(cam_lib.rotation_matrix(pose_v6[:, :3]), np.float64)
+  trans = pose_v6[:, 3:]
+  du, dv = observed_vp2[..., 0] - cx, observed_vp2[..., 1] - cy
+  rows = np.stack(
+    [
+      du[..., None] * rot[:, None, 2] + f * rot[:, None, 0],
+      dv[..., None] * rot[:, None, 2] - f * rot[:, None, 1],
+    ],
+    2,
+  )
+  rhs = np.stack(
+    [
+      du * (dist - trans[:, None, 2]) - f * trans[:, None, 0],
+      dv * (dist - trans[:, None, 2]) + f * trans[:, None, 1],
+    ],
+    2,
+  )
+  posed = np.einsum("vij,vpj->vpi", rot, surface_vp3) + trans[:, None]
+  scale = 1.0 / ((dist - posed[..., 2]) * iod_v[:, None])
+  return rows * scale[..., None, None], (rhs - np.einsum("vpkc,vpc->vpk", rows, surface_vp3)) * scale[
+    ..., None
+  ]
 
 
 def _triangulate(observed_vp2, rot_v33, trans_v3, camera) -> np.ndarray:

@@ -14,6 +14,7 @@ clipped to [0, 1] after each step.
 import jax
 import jax.numpy as jnp
 
+from a2e_jax.fit import correspondence as corr_lib
 from a2e_jax.render import camera as cam_lib
 
 
@@ -38,14 +39,13 @@ def solve_landmarks(
   neighbours' values of the previous iteration (a Jacobi iteration of the coupled smoothness term, which
   keeps the frames' blocks independent).
   """
-  mean, id_basis, exp_basis = pts_arrays
   num, ke = params["exp"].shape
   ki = params["id"].shape[0]
   exp_prior = config.exp_weight_gn
 
   def frame_residual(theta, ident, anchor_t, scale_t, lmk_t, weight_t):
     rot, centre, depth, exp = theta[:3], theta[3:5], theta[5], theta[6:]
-    shape = mean + jnp.einsum("k,lck->lc", ident, id_basis) + jnp.einsum("k,lck->lc", exp, exp_basis)
+    shape = corr_lib.points(pts_arrays, ident, exp[None], rot[None])[0]
     trans = translation(camera, (anchor_t + scale_t * centre)[None], depth[None])[0]
     posed = cam_lib.transform(shape, rot, trans)
     px = cam_lib.to_pixels(camera, cam_lib.project(camera, posed))

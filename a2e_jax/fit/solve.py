@@ -160,7 +160,7 @@ def fit_clip(
     frame_args = _shard_frames(mesh, frame_args, num)
   params = _solve(
     jmodel,
-    (pts.mean, pts.id_basis, pts.exp_basis),
+    pts.arrays(),
     jnp.asarray(corr.weights),
     *frame_args,
     face_tri,
@@ -259,16 +259,16 @@ def _face_triangles(model):
 
 def _landmark_error(pts, id_k, exp_tk, pose_t6, camera, lmk, iod):
   posed = cam_lib.transform(
-    pts.points(jnp.asarray(id_k), jnp.asarray(exp_tk)), pose_t6[:, :3], pose_t6[:, 3:]
+    pts.points(jnp.asarray(id_k), jnp.asarray(exp_tk), jnp.asarray(pose_t6[:, :3])),
+    pose_t6[:, :3],
+    pose_t6[:, 3:],
   )
   px = np.asarray(cam_lib.to_pixels(camera, cam_lib.project(camera, posed)))
   return (np.median(np.linalg.norm(px - lmk, axis=-1), axis=1) / iod).astype(np.float32)
 
 
 def _project_points(pts_arrays, params, anchor, scale, camera):
-  mean, id_basis, exp_basis = pts_arrays
-  shape = mean + jnp.einsum("k,lck->lc", params["id"], id_basis)
-  points = shape + jnp.einsum("tk,lck->tlc", params["exp"], exp_basis)
+  points = corr_lib.points(pts_arrays, params["id"], params["exp"], params["rot"])
   centre = anchor + scale[:, None] * params["centre"]
   posed = cam_lib.transform(points, params["rot"], translation(camera, centre, params["depth"]))
   return cam_lib.to_pixels(camera, cam_lib.project(camera, posed))
