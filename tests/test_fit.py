@@ -2,8 +2,8 @@
 
 Synthetic clips here are short (24 frames) to keep the suite fast; tools/bench_track.py runs the same
 checks over 200 frames for BENCHMARKS.md. The landmarks are the true projections of the landmark points
-plus detector-like noise (1 % of the inter-ocular distance); the test through the real landmarker is in
-test_fit_vision.py.
+plus detector-like noise (1 % of the inter-ocular distance), except in the test through the real
+landmarker at the end.
 """
 
 import dataclasses
@@ -30,7 +30,8 @@ def test_from_vertices_puts_points_on_the_vertices():
   exp = np.random.default_rng(0).uniform(0, 1, (2, model.num_exp)).astype(np.float32)
   ident = np.random.default_rng(1).normal(size=model.num_id).astype(np.float32)
   full = np.asarray(model.vertices(ident, exp))[:, np.asarray(model.landmarks)]
-  np.testing.assert_allclose(np.asarray(pts.points(ident, exp, np.zeros((2, 3), np.float32))), full, atol=1e-5)
+  rot = np.zeros((2, 3), np.float32)
+  np.testing.assert_allclose(np.asarray(pts.points(ident, exp, rot)), full, atol=1e-5)
 
 
 def test_closest_point_on_triangle_matches_brute_force():
@@ -184,3 +185,27 @@ def test_bfm_shaped_model_clip():
   assert min(corr) >= 0.8, corr
   fitted, mean_face = quality.rerender_errors(model, truth.frames, truth.mask, fit)
   assert fitted.mean() <= 0.5 * mean_face.mean()
+
+
+@pytest.mark.slow
+def test_builtin_face_through_the_landmarker():
+  """The vision pipeline's 468 points through the found correspondence: the landmarker's learned behaviour
+  on the model (fit/find_points.py) cuts the pose error of fixed surface points by a third or more. The
+  issue's targets (pose <= 3 deg, mouth channels r >= 0.9) are not met this way yet: BENCHMARKS.md."""
+  from a2e_jax import vision
+
+  model = builtin_model()
+  truth = synthetic.clip(model, 32, seed=8)
+  faces = vision.Landmarker(eyes=False, batch=16).video(truth.frames)
+  points = np.asarray(faces.points[..., :2]) + 0.5
+  conf = np.repeat(np.asarray(faces.found, np.float32)[:, None], points.shape[1], 1)
+  learned = find_points.mesh_correspondence(model)
+  fixed = dataclasses.replace(learned, offsets=None, exp_delta=None)
+  from a2e_jax.fit.track import LANDMARK_NOISE
+
+  config = solve.FitConfig(photo_steps=0, smooth_exp=2.0, smooth_pose=200.0, landmark_noise=LANDMARK_NOISE)
+  errors = {}
+  for name, corr in (("learned", learned), ("fixed", fixed)):
+    fit = solve.fit_clip(model, truth.frames, points, corr, config, confidence_tl=conf)
+    errors[name] = np.median(quality.pose_error_deg(fit.pose, truth.pose))
+  assert errors["learned"] <= 4.5 and errors["learned"] <= 0.67 * errors["fixed"], errors

@@ -49,6 +49,10 @@ def accuracy(model, frames: int, source: str, chunk: int, seed: int = 1) -> dict
     conf = np.repeat(np.asarray(faces.found, np.float32)[:, None], points.shape[1], 1)
     corr = mesh_correspondence(model)
   config = solve.FitConfig(bounded_exp=bounded, smooth_exp=2.0, smooth_pose=200.0)
+  if source == "vision":
+    from a2e_jax.fit.track import LANDMARK_NOISE
+
+    config = dataclasses.replace(config, landmark_noise=LANDMARK_NOISE)
   fits, ident, tex = [], None, None
   start = time.perf_counter()
   for s in range(0, frames, chunk):

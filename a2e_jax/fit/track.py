@@ -27,6 +27,11 @@ CLOSED_FRACTION = 0.5
 GAZE_BLINK = 0.3
 # Eye widths of iris offset per radian of gaze: an eyeball's radius is about 0.4 eye widths.
 GAZE_PER_RADIAN = 0.4
+# The landmarker's noise around the found correspondence (FitConfig.landmark_noise, IOD units): on synthetic
+# clips of the built-in face its points lie a median 3-4 % IOD from their modelled places
+# (fit/find_points.py); 0.03 rather than the default 0.01 weighs the priors accordingly (identity and pose
+# errors a little lower, docs/fitting.md).
+LANDMARK_NOISE = 0.03
 
 
 class NoFace(UserError):
@@ -101,7 +106,7 @@ class Tracker:
     self.model = model
     # Blendshape models (built-in, ICT: ARKit names) have channels in [0, 1]; PCA models (BFM-layout) do not.
     bounded = "jawOpen" in model.channel_names
-    self.config = config or solve.FitConfig(bounded_exp=bounded)
+    self.config = config or solve.FitConfig(bounded_exp=bounded, landmark_noise=LANDMARK_NOISE)
     self.mesh = mesh
     ways = 1 if mesh is None else mesh.devices.size
     self.chunk = -(-chunk // ways) * ways
