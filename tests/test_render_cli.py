@@ -12,6 +12,7 @@ from a2e_jax.core.channels import ICT_CHANNELS
 from a2e_jax.face.builtin import builtin_model
 from a2e_jax.formats.sequence import CoeffSequence, save_npz
 from a2e_jax.render import photo, render_frames, video
+from a2e_jax.render.pipeline import DEFAULT_BACKGROUND
 
 pytestmark = pytest.mark.slow  # renders videos and contact sheets
 
@@ -97,6 +98,26 @@ def test_photo_mode_keeps_the_portrait_and_darkens_the_open_mouth(model, tmp_pat
   assert new_dark[55:85].sum() > 20, "the open mouth shows the dark interior"
   assert not new_dark[:50].any(), "nothing above the mouth turns dark"
   np.testing.assert_array_equal(frames[0, :5, :5], portrait[:5, :5])  # the background is the photo
+
+
+def test_photo_mode_colours_what_the_portrait_hides_with_the_fitted_albedo(model, tmp_path):
+  # A render of the face turned away as the portrait, with its lighting known (what a fit gives): turning
+  # the head back shows the cheek the portrait hides, which must look like the face rendered that way.
+  gamma = np.zeros((2, 27), np.float32)
+  gamma[:, [1, 10, 19]] = 0.3  # light from one side, so a wrong normal or colour shows
+  pose = np.zeros((2, 6), np.float32)
+  pose[:, 1] = [0.7, -0.2]  # yaw: the portrait's, then the animated frame's
+  portrait = render_frames(model, size=128, pose_t6=pose[:1], gamma=gamma[:1])[0]
+  path = tmp_path / "portrait.png"
+  Image.fromarray(portrait).save(path)
+  exp = np.zeros((2, model.num_exp), np.float32)
+  truth = render_frames(model, exp, size=128, pose_t6=pose, gamma=gamma)[1].astype(int)
+  face = np.abs(truth - np.round(np.array(DEFAULT_BACKGROUND) * 255)).sum(-1) > 6
+  fitted = render_frames(model, exp, pose_t6=pose, ref_image=str(path), ref_gamma=gamma[0])[1].astype(int)
+  nearest = render_frames(model, exp, pose_t6=pose, ref_image=str(path))[1].astype(int)
+  error = lambda frame: np.abs(frame - truth)[face].mean()  # noqa: E731
+  assert error(fitted) < 0.7 * error(nearest), (error(fitted), error(nearest))
+
 
 
 def test_photo_errors(model, tmp_path):

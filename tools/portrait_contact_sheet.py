@@ -30,7 +30,8 @@ def row(path: str, model) -> list[np.ndarray]:
     exp[1, model.channel_names.index(f"eyeBlink_{side}")] = 1.0
   place = placement(model, path, None, 2)
   frames = render_frames(
-    model, exp, pose_t6=place["pose"], id_k=place["id"], ref_image=path, ref_exp=place["ref_exp"], batch=2
+    model, exp, pose_t6=place["pose"], id_k=place["id"], ref_image=path, ref_exp=place["ref_exp"],
+    ref_gamma=place["gamma"], ref_tex=place["tex"], batch=2
   )
   box = track.points[0]
   (x0, y0), (x1, y1) = box.min(0), box.max(0)

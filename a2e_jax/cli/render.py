@@ -53,15 +53,17 @@ def run_render(args) -> int:
   elif panels:
     labels = [os.path.splitext(os.path.basename(p))[0] for p in (args.coeffs, *args.compare)]
   pose, ident, ref_exp = main["pose"], main["id"], main["beta0"]
+  ref_light = {}
   if args.ref_image:
     from a2e_jax.fit.portrait import placement
 
     # The face is found and fitted in the portrait: its identity, expression and pose place the clip.
     place = placement(model, args.ref_image, pose, len(main["exp"]))
     pose, ident, ref_exp = place["pose"], place["id"], place["ref_exp"]
+    ref_light = dict(ref_gamma=place["gamma"], ref_tex=place["tex"])
   frames = render_video(
     args.out, model, main["exp"], pose_t6=pose, id_k=ident, audio=args.audio,
-    ref_image=args.ref_image, ref_exp=ref_exp, size=args.size, fps=seq.fps, batch=args.batch,
+    ref_image=args.ref_image, ref_exp=ref_exp, **ref_light, size=args.size, fps=seq.fps, batch=args.batch,
     panels=[dict(exp=p["exp"], pose=p["pose"], id=p["id"]) for p in panels], labels=labels,
     antialias=args.antialias, progress=not args.no_progress)
   print(f"wrote {args.out}: {frames} frames at {seq.fps:g} fps, model {model.name}")

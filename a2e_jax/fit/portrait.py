@@ -34,7 +34,8 @@ def fit_portrait(model, path: str):
 
 
 def placement(model, path: str, pose_t6=None, num_frames: int = 1) -> dict:
-  """{"id": [Ki], "ref_exp": [Ke], "pose": [T,6]} that put a clip on the portrait's face.
+  """{"id": [Ki], "ref_exp": [Ke], "pose": [T,6], "gamma": [27], "tex": [Kt]} that put a clip on the
+  portrait's face (gamma and tex: its fitted lighting and albedo, for the surface the portrait hides).
 
   The clip's own head motion (pose_t6 relative to its first frame, if it has one) is added to the
   portrait's fitted pose.
@@ -46,4 +47,10 @@ def placement(model, path: str, pose_t6=None, num_frames: int = 1) -> dict:
   else:
     pose_t6 = np.asarray(pose_t6, np.float32)
     pose = base[None] + (pose_t6 - pose_t6[:1])
-  return {"id": track.fit.id, "ref_exp": track.fit.exp[0], "pose": pose.astype(np.float32)}
+  return {
+    "id": track.fit.id,
+    "ref_exp": track.fit.exp[0],
+    "pose": pose.astype(np.float32),
+    "gamma": track.fit.gamma[0],
+    "tex": track.fit.tex,
+  }

@@ -93,15 +93,15 @@ def write_video(path: str, seq, model, audio_path: str, ref_image: str | None = 
                 progress: bool = True) -> str:
   """Renders `seq` (the output model's space) on `model` with the JAX renderer, `audio_path` muxed in."""
   arrays = sequence_arrays(seq, model)
-  ref_exp = None
+  ref = {}
   if ref_image is not None:
     from a2e_jax.fit.portrait import placement
 
     place = placement(model, ref_image, arrays["pose"], len(arrays["exp"]))
     arrays.update(pose=place["pose"], id=place["id"])
-    ref_exp = place["ref_exp"]
+    ref = dict(ref_exp=place["ref_exp"], ref_gamma=place["gamma"], ref_tex=place["tex"])
   render_video(path, model, arrays["exp"], pose_t6=arrays["pose"], id_k=arrays["id"], audio=audio_path,
-               ref_image=ref_image, ref_exp=ref_exp, size=size, progress=progress)
+               ref_image=ref_image, **ref, size=size, progress=progress)
   return path
 
 

@@ -29,7 +29,7 @@ def check_size(size: int, flag: str = "--size") -> None:
 
 def render_frames(model, exp_tk=None, *, pose_t6=None, id_k=None, gamma=None, size: int = 256,
                   width: int | None = None, camera=None, batch: int = 16, background=DEFAULT_BACKGROUND,
-                  antialias: bool = False, ref_image=None, ref_exp=None):
+                  antialias: bool = False, ref_image=None, ref_exp=None, ref_gamma=None, ref_tex=None):
   """[T,H,W,3] uint8 frames of `model` (all in memory; use render_video for long clips).
 
   Args:
@@ -45,16 +45,19 @@ def render_frames(model, exp_tk=None, *, pose_t6=None, id_k=None, gamma=None, si
       (render/photo.py); the frames then take its size.
     ref_exp: [Ke] the expression the portrait shows (the reference β0; None: neutral), placed with the
       first frame's pose to map the photo onto the mesh.
+    ref_gamma, ref_tex: the portrait's fitted SH lighting [27] and albedo coefficients [Kt] (None: the mean
+      albedo), which colour the face where the portrait does not show it (None: the nearest shown colour).
   """
   exp_tk = np.zeros((1, model.num_exp), np.float32) if exp_tk is None else np.asarray(exp_tk, np.float32)
-  renderer = _renderer(model, pose_t6, id_k, size, width, batch, background, antialias, ref_image, ref_exp,
-                       camera)
+  renderer = _renderer(model, pose_t6, id_k, size, width, batch, background, antialias,
+                       (ref_image, ref_exp, ref_gamma, ref_tex), camera)
   return np.concatenate(list(renderer.iter_frames(exp_tk, pose_t6, id_k, gamma)))
 
 
 def render_video(path: str, model, exp_tk, *, pose_t6=None, id_k=None, gamma=None, audio: str | None = None,
-                 ref_image=None, ref_exp=None, size: int = 256, fps: float = FPS, batch: int = 16, panels=(),
-                 labels=None, background=DEFAULT_BACKGROUND, antialias: bool = False,
+                 ref_image=None, ref_exp=None, ref_gamma=None, ref_tex=None, size: int = 256,
+                 fps: float = FPS, batch: int = 16, panels=(), labels=None, background=DEFAULT_BACKGROUND,
+                 antialias: bool = False,
                  progress: bool = True) -> int:
   """Renders a clip to an H.264 mp4 with `audio` muxed in; returns the number of frames.
 
@@ -62,7 +65,8 @@ def render_video(path: str, model, exp_tk, *, pose_t6=None, id_k=None, gamma=Non
     path: output .mp4.
     model, exp_tk, pose_t6, id_k, gamma: the clip (see module doc).
     audio: an audio file to mux (clipped to the shorter stream), or None.
-    ref_image, ref_exp: a portrait to animate and the expression it shows (see render_frames).
+    ref_image, ref_exp, ref_gamma, ref_tex: a portrait to animate, the expression it shows and its fitted
+      lighting and albedo (see render_frames).
     size, fps, batch, background, antialias: as in render_frames.
     panels: more clips shown beside the first, each a dict with "exp" [T',Ke] and optional "pose",
       "id", "gamma" (e.g. ground truth, an emotion swap); shorter ones hold their last frame.
@@ -70,7 +74,8 @@ def render_video(path: str, model, exp_tk, *, pose_t6=None, id_k=None, gamma=Non
     progress: show a progress bar.
   """
   exp_tk = np.asarray(exp_tk, np.float32)
-  renderer = _renderer(model, pose_t6, id_k, size, None, batch, background, antialias, ref_image, ref_exp)
+  renderer = _renderer(model, pose_t6, id_k, size, None, batch, background, antialias,
+                       (ref_image, ref_exp, ref_gamma, ref_tex))
   clips = [dict(exp=exp_tk, pose=pose_t6, id=id_k, gamma=gamma)] + [dict(p) for p in panels]
   if labels is not None and len(labels) != len(clips):
     raise UserError(f"{len(labels)} labels for {len(clips)} panels")
@@ -100,12 +105,13 @@ def _held(clip: dict, total: int):
   return fit(clip["exp"]), fit(clip.get("pose")), clip.get("id"), fit(clip.get("gamma"))
 
 
-def _renderer(model, pose_t6, id_k, size, width, batch, background, antialias, ref_image, ref_exp,
-              camera=None):
+def _renderer(model, pose_t6, id_k, size, width, batch, background, antialias, ref, camera=None):
+  """A FaceRenderer; ref = (ref_image, ref_exp, ref_gamma, ref_tex) of render_frames."""
+  ref_image, ref_exp, ref_gamma, ref_tex = ref
   photo = None
   if ref_image is not None:
     pose0 = None if pose_t6 is None else np.asarray(pose_t6, np.float32)[0]
-    photo = photo_texture(model, ref_image, ref_exp, pose0, id_k)
+    photo = photo_texture(model, ref_image, ref_exp, pose0, id_k, ref_gamma, ref_tex)
   return FaceRenderer(model, size=size, width=width, camera=camera, batch=batch, background=background,
                       antialias=antialias, photo=photo)
 

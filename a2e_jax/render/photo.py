@@ -6,10 +6,11 @@ photo), which fixes for every surface point where in the photo its colour is. In
 each pixel of the face looks up that frame-0 position (perspective-correct: the frame-0 homogeneous
 coordinates are interpolated with the frame's barycentrics, then divided), so the still portrait moves
 with the mesh. Whether the photo shows a surface point is a depth test against the frame-0 z-buffer at its
-frame-0 pixel (a shadow-map test). Surface the photo does not show borrows the colour of the nearest
-vertex it does show — a closing eyelid takes the skin above it — except in the model's "mouth" region:
-the mouth interior and teeth are drawn plain dark (MOUTH_COLOR). The face is pasted over the photo with a
-one-pixel feathered edge.
+frame-0 pixel (a shadow-map test). Surface the photo does not show (a closing eyelid, the side of the head
+the portrait turns away) takes the fitted albedo lit by the fitted lighting when the portrait was fitted
+(fit/portrait.py gives both), else the photo's colour at the nearest vertex it does show; in the model's
+"mouth" region it is drawn plain dark (MOUTH_COLOR: the mouth interior and teeth). The face is pasted
+over the photo with a one-pixel feathered edge.
 
 The photo must be framed the way the coefficients' pose expects: the aligned crop that Deep3DFaceRecon or
 SadTalker fitted (a face centred in a square image, like their 224×224 crops), or, for coefficients
@@ -44,7 +45,7 @@ class PhotoTexture:
     camera: the camera at the photo's size.
     screen0: [N,3] homogeneous frame-0 screen coordinates of the vertices (camera.project).
     depth0: [H,W] float32 frame-0 z-buffer (view depth; +inf on background).
-    lookup: [N,3] like screen0, but for vertices hidden in frame 0 the nearest seen vertex's.
+    hidden: [N,3] float32 colour of each vertex where the photo does not show it (see module doc).
     dark: [N] float32, 1 for hidden vertices of the mouth region (drawn MOUTH_COLOR).
   """
 
@@ -52,11 +53,11 @@ class PhotoTexture:
   camera: cam_lib.Camera
   screen0: np.ndarray
   depth0: np.ndarray
-  lookup: np.ndarray
+  hidden: np.ndarray
   dark: np.ndarray
 
   def arrays(self) -> dict:
-    return {k: jnp.asarray(getattr(self, k)) for k in ("image", "screen0", "depth0", "lookup", "dark")}
+    return {k: jnp.asarray(getattr(self, k)) for k in ("image", "screen0", "depth0", "hidden", "dark")}
 
 
 def load_photo(path: str) -> np.ndarray:
@@ -72,10 +73,13 @@ def load_photo(path: str) -> np.ndarray:
   return rgb[:height, :width]
 
 
-def photo_texture(model, image, exp_k=None, pose_6=None, id_k=None) -> PhotoTexture:
+def photo_texture(model, image, exp_k=None, pose_6=None, id_k=None, gamma_27=None,
+                  tex_k=None) -> PhotoTexture:
   """Projects the mesh with expression `exp_k` (what the photo shows), `pose_6` and `id_k` into `image`.
 
-  `image` is [H,W,3] float in [0,1] or a path; "frame 0" below means this projection.
+  `image` is [H,W,3] float in [0,1] or a path; "frame 0" below means this projection. `gamma_27` and
+  `tex_k` (the portrait's fitted SH lighting and albedo coefficients; tex_k None: the mean albedo) colour
+  the surface the photo does not show; without gamma_27 it borrows the nearest shown colour.
   """
   if isinstance(image, str):
     image = load_photo(image)
@@ -95,13 +99,22 @@ def photo_texture(model, image, exp_k=None, pose_6=None, id_k=None) -> PhotoText
     raise UserError("the face's first frame is not inside the reference image; check the pose/translation")
 
   points = np.asarray(posed[0])
-  source = np.flatnonzero(seen)
-  nearest = source[cKDTree(points[source]).query(points)[1]]
+  if gamma_27 is None:
+    source = np.flatnonzero(seen)
+    nearest = screen[source[cKDTree(points[source]).query(points)[1]]]
+    hidden = shading.sample_pixels(jnp.asarray(image), jnp.asarray(nearest[:, 0] / nearest[:, 2]),
+                                   jnp.asarray(nearest[:, 1] / nearest[:, 2]))
+  else:
+    tex = None if tex_k is None or np.size(tex_k) == 0 else jnp.asarray(tex_k, jnp.float32)
+    normals = shading.vertex_normals(posed, model.triangles)
+    albedo = model.colors(tex)
+    hidden = shading.lit_vertex_colors(albedo, normals, jnp.asarray(gamma_27, jnp.float32)[None])[0]
+    hidden = jnp.clip(hidden, 0.0, 1.0)
   dark = np.zeros(len(points), np.float32)
   mouth = np.asarray(model.regions.get("mouth", np.zeros(0, np.int32)), np.int64)
   dark[mouth] = ~seen[mouth]
-  return PhotoTexture(image=image, camera=camera, screen0=screen, depth0=depth0, lookup=screen[nearest],
-                      dark=dark)
+  return PhotoTexture(image=image, camera=camera, screen0=screen, depth0=depth0,
+                      hidden=np.asarray(hidden, np.float32), dark=dark)
 
 
 def _seen(screen_n3, depth_hw):
@@ -129,10 +142,11 @@ def photo_colors(frags: Fragments, triangles_f3, photo: dict):
 
   x, y, w = frame0(photo["screen0"])
   seen = _seen_at(depth0, x, y, w)
-  fx, fy, _ = frame0(photo["lookup"])
   dark = interpolate(photo["dark"][:, None], frags, triangles_f3)
   mouth = jnp.asarray(MOUTH_COLOR, jnp.float32)
-  fallback = (1.0 - dark) * shading.sample_pixels(image, fx, fy) + dark * mouth
+  hidden = photo["hidden"]
+  hidden = interpolate(jnp.broadcast_to(hidden, (batch,) + hidden.shape), frags, triangles_f3)
+  fallback = (1.0 - dark) * hidden + dark * mouth
   return jnp.where(seen[..., None], shading.sample_pixels(image, x, y), fallback)
 
 
