@@ -184,49 +184,40 @@ def learn_behaviour(model, corr: Correspondence, landmarker=None) -> Corresponde
 def _linear_rows(observed_vp2, pose_v6, surface_vp3, iod_v):
   """(rows [V,P,2,3], residual [V,P,2]): the projection of X = surface + d linearised in d, in IOD units.
 
-  The pixel equations cx + f·x'/w = u, cy − f·y'/w = v (x' = R X + t, w = d − z') multiplied by w are
-  linear in X (as in `_triangulate`); dividing by w at the surface point and the IOD puts them in IOD units.
+  `_pixel_equations` divided by w at the surface point and by the IOD.
   """
   from a2e_jax.render import camera as cam_lib
 
   camera = cam_lib.deep3d_camera(SIZE)
-  f, cx, cy, dist = camera.focal, camera.cx, camera.cy, camera.distance
   rot = np.asarray(cam_lib.rotation_matrix(pose_v6[:, :3]), np.float64)
   trans = pose_v6[:, 3:]
-  du, dv = observed_vp2[..., 0] - cx, observed_vp2[..., 1] - cy
-  rows = np.stack(
-    [
-      du[..., None] * rot[:, None, 2] + f * rot[:, None, 0],
-      dv[..., None] * rot[:, None, 2] - f * rot[:, None, 1],
-    ],
-    2,
-  )
-  rhs = np.stack(
-    [
-      du * (dist - trans[:, None, 2]) - f * trans[:, None, 0],
-      dv * (dist - trans[:, None, 2]) + f * trans[:, None, 1],
-    ],
-    2,
-  )
+  rows, rhs = _pixel_equations(observed_vp2, rot, trans, camera)
   posed = np.einsum("vij,vpj->vpi", rot, surface_vp3) + trans[:, None]
-  scale = 1.0 / ((dist - posed[..., 2]) * iod_v[:, None])
-  return rows * scale[..., None, None], (rhs - np.einsum("vpkc,vpc->vpk", rows, surface_vp3)) * scale[
-    ..., None
-  ]
+  scale = 1.0 / ((camera.distance - posed[..., 2]) * iod_v[:, None])
+  residual = rhs - np.einsum("vpkc,vpc->vpk", rows, surface_vp3)
+  return rows * scale[..., None, None], residual * scale[..., None]
+
+
+def _pixel_equations(observed_vp2, rot_v33, trans_v3, camera):
+  """(rows [V,P,2,3], rhs [V,P,2]): rows · X = rhs ⇔ X projects to the observed pixel.
+
+  cx + f·x'/w = u, cy − f·y'/w = v for x' = R X + t, w = d − z', multiplied by w:
+  (u − cx)(d − z') = f x'  →  [(u−cx) R_z + f R_x] X = (u−cx)(d − t_z) − f t_x ; likewise for v with −f.
+  """
+  f, cx, cy, d = camera.focal, camera.cx, camera.cy, camera.distance
+  du, dv = observed_vp2[..., 0] - cx, observed_vp2[..., 1] - cy  # [V,P]
+  rows_u = du[..., None] * rot_v33[:, None, 2] + f * rot_v33[:, None, 0]  # [V,P,3]
+  rows_v = dv[..., None] * rot_v33[:, None, 2] - f * rot_v33[:, None, 1]
+  rhs_u = du * (d - trans_v3[:, None, 2]) - f * trans_v3[:, None, 0]
+  rhs_v = dv * (d - trans_v3[:, None, 2]) + f * trans_v3[:, None, 1]
+  return np.stack([rows_u, rows_v], 2), np.stack([rhs_u, rhs_v], 2)
 
 
 def _triangulate(observed_vp2, rot_v33, trans_v3, camera) -> np.ndarray:
-  """[P,3] least-squares points X with cx + f·x'/w = u, cy − f·y'/w = v for x' = R X + t, w = d − z'."""
-  f, cx, cy, d = camera.focal, camera.cx, camera.cy, camera.distance
-  u, v = observed_vp2[..., 0], observed_vp2[..., 1]  # [V,P]
-  # (u − cx)(d − z') = f x'  →  [(u−cx) R_z + f R_x] X = (u−cx)(d − t_z) − f t_x ; likewise for v with −f.
-  du, dv = u - cx, v - cy
-  rows_u = du[..., None] * rot_v33[:, None, 2] + f * rot_v33[:, None, 0]  # [V,P,3]
-  rhs_u = du * (d - trans_v3[:, None, 2]) - f * trans_v3[:, None, 0]
-  rows_v = dv[..., None] * rot_v33[:, None, 2] - f * rot_v33[:, None, 1]
-  rhs_v = dv * (d - trans_v3[:, None, 2]) + f * trans_v3[:, None, 1]
-  a = np.concatenate([rows_u, rows_v], 0).transpose(1, 0, 2)  # [P,2V,3]
-  b = np.concatenate([rhs_u, rhs_v], 0).T  # [P,2V]
+  """[P,3] least-squares points from their pixels in views of known cameras (`_pixel_equations`)."""
+  rows, rhs = _pixel_equations(observed_vp2, rot_v33, trans_v3, camera)
+  a = rows.transpose(1, 0, 2, 3).reshape(rows.shape[1], -1, 3)  # [P,2V,3]
+  b = rhs.transpose(1, 0, 2).reshape(rhs.shape[1], -1)  # [P,2V]
   return np.linalg.solve(np.einsum("pvi,pvj->pij", a, a), np.einsum("pvi,pv->pi", a, b)[..., None])[..., 0]
 
 
