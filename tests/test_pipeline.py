@@ -1,5 +1,9 @@
 """The grain pipeline on 8 fake devices: layout, pairing, warps, determinism, resumption, shard layouts."""
 
+import os
+import subprocess
+import sys
+
 import fake_clips
 import jax
 import numpy as np
@@ -273,18 +277,38 @@ def test_augment_changes_only_mel(clips, index):
     np.testing.assert_array_equal(plain[view]["mel"], held_out[view]["mel"])
 
 
-@pytest.mark.slow
-def test_worker_processes_start_without_an_absl_entry_point(clips, index):
-  """`a2e` parses its flags with argparse; grain's worker processes read absl flags all the same."""
-  from absl import flags
+_WORKERS_SCRIPT = """
+import jax, fake_clips
+from test_pipeline import _equal, _mesh, _take
+from a2e_jax.data import align, pipeline
 
-  flags.FLAGS.unparse_flags()
+if __name__ == "__main__":  # grain's worker processes import this script again
+  clips = fake_clips.make_clips()
+  index = align.build_pair_index(clips)
   cfg = pipeline.data_config()
   cfg.workers = 1
   iterator = pipeline.make_batch_iterator(cfg, "train", 8, _mesh(), seed=5, source=clips, index=index)
   reference = pipeline.make_batch_iterator(pipeline.data_config(), "train", 8, _mesh(), seed=5, source=clips,
                                            index=index)
-  assert _equal(_take(iterator, 2), _take(reference, 2))
+  same = _equal(_take(iterator, 2), _take(reference, 2))
+  iterator.close()  # as the trainer does when it stops
+  print("same" if same else "differ")
+"""
+
+
+@pytest.mark.slow
+def test_worker_processes_give_the_same_batches_and_leave_no_shared_memory(tmp_path):
+  """In a process of its own, as `a2e train` runs: `a2e` parses its flags with argparse, and grain's worker
+  processes read absl flags all the same; the shared-memory blocks that carry their batches are all freed
+  before exit (else Python's resource tracker warns about "leaked shared_memory objects", 2 lines)."""
+  script = tmp_path / "workers.py"
+  script.write_text(_WORKERS_SCRIPT)
+  tests = os.path.dirname(os.path.abspath(__file__))
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")]))
+  result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env)
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.split() == ["same"], result.stdout + result.stderr
+  assert "leaked shared_memory" not in result.stderr, result.stderr
 
 
 def test_windows_cut_on_device_equal_the_host_windows_from_far_fewer_bytes(clips, index):

@@ -451,7 +451,7 @@ class BatchIterator:
         local = next(self._iterator)
       except StopIteration:
         break
-      self._ahead.append(batching.to_global(local, self._shard))
+      self._ahead.append(batching.to_global(_own_memory(local), self._shard))
     if not self._ahead:
       raise StopIteration
     self._step += 1
@@ -459,6 +459,13 @@ class BatchIterator:
 
   def get_state(self) -> dict:
     return {"step": self._step, "settings": self._settings}
+
+  def close(self) -> None:
+    """Lets go of the grain iterator and the batches prepared ahead; grain closes an iterator it frees
+    (stopping its worker processes and unlinking the shared memory of the batches they had queued), and
+    its DataLoader iterator has no close() of its own. The next batch starts a new loader."""
+    self._iterator = None
+    self._ahead.clear()
 
   def set_state(self, state) -> None:
     if isinstance(state, (bytes, str)):  # a grain DataLoader state (checkpoints before positions by step)
@@ -480,8 +487,23 @@ class BatchIterator:
           "--config.data.reset_state=True to keep the trained state and continue with the new one"
         )
       step = int(state["step"])
-    self._step, self._iterator = step, None
-    self._ahead.clear()
+    self.close()
+    self._step = step
+
+
+def _own_memory(tree):
+  """`tree` (nested dicts of arrays) with the arrays that live in grain's shared memory copied out.
+
+  With worker processes (`data.workers`), grain hands over each array as a view of a shared-memory block
+  (its `SharedMemoryArray`), unlinked when the array is freed. On the CPU backend `device_put` aliases a
+  NumPy array instead of copying it, and JAX drops its reference only at its next garbage-collection
+  pass, so the blocks of the last batches outlived the process and Python's resource tracker unlinked
+  them at exit, warning about "leaked shared_memory objects". Copying one batch's host rows frees each
+  block as soon as the batch is read.
+  """
+  if isinstance(tree, dict):
+    return {k: _own_memory(v) for k, v in tree.items()}
+  return np.array(tree) if isinstance(tree, np.ndarray) and type(tree) is not np.ndarray else tree
 
 
 def _show(value) -> str:

@@ -349,6 +349,8 @@ class _Run:
       if pending is not None:
         self.finish_step(*pending)
     finally:
+      if hasattr(self.train_iter, "close"):  # e.g. the grain pipeline's worker processes
+        self.train_iter.close()
       self.profiler.close()
       preemption.close()
       self.progress.close()
