@@ -71,6 +71,15 @@ def test_bad_bfm_file_names_file_key_and_shape(tmp_path, changes, pattern):
   assert "broken_bfm.mat" in str(info.value) and "\n" not in str(info.value)
 
 
+def test_bfm_with_a_nan_names_the_key_row_and_column(tmp_path):
+  exp = bfm_arrays()["exBase"].copy()
+  exp[7, 3] = np.nan
+  write_bfm(tmp_path / "bfm.mat", exBase=exp)
+  pattern = r"bfm\.mat: key 'exBase', row 7, column 3: nan is not finite; the file is damaged$"
+  with pytest.raises(UserError, match=pattern):
+    load_bfm(str(tmp_path / "bfm.mat"))
+
+
 def test_model_npz_round_trip(tmp_path):
   write_bfm(tmp_path / "bfm.mat")
   model = load_bfm(str(tmp_path / "bfm.mat"))

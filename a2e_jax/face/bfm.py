@@ -16,7 +16,7 @@ import scipy.io
 from a2e_jax.core import channels
 from a2e_jax.core.errors import UserError
 from a2e_jax.face import coeffs
-from a2e_jax.face.model import MorphableModel, validate
+from a2e_jax.face.model import MorphableModel, require_finite, validate
 from a2e_jax.face.regions import landmark_regions
 
 # key -> expected shape, with N the vertex count and F the triangle count.
@@ -45,11 +45,8 @@ def load_bfm(path: str) -> MorphableModel:
     if value.shape != (rows, cols) or not np.issubdtype(value.dtype, np.number):
       raise UserError(f"{path}: key {key!r} has shape {value.shape} ({value.dtype}), expected {KEYS[key]} "
                       f"numbers with N = {n} vertices")
-    bad = ~np.isfinite(value)
-    if bad.any():
-      row, col = (int(i) for i in np.argwhere(bad)[0])
-      raise UserError(f"{path}: key {key!r}, row {row}, column {col}: {value[row, col]:g} is not finite; the "
-                      "file is damaged")
+    require_finite(value, lambda at, number: f"{path}: key {key!r}, row {at[0]}, column {at[1]}: {number:g} "
+                                            "is not finite; the file is damaged")
     return value
 
   size = np.size(data["meanshape"])

@@ -186,6 +186,15 @@ def load_model(path: str) -> MorphableModel:
   return model
 
 
+def require_finite(array: np.ndarray, describe) -> None:
+  """Raises a UserError with the line `describe(index, value)` gives for the first NaN or inf of `array`
+  (index: a tuple of ints), as the importers report damaged files."""
+  bad = ~np.isfinite(array)
+  if bad.any():
+    index = tuple(int(i) for i in np.argwhere(bad)[0])
+    raise UserError(describe(index, array[index]))
+
+
 def validate(model: MorphableModel, source: str = "face model") -> None:
   """Checks shapes and indices; raises UserError naming `source` and the offending array."""
   n = model.mean.shape[0]

@@ -11,6 +11,7 @@ import dataclasses
 import numpy as np
 
 from a2e_jax.core.errors import UserError
+from a2e_jax.face.model import require_finite
 
 
 @dataclasses.dataclass
@@ -78,11 +79,8 @@ def _vertices(path: str, lines: list[str]) -> np.ndarray:
   if not vertex_lines:
     raise UserError(f"{path}: no vertices ('v' lines); the OBJ file is empty, truncated or not a mesh")
   vertices = _numbers(path, "v", vertex_lines, 3)
-  bad = ~np.isfinite(vertices)
-  if bad.any():
-    vertex, axis = (int(i) for i in np.argwhere(bad)[0])
-    raise UserError(f"{path}: vertex {vertex + 1}, coordinate {'xyz'[axis]}: {vertices[vertex, axis]:g} is "
-                    "not finite; the mesh is damaged")
+  require_finite(vertices, lambda at, number: f"{path}: vertex {at[0] + 1}, coordinate {'xyz'[at[1]]}: "
+                                              f"{number:g} is not finite; the mesh is damaged")
   return vertices
 
 
