@@ -1,7 +1,9 @@
 """Voices the network never heard: cross-engine figures, emotion calibration, lips in pauses, real speech.
 
   python tools/eval_voices.py                                  # the bundled weights, every installed engine
-  python tools/eval_voices.py --calibrate flite --write-card   # fit the temperature on flite, store it
+  python tools/eval_voices.py --calibrate flite --write-card   # fit temperature and threshold, store them
+  python tools/eval_voices.py --checkpoint runs/demo_voices_bundle --calibrate espeak,flite,hibari \
+    --engines espeak,flite,hibari,festival --write-card        # weights trained on three engines
   python tools/eval_voices.py --checkpoint runs/x --engines espeak,festival --groups 8
 
 Clips: for each engine (data/synth/engines.py), `--groups` (speaker, sentence) groups rendered in all 22
@@ -79,9 +81,9 @@ def clip_set(engine: str, groups: int, preset: str = "wide", seed: int = 0, clas
 def generate_clip(generator, wav, beta0_k, eye_t4, emotion=None, intensity=None):
   """(coeffs [T,K], info) of `Generator.__call__`'s path with a given β0 and eye control (a corpus clip's)."""
   from a2e_jax.core import schema
-  from a2e_jax.infer import pauses
+  from a2e_jax.infer import pauses, request
 
-  keys = generator._emotion_keys(emotion, intensity, None, None, schema.SAMPLE_RATE)
+  keys = request.emotion_keys(emotion, intensity, None, None, generator.clip_emotion)
   silent, info = [], {}
   chunks, num_frames = generator.audio_chunks(wav, schema.SAMPLE_RATE, silent)
   rest_t = pauses.rest_weight(silent[0]) if silent[0].any() else None
