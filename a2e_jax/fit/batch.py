@@ -27,11 +27,18 @@ class Outcome:
 
 
 def local_mesh():
-  """A Mesh of this process's devices on one axis ("frames") when it has several, else None."""
+  """A Mesh of this process's accelerators on one axis ("frames") when it has several, else None.
+
+  Not on CPU: fake CPU devices (--xla_force_host_platform_device_count) share one thread pool, and the fit's
+  batched LAPACK solves (jaxlib's ParallelBatchMap) wait on that pool from every device at once and hang
+  (seen with 8 fake devices on 2 cores); a CPU's cores serve one device's program anyway.
+  """
   import jax
 
   devices = jax.local_devices()
-  return jax.sharding.Mesh(np.array(devices), ("frames",)) if len(devices) > 1 else None
+  if len(devices) < 2 or devices[0].platform == "cpu":
+    return None
+  return jax.sharding.Mesh(np.array(devices), ("frames",))
 
 
 def track_file(tracker, path: str, out_npz: str, overlay: bool = False, progress: bool = False) -> None:
