@@ -6,6 +6,7 @@ import contextlib
 import sys
 
 import fsspec
+from etils.epath import backend
 from fsspec.implementations.memory import MemoryFileSystem
 
 
@@ -23,6 +24,9 @@ def registered(*protocols: str):
       del finalize_on_close  # a gcsfs option epath passes
       super().__init__(*args, **kwargs)
 
+  # epath keeps one filesystem per scheme (an lru_cache): without clearing it, a bucket registered by an
+  # earlier test in the same process would still receive this test's files.
+  backend.fsspec_backend._get_filesystem.cache_clear()
   for name in protocols:
     fsspec.register_implementation(name, FakeBucket, clobber=True)
   try:
@@ -30,4 +34,5 @@ def registered(*protocols: str):
   finally:
     for name in protocols:
       sys.modules["fsspec.registry"]._registry.pop(name, None)
+    backend.fsspec_backend._get_filesystem.cache_clear()
     FakeBucket.store.clear()
