@@ -74,9 +74,12 @@ def track_jobs(tracker, jobs, rows=slice(None), redo: bool = False, overlay: boo
   reported on stderr, unless stop_on_error."""
   from tqdm import tqdm
 
-  mine = list(jobs)[rows]
-  todo = [(src, dst) for src, dst in mine if redo or not os.path.exists(dst)]
-  outcome = Outcome([], [src for src, dst in mine if (src, dst) not in todo], [])
+  todo, outcome = [], Outcome([], [], [])
+  for src, dst in list(jobs)[rows]:  # one existence check per job (a MEAD tree has tens of thousands)
+    if redo or not os.path.exists(dst):
+      todo.append((src, dst))
+    else:
+      outcome.skipped.append(src)
   with tqdm(total=len(todo), unit="file", disable=not progress or len(todo) <= 1) as bar:
     for src, dst in todo:
       try:
