@@ -11,7 +11,7 @@ Landmarks are either the true projections of the model's 68 landmark vertices pl
 ("truth"), or the vision pipeline's 468 points through the model's found correspondence ("vision").
 Reported: median pose error (degrees), identity vertex error (mm), median 2D landmark-vertex error (% IOD),
 correlation of the mouth channels with the truth, blink precision/recall, and the re-render check (mean
-colour error over the face, fitted vs the mean face in the fitted pose and lighting).
+colour error over the face region, fitted vs the mean face in the fitted pose and lighting).
 Speed: frames/s of the fit of one 64-frame chunk (landmarks given), cold (with compilation) and warm
 (median of repeats), and, with --video, `Tracker.video` end to end (landmarks + fit) cold and warm.
 """
@@ -108,7 +108,7 @@ def accuracy(model, frames: int, source: str, chunk: int, seed: int = 1) -> dict
     fit.landmark_error[::every],
     fit.image_size,
   )
-  fitted, mean_face = quality.rerender_errors(model, truth.frames[::every], truth.mask[::every], sub)
+  fitted, mean_face = quality.rerender_errors(model, truth.frames[::every], truth.face_mask[::every], sub)
   out["rerender_fit"], out["rerender_mean_face"] = float(fitted.mean()), float(mean_face.mean())
   out["rerender_reduction"] = 1 - out["rerender_fit"] / out["rerender_mean_face"]
   return out

@@ -66,6 +66,9 @@ def event_precision_recall(found, truth) -> tuple[float, float]:
 def rerender_errors(model, frames_thw3, face_mask_thw, fit, batch: int = 8) -> tuple[np.ndarray, np.ndarray]:
   """([T] fitted, [T] mean-face) mean absolute colour error over the face pixels of the input frames.
 
+  face_mask_thw: [T,H,W] bool, where to measure: the issue's "face region" is the model's face region
+  (synthetic.Truth.face_mask), the part the photometric fit explains — not the hair, ears and neck.
+
   The mean face (mean identity, neutral expression, mean albedo) is drawn in the fitted pose and lighting,
   so the comparison measures what the identity, expression and albedo of the fit add.
   """

@@ -32,6 +32,7 @@ import optax
 
 from a2e_jax.fit import correspondence as corr_lib
 from a2e_jax.fit import gauss_newton
+from a2e_jax.fit.rendering import face_triangles
 from a2e_jax.render import camera as cam_lib
 from a2e_jax.render import shading
 from a2e_jax.render.rasterize import interpolate, rasterize
@@ -153,7 +154,7 @@ def fit_clip(
   eyes = corr_lib.point_model(model, corr_lib.multipie68(model))
   init = _initial_params(model, pts, eyes, camera, lmk, conf, id_init, tex_init)
   crops = _crop_boxes(lmk, conf, config)
-  face_tri = _face_triangles(model)
+  face_tri = face_triangles(model)
   jmodel = jax.tree.map(jnp.asarray, model)
   frame_args = (init, frames, lmk, conf, crops)
   if mesh is not None:  # frames split over the mesh's devices, the shared identity and model replicated
@@ -244,17 +245,6 @@ def _crop_boxes(lmk, conf, config: FitConfig):
   return np.stack([centre[:, 0] - side / 2, centre[:, 1] - side / 2, side / config.crop], -1).astype(
     np.float32
   )
-
-
-def _face_triangles(model):
-  """[F] bool, triangles whose corners all lie in the model's "face" region (all, if it has none)."""
-  face = np.asarray(model.regions.get("face", np.zeros(0, np.int32)))
-  tri = np.asarray(model.triangles)
-  if face.size == 0:
-    return jnp.ones(len(tri), bool)
-  inside = np.zeros(model.mean.shape[0], bool)
-  inside[face] = True
-  return jnp.asarray(inside[tri].all(1))
 
 
 def _landmark_error(pts, id_k, exp_tk, pose_t6, camera, lmk, iod):

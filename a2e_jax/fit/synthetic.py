@@ -16,7 +16,7 @@ import io
 import numpy as np
 
 from a2e_jax.face.model import MorphableModel
-from a2e_jax.fit.rendering import render_batches
+from a2e_jax.fit.rendering import face_masks, render_batches
 from a2e_jax.render import camera as cam_lib
 from a2e_jax.render import shading
 
@@ -33,7 +33,9 @@ class Truth:
   Attributes:
     frames: [T,H,W,3] uint8 (noise and JPEG included).
     landmarks: [T,68,2] exact pixel positions of the model's 68 landmark vertices.
-    mask: [T,H,W] bool, the face's pixels.
+    mask: [T,H,W] bool, the head's pixels (the whole mesh).
+    face_mask: [T,H,W] bool, the pixels of the model's face region (`rendering.face_triangles`), where the
+      re-render check measures.
     id, tex: [Ki], [Kt]; exp: [T,Ke]; pose: [T,6]; gamma: [T,27].
     blink: [T] bool, frames with both eyes more than half closed (blendshape models; else all False).
   """
@@ -41,6 +43,7 @@ class Truth:
   frames: np.ndarray
   landmarks: np.ndarray
   mask: np.ndarray
+  face_mask: np.ndarray
   id: np.ndarray
   tex: np.ndarray
   exp: np.ndarray
@@ -190,7 +193,8 @@ def clip(
   verts = np.asarray(model.vertices(ident, exp))[:, np.asarray(model.landmarks)]
   posed = cam_lib.transform(verts, pose[:, :3], pose[:, 3:])
   landmarks = np.asarray(cam_lib.to_pixels(camera, cam_lib.project(camera, posed)), np.float32)
-  return Truth(np.stack(frames), landmarks, np.stack(masks), ident, tex, exp, pose, gamma, blink)
+  face = face_masks(model, exp, pose, ident, (size, size), batch)
+  return Truth(np.stack(frames), landmarks, np.stack(masks), face, ident, tex, exp, pose, gamma, blink)
 
 
 def bfm_shaped_model(seed: int = 0) -> MorphableModel:
