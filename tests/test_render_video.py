@@ -1,4 +1,5 @@
-"""Video writing: H.264/yuv420p/25 fps, AAC audio clipped to the shorter stream, streaming, layouts."""
+"""Video writing: H.264/yuv420p/25 fps, AAC audio cut or padded to the video (every frame kept), streaming,
+layouts."""
 
 import subprocess
 
@@ -39,7 +40,7 @@ def tone(path, seconds, rate=16000):
   return str(path)
 
 
-def test_video_with_audio_is_h264_yuv420p_aac_and_ends_with_the_shorter_stream(tmp_path):
+def test_video_with_audio_is_h264_yuv420p_aac_and_keeps_every_frame(tmp_path):
   frames = smooth_frames(10)
   out = tmp_path / "clip.mp4"
   count = video.write_video(str(out), [frames[:4], frames[4:7], frames[7:]], 64, 96,
@@ -48,7 +49,7 @@ def test_video_with_audio_is_h264_yuv420p_aac_and_ends_with_the_shorter_stream(t
   report, duration = probe(out)
   assert "Video: h264" in report and "yuv420p" in report and "25 fps" in report
   assert "Audio: aac" in report
-  assert abs(duration - 0.4) < 0.1  # 10 frames at 25 fps; the 2 s tone is cut
+  assert abs(duration - 0.4) < 0.05  # 10 frames at 25 fps; the 2 s tone is cut
   decoded = read_frames(out)
   assert decoded.shape == (10, 64, 96, 3)
   assert np.abs(decoded.astype(float) - frames).mean() < 3.0
@@ -56,8 +57,19 @@ def test_video_with_audio_is_h264_yuv420p_aac_and_ends_with_the_shorter_stream(t
   short = tmp_path / "short.mp4"
   video.write_video(str(short), [smooth_frames(50)], 64, 96, audio=tone(tmp_path / "short.wav", 0.8),
                     progress=False)
-  _, duration = probe(short)
-  assert duration < 1.3  # 2 s of video against 0.8 s of audio: the audio decides
+  report, duration = probe(short)
+  assert abs(duration - 2.0) < 0.05 and "Audio: aac" in report  # the 0.8 s of audio padded with silence
+  assert len(read_frames(short)) == 50
+
+
+def test_audio_as_long_as_the_video_keeps_its_last_frames(tmp_path):
+  """97 frames at 30 fps with their own 3.23 s of audio: `-shortest` ended the file with the AAC stream and
+  lost the last frame."""
+  out = tmp_path / "clip.mp4"
+  audio = tone(tmp_path / "a.wav", 97 / 30)
+  count = video.write_video(str(out), [smooth_frames(97)], 64, 96, fps=30, audio=audio, progress=False)
+  assert count == 97
+  assert len(read_frames(out)) == 97
 
 
 def test_silent_video_and_bad_input(tmp_path):

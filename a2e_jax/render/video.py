@@ -2,8 +2,10 @@
 
 Video is encoded by mediapy's VideoWriter, which pipes frames to ffmpeg as they come, so a clip of any
 length is written batch by batch and never sits in memory. The ffmpeg binary is imageio-ffmpeg's (no system
-ffmpeg needed); the audio is muxed with the same binary afterwards (`-c:v copy -c:a aac -shortest`, so the
-file ends with the shorter of the two streams).
+ffmpeg needed); the audio is muxed with the same binary afterwards (`-c:v copy -c:a aac`), padded with
+silence or cut to the video's length: every rendered frame stays in the file. (`-shortest` used to end the
+file with the audio, and AAC's 1024-sample frames and encoder delay made that drop the last 1–3 video frames
+of a clip rendered from that same audio.)
 """
 
 import os
@@ -56,7 +58,7 @@ class VideoSink:
     self._writer = mediapy.VideoWriter(self._video_path, (height, width), fps=fps, codec="h264", crf=crf,
                                        encoded_format="yuv420p")
     self._writer.__enter__()
-    self.frames = 0
+    self.frames, self.fps = 0, fps
 
   def write(self, frames):
     """Appends uint8 frames [H,W,3] or [B,H,W,3]."""
@@ -77,7 +79,7 @@ class VideoSink:
     self._writer = None
     if self.audio is not None:
       try:
-        mux_audio(self._video_path, self.audio, self.path)
+        mux_audio(self._video_path, self.audio, self.path, self.frames / self.fps)
       finally:
         os.remove(self._video_path)
 
@@ -94,10 +96,11 @@ class VideoSink:
         os.remove(self._video_path)
 
 
-def mux_audio(video_path: str, audio_path: str, out_path: str) -> None:
-  """Copies the video stream and adds the audio as AAC, stopping at the shorter stream."""
+def mux_audio(video_path: str, audio_path: str, out_path: str, seconds: float) -> None:
+  """Copies the video stream (`seconds` long) and adds the audio as AAC, padded with silence or cut to it."""
   command = [ffmpeg_exe(), "-y", "-v", "error", "-i", video_path, "-i", audio_path, "-map", "0:v:0",
-             "-map", "1:a:0", "-c:v", "copy", "-c:a", "aac", "-b:a", "160k", "-shortest", out_path]
+             "-map", "1:a:0", "-c:v", "copy", "-af", "apad", "-c:a", "aac", "-b:a", "160k",
+             "-t", f"{seconds:.6f}", out_path]
   result = subprocess.run(command, capture_output=True, text=True)
   if result.returncode != 0:
     message = (result.stderr.strip().splitlines() or ["ffmpeg failed"])[-1]
