@@ -231,3 +231,26 @@ def test_builtin_face_through_the_landmarker():
     fit = solve.fit_clip(model, truth.frames, points, corr, config, confidence_tl=conf)
     errors[name] = np.median(quality.pose_error_deg(fit.pose, truth.pose))
   assert errors["learned"] <= 4.5 and errors["learned"] <= 0.67 * errors["fixed"], errors
+
+
+@pytest.mark.slow
+def test_pictures_of_any_size_share_one_compiled_fit():
+  """The fit's program sees fixed-size crops and canonical-camera points only: a second picture of another
+  size compiles nothing, and the same picture enlarged 1.5x gives the same fit (the camera scales with it)."""
+  from PIL import Image
+
+  model = builtin_model()
+  truth = synthetic.clip(model, 1, seed=21, size=192, face_px=(100, 130), max_angle=20.0, batch=1)
+  config = solve.FitConfig(gn_iterations=8, polish_steps=30, photo_steps=20, photo_frames=1)
+  corr = corr_lib.multipie68(model)
+  small = solve.fit_clip(model, truth.frames, truth.landmarks, corr, config)
+  compiled = solve._solve._cache_size()
+  big_frame = np.asarray(Image.fromarray(truth.frames[0]).resize((288, 288), Image.BILINEAR))
+  big = solve.fit_clip(model, big_frame[None], truth.landmarks * 1.5, corr, config)
+  assert solve._solve._cache_size() == compiled
+  assert big.image_size == (288, 288)
+  assert quality.pose_error_deg(big.pose, small.pose).max() < 0.1  # degrees
+  np.testing.assert_allclose(big.pose[:, 3:], small.pose[:, 3:], atol=1e-2)  # model units (the head ~2)
+  np.testing.assert_allclose(big.exp, small.exp, atol=5e-3)
+  np.testing.assert_allclose(big.id, small.id, atol=2e-2)
+  assert quality.pose_error_deg(small.pose, truth.pose).max() < 3.0  # a real fit, not a trivial one

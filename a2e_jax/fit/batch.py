@@ -29,9 +29,8 @@ class Outcome:
 def local_mesh():
   """A Mesh of this process's accelerators on one axis ("frames") when it has several, else None.
 
-  Not on CPU: fake CPU devices (--xla_force_host_platform_device_count) share one thread pool, and the fit's
-  batched LAPACK solves (jaxlib's ParallelBatchMap) wait on that pool from every device at once and hang
-  (seen with 8 fake devices on 2 cores); a CPU's cores serve one device's program anyway.
+  Not on CPU: fake CPU devices (--xla_force_host_platform_device_count) share the machine's cores, which
+  serve one device's program as well (the fit runs on them, tests/test_fit_shard.py; speed in BENCHMARKS.md).
   """
   import jax
 

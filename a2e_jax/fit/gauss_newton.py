@@ -13,9 +13,32 @@ clipped to [0, 1] after each step.
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import PartitionSpec
 
 from a2e_jax.fit import correspondence as corr_lib
 from a2e_jax.render import camera as cam_lib
+
+
+def solve_frames(a_tpp, b_tpk, mesh=None):
+  """[T,P,K] solutions x_t of the per-frame systems a_t x_t = b_t ([T,P,P], [T,P,K]).
+
+  On one device, one batched LAPACK call. With the frames split over a mesh, each device loops over its own
+  frames with one unbatched call per frame: jaxlib 0.10's CPU LAPACK kernels hand a batch out to the
+  intra-op thread pool and block until it is done, and with several (fake CPU) devices doing that at once
+  every pool thread waits on work that no thread is left to run (a hang, seen in ParallelBatchMap's
+  BlockingCounter with 8 devices on 2 cores). A batch that does not split over the devices (a few key
+  frames) is looped over whole.
+  """
+  if mesh is None:
+    return jnp.linalg.solve(a_tpp, b_tpk)
+
+  def each(a, b):
+    return jax.lax.map(lambda ab: jnp.linalg.solve(*ab), (a, b))
+
+  if a_tpp.shape[0] % mesh.devices.size:
+    return each(a_tpp, b_tpk)
+  frames = PartitionSpec(tuple(mesh.axis_names))
+  return jax.shard_map(each, mesh=mesh, in_specs=(frames, frames), out_specs=frames)(a_tpp, b_tpk)
 
 
 def solve_landmarks(
@@ -32,12 +55,13 @@ def solve_landmarks(
   iterations: int,
   fixed_identity: bool = False,
   rigid_first: bool = True,
+  mesh=None,
 ):
   """Refines params' "rot", "centre", "depth", "exp" and (unless fixed_identity) "id" by LM steps.
 
   With config.smooth_exp / smooth_pose > 0 (video), each frame is also pulled towards the mean of its
   neighbours' values of the previous iteration (a Jacobi iteration of the coupled smoothness term, which
-  keeps the frames' blocks independent).
+  keeps the frames' blocks independent). mesh: the devices the frames are split over, or None.
   """
   num, ke = params["exp"].shape
   ki = params["id"].shape[0]
@@ -88,8 +112,8 @@ def solve_landmarks(
     c = jnp.einsum("trp,tr,trk->tpk", j_f, irls, j_i)
     h_ii = jnp.einsum("trk,tr,trl->kl", j_i, irls, j_i) + (1.0 + config.gn_damping + id_lock) * jnp.eye(ki)
     g_i = jnp.einsum("trk,tr,tr->k", j_i, irls, r) + ident
-    inv_c = jnp.linalg.solve(h_ff, c)  # [T,P,Ki]
-    inv_g = jnp.linalg.solve(h_ff, g_f[..., None])[..., 0]  # [T,P]
+    inv = solve_frames(h_ff, jnp.concatenate([c, g_f[..., None]], -1), mesh)
+    inv_c, inv_g = inv[..., :-1], inv[..., -1]  # [T,P,Ki], [T,P]
     schur = h_ii - jnp.einsum("tpk,tpl->kl", c, inv_c)
     d_i = jnp.linalg.solve(schur, g_i - jnp.einsum("tpk,tp->k", c, inv_g))
     d_f = inv_g - jnp.einsum("tpk,k->tp", inv_c, d_i)

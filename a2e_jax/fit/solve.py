@@ -37,6 +37,8 @@ from a2e_jax.render import camera as cam_lib
 from a2e_jax.render import shading
 from a2e_jax.render.rasterize import interpolate, rasterize
 
+# The camera of the fit's program: Deep3DFaceRecon's at its own 224 px (fit_clip maps every picture to it).
+CANONICAL = cam_lib.deep3d_camera()
 # Multi-PIE 68 eye contours (for the inter-ocular distance).
 EYE_RIGHT = np.arange(36, 42)
 EYE_LEFT = np.arange(42, 48)
@@ -143,36 +145,41 @@ def fit_clip(
       None for one device.
   """
   frames = np.asarray(frames_thw3)
-  frames = frames.astype(np.float32) / 255.0 if frames.dtype == np.uint8 else frames.astype(np.float32)
   num, height, width = frames.shape[:3]
   lmk = np.asarray(landmarks_tl2, np.float32)
   conf = (
     np.ones(lmk.shape[:2], np.float32) if confidence_tl is None else np.asarray(confidence_tl, np.float32)
   )
+  # The jitted program sees only fixed-size crops and points in the canonical picture's pixels, so pictures
+  # and videos of every size share one compiled fit: Deep3DFaceRecon's camera scaled to a picture is the
+  # canonical one up to a shift and a uniform scale of the pixel coordinates, and so is every pose.
   camera = cam_lib.deep3d_camera(height, width)
+  zoom = np.float32(CANONICAL.height / height)
+
+  def to_canonical(px):
+    return (px - np.array([camera.cx, camera.cy], np.float32)) * zoom + np.array([CANONICAL.cx, CANONICAL.cy],
+                                                                                 np.float32)
+
+  crops = _crop_boxes(lmk, conf, config)
+  observed = _crop_frames(frames, jnp.asarray(crops), config.crop)
+  crops = np.concatenate([to_canonical(crops[:, :2]), crops[:, 2:] * zoom], -1)
+  lmk = to_canonical(lmk)
   pts = corr_lib.point_model(model, corr)
   eyes = corr_lib.point_model(model, corr_lib.multipie68(model))
-  init = _initial_params(model, pts, eyes, camera, lmk, conf, id_init, tex_init)
-  crops = _crop_boxes(lmk, conf, config)
+  init = _initial_params(model, pts, eyes, CANONICAL, lmk, conf, id_init, tex_init)
   face_tri = face_triangles(model)
   jmodel = jax.tree.map(jnp.asarray, model)
-  frame_args = (init, frames, lmk, conf, crops)
+  frame_args = (init, observed, lmk, conf, crops)
   if mesh is not None:  # frames split over the mesh's devices, the shared identity and model replicated
     frame_args = _shard_frames(mesh, frame_args, num)
   params = _solve(
-    jmodel,
-    pts.arrays(),
-    jnp.asarray(corr.weights),
-    *frame_args,
-    face_tri,
-    camera=camera,
-    config=config,
+    jmodel, pts.arrays(), jnp.asarray(corr.weights), *frame_args, face_tri, config=config, mesh=mesh
   )
   params = jax.device_get(params)
   centre = init["anchor"] + init["scale"][:, None] * params["centre"]
-  trans = np.asarray(translation(camera, centre, params["depth"]))
+  trans = np.asarray(translation(CANONICAL, centre, params["depth"]))
   pose = np.concatenate([params["rot"], trans], -1).astype(np.float32)
-  err = _landmark_error(pts, params["id"], params["exp"], pose, camera, lmk, init["scale"])
+  err = _landmark_error(pts, params["id"], params["exp"], pose, CANONICAL, lmk, init["scale"])
   return FitResult(
     id=params["id"],
     tex=params["tex"],
@@ -188,8 +195,8 @@ SHARED_PARAMS = ("id", "tex")  # one per clip; every other parameter has a value
 
 
 def _shard_frames(mesh, args, num: int):
-  """Device copies of (init, frames, lmk, conf, crops): the per-frame arrays split along their frame axis over
-  all of the mesh's devices, the clip's identity and albedo replicated."""
+  """Device copies of (init, observed crops, lmk, conf, crops): the per-frame arrays split along their frame
+  axis over all of the mesh's devices, the clip's identity and albedo replicated."""
   from jax.sharding import NamedSharding, PartitionSpec
 
   if num % mesh.devices.size:
@@ -286,19 +293,25 @@ def _render_crops(model, params, anchor, scale, crops, face_tri, camera, size):
   return colour, mask, frags, normals, albedo
 
 
-def crop_images(frames_thw3, crops, size):
-  """[T,S,S,3] the frames resampled into the crops (bilinear)."""
+@functools.partial(jax.jit, static_argnames="size")
+def _crop_frames(frames_thw3, crops, size):
+  """[T,S,S,3] float in [0, 1]: the frames (uint8, or float in [0, 1]) resampled into the crops (bilinear).
+
+  Its own small program (one per frame size), so that the fit's program never sees a frame's size.
+  """
   grid = jnp.arange(size, dtype=jnp.float32) + 0.5
+  unit = 1 / 255 if frames_thw3.dtype == jnp.uint8 else 1.0
 
   def one(frame, box):
     x = box[0] + grid[None, :] * box[2]
     y = box[1] + grid[:, None] * box[2]
-    return shading.sample_pixels(frame, jnp.broadcast_to(x, (size, size)), jnp.broadcast_to(y, (size, size)))
+    x, y = jnp.broadcast_to(x, (size, size)), jnp.broadcast_to(y, (size, size))
+    return shading.sample_pixels(frame, x, y) * unit
 
   return jax.vmap(one)(frames_thw3, crops)
 
 
-def _solve_lighting(frags, normals, albedo, observed, mask, triangles):
+def _solve_lighting(frags, normals, albedo, observed, mask, triangles, mesh=None):
   """[T,27] least-squares SH lighting for the current geometry (colour is linear in it)."""
   basis = shading.sh_basis(normals)  # [T,N,9]
   gamma = []
@@ -311,7 +324,7 @@ def _solve_lighting(frags, normals, albedo, observed, mask, triangles):
     y = (observed[..., c] * mask).reshape(design.shape[0], -1)
     ata = jnp.einsum("tpi,tpj->tij", a, a) + 1e-3 * jnp.eye(9)
     atb = jnp.einsum("tpi,tp->ti", a, y)
-    gamma.append(jnp.linalg.solve(ata, atb[..., None])[..., 0])
+    gamma.append(gauss_newton.solve_frames(ata, atb[..., None], mesh)[..., 0])
   gamma = jnp.stack(gamma, 1)  # [T,3,9]
   return (gamma - jnp.array([shading.AMBIENT] + [0.0] * 8)).reshape(-1, 27)
 
@@ -337,8 +350,9 @@ def _solve_albedo(frags, normals, gamma, observed, mask, model, weight):
   return jnp.linalg.solve(lhs, rhs)
 
 
-@functools.partial(jax.jit, static_argnames=("camera", "config"))
-def _solve(model, pts_arrays, lmk_weights, init, frames, lmk, conf, crops, face_tri, *, camera, config):
+@functools.partial(jax.jit, static_argnames=("config", "mesh"))
+def _solve(model, pts_arrays, lmk_weights, init, observed, lmk, conf, crops, face_tri, *, config, mesh):
+  camera = CANONICAL
   anchor, scale = init["anchor"], init["scale"]
   params = {k: init[k] for k in ("id", "tex", "exp", "rot", "centre", "depth", "gamma")}
   num = lmk.shape[0]
@@ -374,8 +388,6 @@ def _solve(model, pts_arrays, lmk_weights, init, frames, lmk, conf, crops, face_
     sq = jnp.sum((px - lmk[sub]) ** 2, -1) / scale[sub][:, None] ** 2
     rho = _geman_mcclure(sq, sigma) * conf[sub] * lmk_weights
     return jnp.sum(rho) / (2 * config.landmark_noise**2)
-
-  observed = crop_images(frames, crops, config.crop)
 
   def photo_energy(p, sub):
     colour, mask, *_ = _render_crops(
@@ -426,6 +438,7 @@ def _solve(model, pts_arrays, lmk_weights, init, frames, lmk, conf, crops, face_
       config,
       translation,
       iterations,
+      mesh=mesh,
       **kw,
     )
 
@@ -454,13 +467,13 @@ def _solve(model, pts_arrays, lmk_weights, init, frames, lmk, conf, crops, face_
     _, mask, frags, normals, albedo = _render_crops(
       model, sub, anchor[keys], scale[keys], crops[keys], face_tri, camera, config.crop
     )
-    sub["gamma"] = _solve_lighting(frags, normals, albedo, observed[keys], mask, model.triangles)
+    sub["gamma"] = _solve_lighting(frags, normals, albedo, observed[keys], mask, model.triangles, mesh)
     if model.color_basis is not None:  # albedo and lighting in turn, each in closed form, as the start
       weight = config.photo_weight / config.photo_sigma**2
       for _ in range(2):
         sub["tex"] = _solve_albedo(frags, normals, sub["gamma"], observed[keys], mask, model, weight)
         albedo = model.colors(sub["tex"])
-        sub["gamma"] = _solve_lighting(frags, normals, albedo, observed[keys], mask, model.triangles)
+        sub["gamma"] = _solve_lighting(frags, normals, albedo, observed[keys], mask, model.triangles, mesh)
     sub = run(
       sub,
       lambda p, frac: landmark_energy(p, config.sigma_end, keys) + photo_energy(p, keys),
@@ -478,5 +491,5 @@ def _solve(model, pts_arrays, lmk_weights, init, frames, lmk, conf, crops, face_
   _, mask, frags, normals, albedo = _render_crops(
     model, params, anchor, scale, crops, face_tri, camera, config.crop
   )
-  params["gamma"] = _solve_lighting(frags, normals, albedo, observed, mask, model.triangles)
+  params["gamma"] = _solve_lighting(frags, normals, albedo, observed, mask, model.triangles, mesh)
   return params
