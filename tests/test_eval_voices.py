@@ -39,7 +39,8 @@ def test_calibration_fits_a_temperature_and_a_threshold(eval_voices):
     clips.append({"wav": wav, "emotion": schema.EMOTIONS.index(emotion)})
   generator = Generator(random_weights(), chunk_frames=16, overlap_frames=4, emotion_threshold=0.0,
                         pause_threshold=0.0)
-  report = eval_voices.calibration(generator, {"espeak": clips}, ["espeak"])
+  report, stats = eval_voices.calibration(generator, {"espeak": clips}, ["espeak"])
+  assert stats is None and "ood" not in report  # no training clips given: no familiar-voice gate
   assert 0.05 <= report["temperature"] <= 100
   assert report["threshold"] in confidence.THRESHOLD_GRID
   figures = report["ece"]["espeak"]

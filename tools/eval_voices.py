@@ -46,11 +46,11 @@ PAUSE_FRAMES = 5  # 200 ms
 SETTLE_FRAMES = 3
 
 
-def clip_set(engine: str, groups: int, preset: str = "wide", seed: int = 0, classifier: bool = False,
+def clip_set(engine: str, groups: int, preset: str = "wide", seed: int = 0, train: bool = False,
              neutral_only: bool = False, heard: bool = False):
   """Clips (dicts: wav, coeffs, beta0, eye, emotion, intensity, speaker, sentence) of `groups` groups of
-  `engine` in all 22 styles (only neutral with `neutral_only`); `classifier` takes espeak training groups
-  instead of held-out ones; `heard` (an engine the weights trained on) only groups outside `train`."""
+  `engine` in all 22 styles (only neutral with `neutral_only`); `train` takes training groups instead of
+  held-out ones; `heard` (an engine the weights trained on) only groups outside `train`."""
   from a2e_jax.core import schema
   from a2e_jax.data.synth import corpus, engines, voices
   from a2e_jax.data.synth.sentences import SENTENCES
@@ -58,11 +58,14 @@ def clip_set(engine: str, groups: int, preset: str = "wide", seed: int = 0, clas
 
   config = corpus.PRESETS[preset]
   if engine == "espeak":
-    wanted = ("train",) if classifier else ("val_speaker", "test")
+    wanted = ("train",) if train else ("val_speaker", "test")
     plan = [g for g in corpus.plan(config, seed) if g[2] in wanted]
   else:
     plan = corpus.engine_plan(config, seed, engine, engines.engine_voices(engine))
-    plan = [g for g in plan if g[2] != "train"] if heard else plan
+    if train:
+      plan = [g for g in plan if g[2] == "train"]
+    elif heard:
+      plan = [g for g in plan if g[2] != "train"]
   # Spread the picks over speakers: every k-th group of the plan.
   picks = [plan[i] for i in np.linspace(0, len(plan) - 1, min(groups, len(plan))).astype(int)]
   clips = []
@@ -189,18 +192,21 @@ def evaluate_engine(generators, clips, face, classifier) -> dict:
   return out
 
 
-def chunk_logits(generator, clips):
-  """([n,E] emotion-head logits of every chunk of every clip, [n] the clip's emotion, [n] clip index)."""
+def chunk_logits(generator, clips, latents: bool = False):
+  """([n,E] emotion-head logits of every chunk of every clip, [n] the clip's emotion, [n] clip index);
+  with `latents`, also [c,D] each clip's mean pooled emotion latent (what auto's smoothing sees)."""
   from a2e_jax.core import schema
 
-  rows, labels, owner = [], [], []
+  rows, labels, owner, means = [], [], [], []
   for i, clip in enumerate(clips):
     chunks, _ = generator.audio_chunks(clip["wav"], schema.SAMPLE_RATE)
-    _, logits = generator.network.emotion_pass(chunks())
+    pooled, logits = generator.network.emotion_pass(chunks())
     rows.append(logits)
+    means.append(pooled.mean(axis=0))
     labels += [clip["emotion"]] * len(logits)
     owner += [i] * len(logits)
-  return np.concatenate(rows), np.array(labels), np.array(owner)
+  out = np.concatenate(rows), np.array(labels), np.array(owner)
+  return (*out, np.stack(means)) if latents else out
 
 
 def clip_readings(probs_ne, labels_n, owner_n):
@@ -210,20 +216,41 @@ def clip_readings(probs_ne, labels_n, owner_n):
           np.array([labels_n[owner_n == i][0] for i in clips]))
 
 
-def calibration(generator, sets, calibrate) -> dict:
-  """Temperature fitted on the chunk logits of the `calibrate` engines, and auto's threshold on their clip
-  readings (confidence.fit_threshold); ECE before and after everywhere."""
-  from a2e_jax.infer import confidence
+def calibration(generator, sets, calibrate, train_sets=None, quantile=None) -> tuple:
+  """(report, LatentStats or None): the temperature fitted on the chunk logits of the `calibrate` engines,
+  and auto's threshold on their clip readings (confidence.fit_threshold); ECE before and after everywhere.
+  With `train_sets` ({engine: training-group clips}), the familiar-voice gate too: latent statistics of
+  those clips (familiarity.fit_stats) and the `quantile` of the `calibrate` engines' held-out clips'
+  distances as its limit, with every engine's distances."""
+  from a2e_jax.infer import confidence, familiarity
 
-  logits = {e: chunk_logits(generator, clips) for e, clips in sets.items()}
-  fit = [logits[e] for e in calibrate]
+  logits = {e: chunk_logits(generator, clips, latents=True) for e, clips in sets.items()}
+  fit = [logits[e][:3] for e in calibrate]
   temperature = confidence.fit_temperature(np.concatenate([f[0] for f in fit]),
                                            np.concatenate([f[1] for f in fit]))
   readings = [clip_readings(confidence.calibrated_probs(z, temperature), y, owner) for z, y, owner in fit]
   threshold = confidence.fit_threshold(np.concatenate([r[0] for r in readings]),
                                        np.concatenate([r[1] for r in readings]))
   report = {"temperature": temperature, "threshold": threshold, "fitted_on": list(calibrate), "ece": {}}
-  for engine, (z, y, owner) in logits.items():
+  stats = None
+  if train_sets:
+    train = [chunk_logits(generator, clips, latents=True) for clips in train_sets.values()]
+    stats = familiarity.fit_stats(np.concatenate([t[3] for t in train]),
+                                  np.concatenate([clip_readings(*t[:3])[1] for t in train]))
+    limit = familiarity.fit_limit(stats, np.concatenate([logits[e][3] for e in calibrate]), quantile)
+    report["ood"] = {"distance": limit, "quantile": quantile, "file": familiarity.STATS_FILE,
+                     "statistics_from": {e: f"{len(c)} clips of training groups"
+                                         for e, c in train_sets.items()},
+                     "limit_from": {e: f"{len(sets[e])} clips of held-out groups" for e in calibrate},
+                     "distances": {}}
+    for engine, (z, y, owner, means) in logits.items():
+      labels = clip_readings(z, y, owner)[1]
+      d = stats.distance(means)
+      report["ood"]["distances"][engine] = {
+        "percentiles_10_50_90_99": np.percentile(d, [10, 50, 90, 99]).round(2).tolist(),
+        "familiar_neutral": float(np.mean(d[labels == 0] <= limit)),
+        "familiar_emotional": float(np.mean(d[labels != 0] <= limit))}
+  for engine, (z, y, owner, _) in logits.items():
     figures = {}
     for label, t in (("before", 1.0), ("after", temperature)):
       probs = confidence.calibrated_probs(z, t)
@@ -233,7 +260,29 @@ def calibration(generator, sets, calibrate) -> dict:
                         "chunk_accuracy": float(np.mean(probs.argmax(1) == y)),
                         "mean_confidence": float(probs.max(1).mean())}
     report["ece"][engine] = figures
-  return report
+  report["auto_on_clips"] = {}
+  for engine, (z, y, owner, means) in logits.items():
+    clip_probs, labels = clip_readings(confidence.calibrated_probs(z, temperature), y, owner)
+    familiar = np.ones(len(labels)) if stats is None else familiarity.trust(stats.distance(means), limit)
+    report["auto_on_clips"][engine] = auto_figures(clip_probs, labels, threshold, familiar)
+  return report, stats
+
+
+def auto_figures(clip_probs, labels, threshold, familiar) -> dict:
+  """What auto decides on whole clips (readings [c,E], emotions [c]) without and with the familiar-voice
+  gate (`familiar` [c], familiarity.trust): the share of neutral clips read neutral (trust < 0.5), the
+  share of emotional clips whose right reading is followed, and the raw reading's accuracy on them."""
+  from a2e_jax.infer import confidence
+
+  confident = confidence.trust(clip_probs, threshold)
+  right = clip_probs.argmax(axis=1) == labels
+  neutral, emotional = labels == 0, labels != 0
+  out = {"neutral_clips": int(neutral.sum()), "emotional_clips": int(emotional.sum()),
+         "raw_accuracy": float(right[emotional].mean())}
+  for name, trust in (("no_gate", confident), ("gate", np.minimum(confident, familiar))):
+    out[f"neutral_read_{name}"] = float(np.mean(trust[neutral] < 0.5)) if neutral.any() else None
+    out[f"emotion_kept_{name}"] = float(np.mean((trust[emotional] >= 0.5) & right[emotional]))
+  return out
 
 
 def real_speech(generators, face, path: str) -> dict:
@@ -323,7 +372,7 @@ def get_classifier(path: str, groups: int):
 
   if os.path.isfile(path):
     return emotion_classifier.load_classifier(path)
-  clips = clip_set("espeak", groups, classifier=True)
+  clips = clip_set("espeak", groups, train=True)
   classifier = emotion_classifier.train_emotion_classifier(
     [{"coeffs": c["coeffs"], "beta0": c["beta0"], "emotion": c["emotion"]} for c in clips],
     clips[0]["coeffs"].shape[1])
@@ -370,6 +419,16 @@ def main(argv=None) -> int:
   parser.add_argument("--calibrate", help="engines whose clips fit the emotion temperature and auto's "
                       "threshold, e.g. espeak,flite (held-out groups of the engines the weights trained on)")
   parser.add_argument("--threshold", type=float, help="auto's confidence threshold (default: the card's)")
+  parser.add_argument("--ood-groups", type=int, default=12, help="training groups per --calibrate engine "
+                      "(x22 clips) whose emotion latents give the familiar-voice gate's statistics; "
+                      "0: no gate")
+  parser.add_argument("--ood-quantile", type=float, default=None,
+                      help="the gate's limit: this quantile of the --calibrate engines' held-out clips' "
+                      "distances (default familiarity.DEFAULT_QUANTILE)")
+  parser.add_argument("--calibrate-only", action="store_true",
+                      help="stop after the calibration: its figures, with auto's decisions on whole clips "
+                      "with and without the familiar-voice gate (no generation, no card)")
+  parser.add_argument("--distance", type=float, help="the gate's limit (default: the card's; inf: off)")
   parser.add_argument("--ablations", action="store_true",
                       help="also score the pause gate alone (gate) and the auto fallback alone (auto)")
   parser.add_argument("--alignment", action="store_true",
@@ -385,7 +444,7 @@ def main(argv=None) -> int:
   sys.path.insert(0, REPO)
   from a2e_jax.data.synth import engines
   from a2e_jax.face.registry import resolve_model
-  from a2e_jax.infer import confidence
+  from a2e_jax.infer import confidence, familiarity
   from a2e_jax.infer import weights as weights_lib
   from a2e_jax.infer.generate import Generator
 
@@ -405,21 +464,44 @@ def main(argv=None) -> int:
   sets = {engine: clip_set(engine, args.groups, heard=engine in heard) for engine in usable}
   results = {"engines_used": usable, "engines_missing": missing, "engines_trained": sorted(heard),
              "groups": args.groups, "engines": {}}
+  stats = None
   if args.calibrate:
     raw = Generator(weights, emotion_threshold=0.0, pause_threshold=0.0)
     raw.temperature = 1.0
-    results["calibration"] = calibration(raw, sets, [e.strip() for e in args.calibrate.split(",")])
-    weights.card["emotion_calibration"] = {k: results["calibration"][k]
-                                           for k in ("temperature", "threshold", "fitted_on", "ece")}
+    calibrate = [e.strip() for e in args.calibrate.split(",")]
+    train_sets = {e: clip_set(e, args.ood_groups, train=True) for e in calibrate} if args.ood_groups else None
+    quantile = familiarity.DEFAULT_QUANTILE if args.ood_quantile is None else args.ood_quantile
+    scored = dict(sets)
+    if os.path.isfile(args.real_speech):  # auto's decision on a real voice too (read as neutral speech)
+      from a2e_jax.audio import io
+
+      scored["real"] = [{"wav": io.load_audio(args.real_speech), "emotion": 0}]
+    results["calibration"], stats = calibration(raw, scored, calibrate, train_sets, quantile)
+    if args.calibrate_only:
+      os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+      with open(args.out, "w") as f:
+        json.dump(results, f, indent=2)
+      print(json.dumps({k: v for k, v in results["calibration"].items() if k != "ece"}, indent=1))
+      return 0
+    weights.card["emotion_calibration"] = {k: results["calibration"][k] for k in
+                                           ("temperature", "threshold", "fitted_on", "ece", "ood")
+                                           if k in results["calibration"]}
   threshold = confidence.card_threshold(weights.card) if args.threshold is None else args.threshold
   before = Generator(weights, emotion_threshold=0.0, pause_threshold=0.0)
   before.temperature = 1.0
-  after = Generator(weights, emotion_threshold=threshold)
+  after = Generator(weights, emotion_threshold=threshold, emotion_distance=args.distance)
+  if stats is not None:  # fitted just now, not yet beside the weights
+    after.familiar = stats
+    fitted = results["calibration"]["ood"]["distance"]
+    after.emotion_distance = fitted if args.distance is None else args.distance
+  results["distance"] = after.emotion_distance if after.familiar is not None else None
   results["temperature"], results["threshold"] = after.temperature, threshold
   settings = [("before", before, "speech"), ("after", after, None)]
   if args.ablations:
     gate_only = Generator(weights, emotion_threshold=0.0)
-    auto_only = Generator(weights, emotion_threshold=threshold, pause_threshold=0.0)
+    auto_only = Generator(weights, emotion_threshold=threshold, pause_threshold=0.0,
+                          emotion_distance=args.distance)
+    auto_only.familiar, auto_only.emotion_distance = after.familiar, after.emotion_distance
     settings[1:1] = [("gate", gate_only, "speech"), ("auto", auto_only, None)]
   classifier = get_classifier(args.classifier, 20)
   for engine, clips in sets.items():
@@ -433,7 +515,10 @@ def main(argv=None) -> int:
   if args.write_card:
     command = "python tools/eval_voices.py " + " ".join(argv if argv is not None else sys.argv[1:])
     fitted = weights.card.get("emotion_calibration")
-    path = write_card(args.checkpoint or weights_lib.DEMO_DIR, results, fitted, command)
+    folder = args.checkpoint or weights_lib.DEMO_DIR
+    if stats is not None:
+      familiarity.save_stats(folder, stats)
+    path = write_card(folder, results, fitted, command)
     print(f"wrote the figures into {path}")
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   with open(args.out, "w") as f:

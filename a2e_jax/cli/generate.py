@@ -73,6 +73,10 @@ def _add_controls(parser) -> None:
                        help="auto follows the speech's emotion only where its calibrated probability "
                             "reaches P, else is neutral (default: the weights' fitted threshold, "
                             f"{confidence.DEFAULT_THRESHOLD} without one; 0: always)")
+  emotion.add_argument("--emotion-distance", type=float, metavar="D",
+                       help="auto follows the speech's emotion only where the voice is familiar: its "
+                            "emotion latent within Mahalanobis distance D of the training voices' "
+                            "(default: the weights' calibrated limit, no gate without one; inf: off)")
   face = parser.add_argument_group("face")
   face.add_argument("--ref", metavar="FILE", help="identity: a SadTalker/Deep3DFaceRecon first-frame .mat or "
                                                   "our .npz; the output keeps its resting expression (β0)")
@@ -134,7 +138,7 @@ def _prepare(args, skip_unavailable: bool):
       raise UserError(f"--video {args.video!r}: videos are written as .mp4; name the file *.mp4")
     check_output_file(args.video, "--video")
   generator = cached_generator(args.checkpoint, args.chunk_frames, args.overlap_frames,
-                               args.emotion_threshold, args.pause_threshold)
+                               args.emotion_threshold, args.pause_threshold, args.emotion_distance)
   network_model = resolve_model(generator.weights.face_model)
   output_model = network_model if args.model == generator.weights.face_model else resolve_model(args.model)
   spaces = outputs.Spaces(network_model, output_model, outputs.find_bfm(args.bfm))
@@ -240,7 +244,9 @@ def _report(result, written: dict, seconds: float) -> None:
     best = int(result.speech_emotion.argmax())
     line += f" (heard: {schema.EMOTIONS[best]} {result.speech_emotion[best]:.0%}"
     if result.emotion_trust is not None and result.emotion_trust < 1:
-      line += ("; not sure enough: neutral" if result.emotion_trust == 0 else
+      unfamiliar = result.emotion_familiar is not None and result.emotion_familiar < 0.5
+      why = "unfamiliar voice" if unfamiliar else "not sure enough"
+      line += (f"; {why}: neutral" if result.emotion_trust == 0 else
                f"; followed {result.emotion_trust:.0%}, neutral elsewhere")
     line += ")"
   if result.pause_frames:

@@ -5,7 +5,7 @@
        pass 1 (only when some emotion comes from audio): emotion encoder per chunk -> pooled latents and
               calibrated class probabilities, averaged over `emotion_window_s` around each chunk (steady,
               but free to drift over an hour); `auto` falls back to neutral where the reading is not
-              confident (confidence.py)
+              confident (confidence.py) or the voice is unlike the training voices (familiarity.py)
        pass 2: content encoder + expression decoder per chunk, with per-frame emotion latents (controls.py),
               β0 and the eye control (request.py) -> coefficients; in pauses the lip-parting channels
               go to β0; blended across chunk overlaps
@@ -26,7 +26,7 @@ from a2e_jax.core.channels import ICT_CHANNELS
 from a2e_jax.core.errors import UserError
 from a2e_jax.core.paths import cache_dir
 from a2e_jax.formats.sequence import CoeffSequence
-from a2e_jax.infer import confidence, controls, pauses, request, sources, streaming
+from a2e_jax.infer import confidence, controls, familiarity, pauses, request, sources, streaming
 from a2e_jax.infer.network import GROUP, ChunkNetwork
 from a2e_jax.infer.weights import load_weights
 
@@ -62,6 +62,9 @@ class Generation:
     emotion_trust: for `auto`, the share of the speech's reading used (0: neutral throughout, 1: the
       reading throughout; the mean over chunks), else None.
     pause_frames: frames the pause gate put at rest.
+    emotion_familiar: for `auto` with weights that have latent statistics, how familiar the voice is
+      (familiarity.trust, the mean over chunks: 1 like the training voices throughout, 0 unlike), else
+      None.
   """
 
   seq: CoeffSequence
@@ -69,6 +72,7 @@ class Generation:
   emotion: str
   emotion_trust: float | None = None
   pause_frames: int = 0
+  emotion_familiar: float | None = None
 
   @property
   def coeffs(self) -> np.ndarray:
@@ -88,6 +92,9 @@ class Generator:
     emotion_threshold: `auto` follows the speech's reading only where its smoothed calibrated probability
       reaches this (confidence.py); 0 always follows it; None: the weights' fitted one (their card's
       emotion_calibration.threshold, else confidence.DEFAULT_THRESHOLD).
+    emotion_distance: `auto` follows the speech's reading only where its emotion latent lies within this
+      Mahalanobis distance of the training voices' (familiarity.py); inf turns that gate off; None: the
+      weights' calibrated limit (their card's emotion_calibration.ood; no gate without one).
     pause_threshold: the pause gate's silence level, a fraction of the clip's loudest frame RMS
       (pauses.py); 0 turns the gate off.
   """
@@ -95,7 +102,10 @@ class Generator:
   def __init__(self, weights, chunk_frames: int | None = None, overlap_frames: int | None = None,
                group: int = GROUP, emotion_window_s: float = DEFAULT_EMOTION_WINDOW_S,
                emotion_threshold: float | None = None,
-               pause_threshold: float = pauses.DEFAULT_THRESHOLD):
+               pause_threshold: float = pauses.DEFAULT_THRESHOLD, emotion_distance: float | None = None):
+    if emotion_distance is not None and not emotion_distance > 0:
+      raise UserError(f"--emotion-distance {emotion_distance:g}: give a distance above 0 (inf turns the "
+                      "familiar-voice gate off)")
     for flag, value in (("--emotion-threshold", emotion_threshold), ("--pause-threshold", pause_threshold)):
       if value is not None and not 0.0 <= value <= 1.0:
         raise UserError(f"{flag} {value:g}: give a number in [0, 1]")
@@ -115,6 +125,8 @@ class Generator:
     self.emotion_threshold, self.pause_threshold = float(emotion_threshold), float(pause_threshold)
     # Temperature of the emotion classifier fitted on voices the network never heard (tools/eval_voices.py).
     self.temperature = float(weights.card.get("emotion_calibration", {}).get("temperature", 1.0))
+    self.familiar, limit = familiarity.load_gate(weights.source, weights.card)
+    self.emotion_distance = limit if emotion_distance is None else float(emotion_distance)
     self._opening = pauses.opening_channels(weights.channel_names)
     self.network = ChunkNetwork(weights, self.chunk, group)
     self._clip = tuple(weights.channel_names) == ICT_CHANNELS  # the ICT channels are weights in [0, 1]
@@ -168,7 +180,13 @@ class Generator:
       speech_nd = self._smoothed(pooled_nd, starts, length)
       info["speech_emotion"] = probs_ne.mean(axis=0)
       if auto_q.any():
-        trust_n = confidence.trust(self._smoothed(probs_ne, starts, length), self.emotion_threshold)[:, None]
+        trust_n = confidence.trust(self._smoothed(probs_ne, starts, length), self.emotion_threshold)
+        if self.familiar is not None:
+          # Confident is not enough: the voice must also be like the ones the head learnt from.
+          familiar_n = familiarity.trust(self.familiar.distance(speech_nd), self.emotion_distance)
+          trust_n = np.minimum(trust_n, familiar_n)
+          info["emotion_familiar"] = float(familiar_n.mean())
+        trust_n = trust_n[:, None]
         auto_nd = trust_n * speech_nd + (1.0 - trust_n) * self.network.neutral_latent()
         info["emotion_trust"] = float(trust_n.mean())
     latents_qd = self.network.key_latents(keys)
@@ -221,17 +239,19 @@ class Generator:
       pose=req.pose(num_frames), eye=info["eye"], beta0=req.beta0,
       model=os.path.splitext(os.path.basename(self.weights.face_model))[0])
     return Generation(seq, info.get("speech_emotion"), req.describe(), info.get("emotion_trust"),
-                      int(silent[0].sum()))
+                      int(silent[0].sum()), info.get("emotion_familiar"))
 
 
 @functools.lru_cache(maxsize=2)
 def cached_generator(checkpoint: str | None = None, chunk_frames: int | None = None,
                      overlap_frames: int | None = None,
                      emotion_threshold: float | None = None,
-                     pause_threshold: float = pauses.DEFAULT_THRESHOLD) -> Generator:
+                     pause_threshold: float = pauses.DEFAULT_THRESHOLD,
+                     emotion_distance: float | None = None) -> Generator:
   """A Generator for the bundled weights or a checkpoint, built once per process."""
   return Generator(load_weights(checkpoint), chunk_frames, overlap_frames,
-                   emotion_threshold=emotion_threshold, pause_threshold=pause_threshold)
+                   emotion_threshold=emotion_threshold, pause_threshold=pause_threshold,
+                   emotion_distance=emotion_distance)
 
 
 def generate(audio, sample_rate: int | None = None, *, checkpoint: str | None = None, weights=None,
@@ -239,7 +259,8 @@ def generate(audio, sample_rate: int | None = None, *, checkpoint: str | None = 
              intensity=None, emotion_from=None, emotion_schedule=None,
              transition_s: float = controls.DEFAULT_TRANSITION_S, blink="auto", gaze="auto", pose="still",
              seed: int = 0, bfm_model=None, emotion_threshold: float | None = None,
-             pause_threshold: float = pauses.DEFAULT_THRESHOLD) -> Generation:
+             pause_threshold: float = pauses.DEFAULT_THRESHOLD,
+             emotion_distance: float | None = None) -> Generation:
   """Speech -> expression coefficients of the network's face model (the built-in face for the demo weights).
 
   Args:
@@ -260,16 +281,18 @@ def generate(audio, sample_rate: int | None = None, *, checkpoint: str | None = 
       the weights' fitted one.
     pause_threshold: the pause gate's silence level (pauses.py), a fraction of the loudest frame's RMS;
       0 turns it off.
+    emotion_distance: `auto`'s familiar-voice limit (familiarity.py); inf turns the gate off; None: the
+      weights' calibrated one.
   Returns:
     A Generation: `.seq` (CoeffSequence: coeffs [T,K], eye, pose, beta0 at 25 fps), `.coeffs`,
     `.speech_emotion`.
   """
   if weights is not None:
     generator = Generator(weights, chunk_frames, overlap_frames, emotion_threshold=emotion_threshold,
-                          pause_threshold=pause_threshold)
+                          pause_threshold=pause_threshold, emotion_distance=emotion_distance)
   else:
     generator = cached_generator(checkpoint, chunk_frames, overlap_frames, emotion_threshold,
-                                 pause_threshold)
+                                 pause_threshold, emotion_distance)
   return generator(audio, sample_rate, ref=ref, emotion=emotion, intensity=intensity,
                    emotion_from=emotion_from, emotion_schedule=emotion_schedule, transition_s=transition_s,
                    blink=blink, gaze=gaze, pose=pose, seed=seed, bfm_model=bfm_model)
