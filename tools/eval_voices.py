@@ -248,8 +248,8 @@ def calibration(generator, sets, calibrate, train_sets=None, quantile=None) -> t
       d = stats.distance(means)
       report["ood"]["distances"][engine] = {
         "percentiles_10_50_90_99": np.percentile(d, [10, 50, 90, 99]).round(2).tolist(),
-        "familiar_neutral": float(np.mean(d[labels == 0] <= limit)),
-        "familiar_emotional": float(np.mean(d[labels != 0] <= limit))}
+        "familiar_neutral": float(np.mean(d[labels == 0] <= limit)) if (labels == 0).any() else None,
+        "familiar_emotional": float(np.mean(d[labels != 0] <= limit)) if (labels != 0).any() else None}
   for engine, (z, y, owner, _) in logits.items():
     figures = {}
     for label, t in (("before", 1.0), ("after", temperature)):
@@ -278,10 +278,11 @@ def auto_figures(clip_probs, labels, threshold, familiar) -> dict:
   right = clip_probs.argmax(axis=1) == labels
   neutral, emotional = labels == 0, labels != 0
   out = {"neutral_clips": int(neutral.sum()), "emotional_clips": int(emotional.sum()),
-         "raw_accuracy": float(right[emotional].mean())}
+         "raw_accuracy": float(right[emotional].mean()) if emotional.any() else None}
   for name, trust in (("no_gate", confident), ("gate", np.minimum(confident, familiar))):
     out[f"neutral_read_{name}"] = float(np.mean(trust[neutral] < 0.5)) if neutral.any() else None
-    out[f"emotion_kept_{name}"] = float(np.mean((trust[emotional] >= 0.5) & right[emotional]))
+    out[f"emotion_kept_{name}"] = (float(np.mean((trust[emotional] >= 0.5) & right[emotional]))
+                                   if emotional.any() else None)
   return out
 
 
@@ -472,6 +473,9 @@ def main(argv=None) -> int:
     train_sets = {e: clip_set(e, args.ood_groups, train=True) for e in calibrate} if args.ood_groups else None
     quantile = familiarity.DEFAULT_QUANTILE if args.ood_quantile is None else args.ood_quantile
     scored = dict(sets)
+    if args.calibrate_only:  # the neutral-read rate on more neutral renditions, as the full run has it
+      scored.update({f"{e} neutral": clip_set(e, args.neutral_groups, neutral_only=True, heard=e in heard)
+                     for e in usable})
     if os.path.isfile(args.real_speech):  # auto's decision on a real voice too (read as neutral speech)
       from a2e_jax.audio import io
 
