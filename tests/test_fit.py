@@ -254,3 +254,27 @@ def test_pictures_of_any_size_share_one_compiled_fit():
   np.testing.assert_allclose(big.exp, small.exp, atol=5e-3)
   np.testing.assert_allclose(big.id, small.id, atol=2e-2)
   assert quality.pose_error_deg(small.pose, truth.pose).max() < 3.0  # a real fit, not a trivial one
+
+
+@pytest.mark.slow
+def test_later_chunk_started_from_the_previous_one_needs_fewer_iterations():
+  """A video's later chunk (identity known) started from the previous chunk's last pose and expression
+  reaches with 8 Gauss–Newton iterations what a cold start reaches with 20 (fit.track.LATER_GN_ITERATIONS)."""
+  from a2e_jax.fit.track import LATER_GN_ITERATIONS
+
+  model = builtin_model()
+  truth = synthetic.clip(model, 32, seed=6, size=256, face_px=(120, 170), max_angle=25.0)
+  lmk = _noisy(truth, np.random.default_rng(3))
+  corr = corr_lib.multipie68(model)
+  config = solve.FitConfig(photo_steps=0, smooth_exp=2.0, smooth_pose=200.0)
+  first = solve.fit_clip(model, truth.frames[:16], lmk[:16], corr, config)
+  later = dataclasses.replace(config, fix_identity=True)
+  rest = (model, truth.frames[16:], lmk[16:], corr)
+  cold = solve.fit_clip(*rest, later, id_init=first.id)
+  fewer = dataclasses.replace(later, gn_iterations=LATER_GN_ITERATIONS)
+  warm = solve.fit_clip(*rest, fewer, id_init=first.id, start=(first.pose[-1, :3], first.exp[-1]))
+  errors = {name: np.median(quality.pose_error_deg(f.pose, truth.pose[16:])) for name, f in
+            (("cold", cold), ("warm", warm))}
+  assert errors["warm"] <= max(1.1 * errors["cold"], errors["cold"] + 0.1) and errors["warm"] <= 3.0, errors
+  assert np.median(warm.landmark_error) <= 1.1 * np.median(cold.landmark_error)
+  assert _channel(model, warm.exp, truth.exp[16:], "jawOpen") >= 0.8

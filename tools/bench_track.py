@@ -168,7 +168,8 @@ def video_speed(model, path: str, repeats: int, devices: int = 1) -> dict:
 
 def portrait_speed(model, paths, repeats: int) -> dict:
   """`Tracker.image` (landmarks + fit of one picture): the first picture cold, then each warm (median of
-  repeats); a picture of another size compiles the fit again (the camera is part of the program)."""
+  repeats). Pictures of any size share one compiled fit (fit/solve.py), so a second size's first call
+  compiles only the landmarker's and the crop's size-dependent parts."""
   from a2e_jax.fit.track import Tracker
   from a2e_jax.vision.media import read_image
 
@@ -203,7 +204,8 @@ def main(argv=None) -> dict:
     nargs="+",
     type=int,
     default=[1],
-    help="--video: devices sharing the frames (fake CPU ones: see BENCHMARKS.md)",
+    help="--video: devices sharing the frames (on CPU run with "
+    "XLA_FLAGS=--xla_force_host_platform_device_count=8 for fake ones)",
   )
   parser.add_argument("--portraits", nargs="*", default=[], help="also time Tracker.image on these pictures")
   parser.add_argument("--repeats", type=int, default=2)

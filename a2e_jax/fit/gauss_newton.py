@@ -67,16 +67,46 @@ def solve_landmarks(
   ki = params["id"].shape[0]
   exp_prior = config.exp_weight_gn
 
-  def frame_residual(theta, ident, anchor_t, scale_t, lmk_t, weight_t):
-    rot, centre, depth, exp = theta[:3], theta[3:5], theta[5], theta[6:]
-    shape = corr_lib.points(pts_arrays, ident, exp[None], rot[None])[0]
+  mean, id_basis, exp_basis, offsets = pts_arrays
+
+  def rigid_residual(rigid, shape, anchor_t, scale_t, lmk_t, weight_t):
+    """[2L] weighted residual of one frame: pose (rot 3, centre 2, depth 1), points [L,3] in the head's frame
+    before the pose-dependent offsets."""
+    rot, centre, depth = rigid[:3], rigid[3:5], rigid[5]
+    points = shape + jnp.einsum("f,lcf->lc", corr_lib.pose_features(rot), offsets)
     trans = translation(camera, (anchor_t + scale_t * centre)[None], depth[None])[0]
-    posed = cam_lib.transform(shape, rot, trans)
+    posed = cam_lib.transform(points, rot, trans)
     px = cam_lib.to_pixels(camera, cam_lib.project(camera, posed))
     return ((px - lmk_t) / scale_t).reshape(-1) * jnp.repeat(jnp.sqrt(weight_t), 2) / config.landmark_noise
 
-  jac = jax.vmap(jax.jacfwd(frame_residual, argnums=(0, 1)), in_axes=(0, None, 0, 0, 0, 0))
-  res = jax.vmap(frame_residual, in_axes=(0, None, 0, 0, 0, 0))
+  def frame_jacobian(rigid, shape, *frame):
+    """The frame's residual [2L] and its Jacobians in the pose [2L,6] and in the points [L,2,3]. The points
+    are linear in identity and expression, so the Jacobian in those is this one times the bases: 6 + 3
+    forward-mode directions instead of one per coefficient."""
+    r = rigid_residual(rigid, shape, *frame)
+    j_rigid = jax.jacfwd(rigid_residual)(rigid, shape, *frame)
+    # A landmark's residual depends on its own point only: moving every point along one axis at once gives
+    # each point's column of its [2,3] block.
+    def along(axis_3):
+      tangent = jnp.broadcast_to(axis_3, shape.shape)
+      return jax.jvp(lambda s: rigid_residual(rigid, s, *frame), (shape,), (tangent,))[1]
+
+    j_points = jax.vmap(along)(jnp.eye(3)).reshape(3, -1, 2).transpose(1, 2, 0)
+    return r, j_rigid, j_points
+
+  frame_jacobians = jax.vmap(frame_jacobian)
+
+  def linearise(theta, ident, weight):
+    """Residuals [T,2L] and Jacobians in the frames' parameters [T,2L,P] and (None with a fixed identity) in
+    the identity [T,2L,Ki]."""
+    shape = mean + jnp.einsum("k,lck->lc", ident, id_basis)
+    shape = shape + jnp.einsum("tk,lck->tlc", theta[:, 6:], exp_basis)
+    r, j_rigid, j_points = frame_jacobians(theta[:, :6], shape, anchor, scale, lmk, weight)
+    j_exp = jnp.einsum("tlrc,lck->tlrk", j_points, exp_basis).reshape(num, -1, ke)
+    j_id = None
+    if not fixed_identity:
+      j_id = jnp.einsum("tlrc,lck->tlrk", j_points, id_basis).reshape(num, -1, ki)
+    return r, jnp.concatenate([j_rigid, j_exp], -1), j_id
 
   theta = jnp.concatenate([params["rot"], params["centre"], params["depth"][:, None], params["exp"]], -1)
   ident = params["id"]
@@ -88,14 +118,12 @@ def solve_landmarks(
     theta, ident = carry
     frac = i / iterations
     sigma = config.sigma_start * (config.sigma_end / config.sigma_start) ** jnp.minimum(frac * 1.5, 1.0)
-    r = res(theta, ident, anchor, scale, lmk, weight)  # [T,2L]
-    j_f, j_i = jac(theta, ident, anchor, scale, lmk, weight)  # [T,2L,P], [T,2L,Ki]
+    r, j_f, j_i = linearise(theta, ident, weight)  # [T,2L], [T,2L,P], [T,2L,Ki]
     # IRLS weights per landmark (both coordinates share one), from the squared error in IOD units.
     e2 = (r.reshape(num, -1, 2) ** 2).sum(-1) * config.landmark_noise**2 / jnp.maximum(weight, 1e-9)
     irls = jnp.repeat(sigma**4 / (e2 + sigma**2) ** 2, 2, axis=1)
     shape_free = (i >= rigid).astype(jnp.float32)
     lock = 1e8 * (1.0 - shape_free)  # the rigid steps move only the pose
-    id_lock = 1e8 if fixed_identity else lock
     prior_f = jnp.concatenate([jnp.zeros(6), jnp.full((ke,), exp_prior)])
     damp_f = config.gn_damping + jnp.concatenate([jnp.zeros(6), jnp.full((ke,), lock)])
     # Smoothness: the neighbours' mean (edge frames: their one neighbour) as a prior centre.
@@ -109,15 +137,18 @@ def solve_landmarks(
     centre = jnp.concatenate([jnp.zeros(6), jnp.full((ke,), exp_prior)]) * theta
     centre += smooth * (theta - target) * (num > 1)
     g_f = jnp.einsum("trp,tr,tr->tp", j_f, irls, r) + centre
-    c = jnp.einsum("trp,tr,trk->tpk", j_f, irls, j_i)
-    h_ii = jnp.einsum("trk,tr,trl->kl", j_i, irls, j_i) + (1.0 + config.gn_damping + id_lock) * jnp.eye(ki)
-    g_i = jnp.einsum("trk,tr,tr->k", j_i, irls, r) + ident
-    inv = solve_frames(h_ff, jnp.concatenate([c, g_f[..., None]], -1), mesh)
-    inv_c, inv_g = inv[..., :-1], inv[..., -1]  # [T,P,Ki], [T,P]
-    schur = h_ii - jnp.einsum("tpk,tpl->kl", c, inv_c)
-    d_i = jnp.linalg.solve(schur, g_i - jnp.einsum("tpk,tp->k", c, inv_g))
-    d_f = inv_g - jnp.einsum("tpk,k->tp", inv_c, d_i)
-    theta, ident = theta - d_f, ident - d_i
+    if fixed_identity:  # the frames are independent
+      theta = theta - solve_frames(h_ff, g_f[..., None], mesh)[..., 0]
+    else:
+      c = jnp.einsum("trp,tr,trk->tpk", j_f, irls, j_i)
+      h_ii = jnp.einsum("trk,tr,trl->kl", j_i, irls, j_i) + (1.0 + config.gn_damping + lock) * jnp.eye(ki)
+      g_i = jnp.einsum("trk,tr,tr->k", j_i, irls, r) + ident
+      inv = solve_frames(h_ff, jnp.concatenate([c, g_f[..., None]], -1), mesh)
+      inv_c, inv_g = inv[..., :-1], inv[..., -1]  # [T,P,Ki], [T,P]
+      schur = h_ii - jnp.einsum("tpk,tpl->kl", c, inv_c)
+      d_i = jnp.linalg.solve(schur, g_i - jnp.einsum("tpk,tp->k", c, inv_g))
+      d_f = inv_g - jnp.einsum("tpk,k->tp", inv_c, d_i)
+      theta, ident = theta - d_f, ident - d_i
     if config.bounded_exp:
       theta = theta.at[:, 6:].set(jnp.clip(theta[:, 6:], 0.0, 1.0))
     return (theta, ident), None

@@ -127,6 +127,7 @@ def fit_clip(
   id_init=None,
   tex_init=None,
   mesh=None,
+  start=None,
 ) -> FitResult:
   """Fits `model` to a clip.
 
@@ -143,6 +144,8 @@ def fit_clip(
       kept as they are with config.fix_identity).
     mesh: a jax Mesh whose devices share the frames (T a multiple of its size; the first axis is used), or
       None for one device.
+    start: (angles [3], expression [Ke]) every frame starts from (e.g. the previous chunk's last frame), or
+      None for a frontal head with a neutral face.
   """
   frames = np.asarray(frames_thw3)
   num, height, width = frames.shape[:3]
@@ -166,7 +169,7 @@ def fit_clip(
   lmk = to_canonical(lmk)
   pts = corr_lib.point_model(model, corr)
   eyes = corr_lib.point_model(model, corr_lib.multipie68(model))
-  init = _initial_params(model, pts, eyes, CANONICAL, lmk, conf, id_init, tex_init)
+  init = _initial_params(model, pts, eyes, CANONICAL, lmk, conf, id_init, tex_init, start)
   face_tri = face_triangles(model)
   jmodel = jax.tree.map(jnp.asarray, model)
   frame_args = (init, observed, lmk, conf, crops)
@@ -208,8 +211,8 @@ def _shard_frames(mesh, args, num: int):
   return (init, *(jax.device_put(x, split) for x in rest))
 
 
-def _initial_params(model, pts, eyes, camera, lmk, conf, id_init, tex_init):
-  """Frontal pose, the face's scale and place from the landmarks' spread and centroid."""
+def _initial_params(model, pts, eyes, camera, lmk, conf, id_init, tex_init, start=None):
+  """Frontal pose (or `start`'s), the face's scale and place from the landmarks' spread and centroid."""
   num = lmk.shape[0]
   weights = conf / np.maximum(conf.sum(1, keepdims=True), 1e-6)
   centroid = np.einsum("tl,tlc->tc", weights, lmk)
@@ -225,6 +228,9 @@ def _initial_params(model, pts, eyes, camera, lmk, conf, id_init, tex_init):
   )
   scale = camera.focal * model_iod / depth  # the IOD in pixels at the start
   kt = 0 if model.color_basis is None else model.color_basis.shape[-1]
+  rot0, exp0 = np.zeros(3, np.float32), np.zeros(model.exp_basis.shape[-1], np.float32)
+  if start is not None:
+    rot0, exp0 = (np.asarray(a, np.float32) for a in start)
   return {
     "anchor": anchor.astype(np.float32),
     "scale": scale.astype(np.float32),
@@ -232,8 +238,8 @@ def _initial_params(model, pts, eyes, camera, lmk, conf, id_init, tex_init):
     if id_init is None
     else np.asarray(id_init, np.float32),
     "tex": np.zeros(kt, np.float32) if tex_init is None else np.asarray(tex_init, np.float32),
-    "exp": np.zeros((num, model.exp_basis.shape[-1]), np.float32),
-    "rot": np.zeros((num, 3), np.float32),
+    "exp": np.tile(exp0, (num, 1)),
+    "rot": np.tile(rot0, (num, 1)),
     "centre": np.zeros((num, 2), np.float32),
     "depth": np.log(depth).astype(np.float32),
     "gamma": np.tile(shading.DEFAULT_GAMMA, (num, 1)).astype(np.float32),

@@ -32,6 +32,8 @@ GAZE_PER_RADIAN = 0.4
 # (fit/find_points.py); 0.03 rather than the default 0.01 weighs the priors accordingly (identity and pose
 # errors a little lower, docs/fitting.md).
 LANDMARK_NOISE = 0.03
+# Gauss–Newton iterations of a video's later chunks (FitConfig.gn_iterations: 20 for a first chunk).
+LATER_GN_ITERATIONS = 8
 
 
 class NoFace(UserError):
@@ -156,12 +158,15 @@ class Tracker:
     video_config = dataclasses.replace(
       self.config, smooth_exp=self.config.smooth_exp or 2.0, smooth_pose=self.config.smooth_pose or 200.0
     )
+    # A later chunk keeps the clip's identity and starts from the previous chunk's last head pose and
+    # expression, so fewer landmark iterations bring it to the same place (docs/fitting.md).
+    later_config = dataclasses.replace(video_config, fix_identity=True, gn_iterations=LATER_GN_ITERATIONS)
     for start in range(0, len(frames), self.chunk):
       stop = min(start + self.chunk, len(frames))
       index = np.minimum(np.arange(start, start + self.chunk), stop - 1)  # fixed shape: pad with the last
       real = found[index] & (np.arange(start, start + self.chunk) < stop)
       conf = np.repeat(real[:, None], points.shape[1], 1)
-      config = video_config if ident is None else dataclasses.replace(video_config, fix_identity=True)
+      config = video_config if ident is None else later_config
       fit = solve.fit_clip(
         self.model,
         frames[index],
@@ -172,6 +177,7 @@ class Tracker:
         id_init=ident,
         tex_init=tex,
         mesh=self.mesh,
+        start=None if ident is None else (fits[-1].pose[-1, :3], fits[-1].exp[-1]),
       )
       ident, tex = fit.id, fit.tex
       fits.append(_cut(fit, stop - start))
