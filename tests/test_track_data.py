@@ -62,8 +62,8 @@ def tracked(tmp_path_factory):
     samples = int(FRAMES / FPS * 16000)
     speech = 0.05 * rng.normal(size=samples) * (1 + np.sin(np.arange(samples) / 16000 * 2 * np.pi * 4))
     soundfile.write(audio, speech.astype(np.float32), 16000)
-    # The video's own sound (the flat layout's audio) a little longer: muxing stops at the shorter stream,
-    # and AAC's encoder delay makes an exactly matching track end a few frames early.
+    # The video's own sound (the flat layout's audio), a little longer than the video: the mux cuts it to
+    # the video's length.
     padded = tmp / "padded.wav"
     soundfile.write(padded, np.pad(speech, (0, 4000)).astype(np.float32), 16000)
     write_video(str(video), [truth.frames], 256, 256, fps=FPS, audio=str(padded), progress=False)

@@ -149,11 +149,12 @@ def video_speed(model, path: str, repeats: int, devices: int = 1) -> dict:
   if devices > 1:
     mesh = jax.sharding.Mesh(np.array(jax.local_devices()[:devices]), ("frames",))
   tracker = Tracker(model, mesh=mesh)
-  times, loads = [], []
+  times, cpu, loads = [], [], []
   for _ in range(repeats + 1):
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     track = tracker.video(path)
     times.append(time.perf_counter() - start)
+    cpu.append(time.process_time() - start_cpu)
     loads.append(os.getloadavg()[0])
   frames = len(track.fit.exp)
   return {
@@ -162,6 +163,9 @@ def video_speed(model, path: str, repeats: int, devices: int = 1) -> dict:
     "cold_fps": frames / times[0],
     "warm_fps": frames / statistics.median(times[1:]),
     "seconds": times,
+    # CPU seconds of this process (all threads): the work done, less sensitive than the wall time to what
+    # else the machine runs.
+    "cpu_seconds": cpu,
     "load": loads,
   }
 
@@ -247,7 +251,8 @@ def main(argv=None) -> dict:
       results["video"][f"{devices}_devices"] = row
       print(
         f"video {args.video} on {devices} device(s): cold {row['cold_fps']:.2f} frames/s, warm "
-        f"{row['warm_fps']:.2f} frames/s ({row['frames']} frames; load {row['load']})",
+        f"{row['warm_fps']:.2f} frames/s ({row['frames']} frames; "
+        f"CPU s {[round(c, 1) for c in row['cpu_seconds']]}; load {row['load']})",
         flush=True,
       )
   if args.portraits:
