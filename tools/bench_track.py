@@ -1,6 +1,7 @@
 """Benchmark: the 3DMM fit against ground truth from our own renderer, and its speed.
 
   python tools/bench_track.py [--frames 200] [--models builtin bfm_shaped] [--landmarks truth vision]
+                              [--pictures 24]
                               [--video ../shared/video/talking_head_en_8s.mp4] [--json bench_track.json]
   (or: a2e bench track ...)
 
@@ -12,6 +13,9 @@ Landmarks are either the true projections of the model's 68 landmark vertices pl
 Reported: median pose error (degrees), identity vertex error (mm), median 2D landmark-vertex error (% IOD),
 correlation of the mouth channels with the truth, blink precision/recall, and the re-render check (mean
 colour error over the face region, fitted vs the mean face in the fitted pose and lighting).
+Pictures (--pictures N): photo mode's accuracy on N single synthetic pictures, landmarks in image mode,
+each fitted alone, with the surface points and with the landmarker's behaviour learned in video and in
+image mode (fit/find_points.py).
 Speed: frames/s of the fit of one 64-frame chunk (landmarks given), cold (with compilation) and warm
 (median of repeats), and, with --video, `Tracker.video` end to end (landmarks + fit) cold and warm.
 """
@@ -114,6 +118,69 @@ def accuracy(model, frames: int, source: str, chunk: int, seed: int = 1) -> dict
   return out
 
 
+def pictures(model, count: int, first_seed: int = 2001, max_angle: float = 30.0) -> dict:
+  """Single pictures (photo mode's accuracy): `count` one-frame synthetic clips (each its own identity,
+  pose, size, place, lighting and background), landmarks in image mode (the detector's crop), each fitted
+  alone as `Tracker.image` fits a photo, with three correspondences: the surface points (learned weights
+  only), the landmarker's behaviour learned in video mode, the same with only its constant offsets (no
+  pose dependence), and learned in image mode. Medians over the pictures where a face was found; the head
+  turns up to ±max_angle degrees in yaw and pitch."""
+  import dataclasses
+
+  from a2e_jax import vision
+  from a2e_jax.fit import quality, solve, synthetic
+  from a2e_jax.fit.find_points import mesh_correspondence
+  from a2e_jax.fit.track import LANDMARK_NOISE
+
+  truths = []
+  for i in range(count):  # one frame of a short clip (a one-frame clip has no head turn: the turns are
+    # random processes normalised over the clip)
+    clip = synthetic.clip(model, 16, seed=first_seed + i, max_angle=max_angle)
+    t = (7 * i) % 16
+    per_frame = ("frames", "landmarks", "mask", "face_mask", "exp", "pose", "gamma", "blink")
+    truths.append(dataclasses.replace(clip, **{k: getattr(clip, k)[t : t + 1] for k in per_frame}))
+  faces = vision.Landmarker(eyes=False, batch=16).images(np.concatenate([t.frames for t in truths]))
+  found = np.asarray(faces.found, bool)
+  points = np.asarray(faces.points[..., :2], np.float32) + 0.5
+  video = mesh_correspondence(model)
+  corrs = {
+    "surface": dataclasses.replace(video, offsets=None, exp_delta=None),
+    "video_behaviour": video,
+    "video_constant": dataclasses.replace(
+      video, offsets=video.offsets * (np.arange(video.offsets.shape[-1]) == 0)
+    ),
+    "image_behaviour": mesh_correspondence(model, mode="image"),
+  }
+  config = solve.FitConfig(bounded_exp=model.name == "builtin", landmark_noise=LANDMARK_NOISE)
+  rows = {"pictures": count, "found": int(found.sum()), "max_angle": max_angle}
+  rows["turn_deg"] = [float(np.rad2deg(np.linalg.norm(t.pose[0, :2]))) for t in truths]
+  for name, corr in corrs.items():
+    pose, ident, lmk, rerender, seconds = [], [], [], [], []
+    for i in np.flatnonzero(found):
+      truth = truths[i]
+      start = time.perf_counter()
+      fit = solve.fit_clip(model, truth.frames, points[i : i + 1], corr, config)
+      seconds.append(time.perf_counter() - start)
+      pose.append(float(quality.pose_error_deg(fit.pose, truth.pose)[0]))
+      ident.append(quality.identity_error_mm(model, fit.id, truth.id))
+      lmk.append(float(quality.landmark_vertex_error(model, fit.image_size, fit, truth.landmarks)[0]))
+      fitted, mean_face = quality.rerender_errors(model, truth.frames, truth.face_mask, fit)
+      rerender.append(float(fitted[0] / mean_face[0]))
+    rows[name] = {
+      "pose_deg": float(np.median(pose)),
+      "pose_deg_p90": float(np.percentile(pose, 90)),
+      "identity_mm": float(np.median(ident)),
+      "landmark_iod_pct": float(100 * np.median(lmk)),
+      "rerender_ratio": float(np.median(rerender)),
+      "warm_s": float(np.median(seconds[1:] or seconds)),
+      "per_picture_pose_deg": pose,
+    }
+  rows["identity_mm_mean_face"] = float(
+    np.median([quality.identity_error_mm(model, np.zeros_like(t.id), t.id) for t in truths])
+  )
+  return rows
+
+
 def speed(model, chunk: int, repeats: int) -> dict:
   from a2e_jax.fit import correspondence as corr_lib
   from a2e_jax.fit import solve, synthetic
@@ -212,6 +279,14 @@ def main(argv=None) -> dict:
     "XLA_FLAGS=--xla_force_host_platform_device_count=8 for fake ones)",
   )
   parser.add_argument("--portraits", nargs="*", default=[], help="also time Tracker.image on these pictures")
+  parser.add_argument(
+    "--pictures",
+    type=int,
+    default=0,
+    help="also fit N single synthetic pictures per model (photo mode: image-mode landmarks, no smoothing) "
+    "with the surface points and the landmarker's behaviour learned in video and in image mode",
+  )
+  parser.add_argument("--max-angle", type=float, default=30.0, help="--pictures: largest yaw/pitch, degrees")
   parser.add_argument("--repeats", type=int, default=2)
   parser.add_argument("--json", default="bench_track.json")
   args = parser.parse_args(argv)
@@ -236,6 +311,19 @@ def main(argv=None) -> dict:
         k: round(v, 3) for k, v in row.items() if k.startswith(("r_", "blink")) and not isinstance(v, list)
       }
       print("  ", extra or [round(v, 3) for v in row.get("r_exp_first8", [])], flush=True)
+    if args.pictures:
+      table = pictures(model, args.pictures, max_angle=args.max_angle)
+      results.setdefault("pictures", {})[name] = table
+      print(f"{name:10s} {table['found']} of {table['pictures']} pictures with a face found", flush=True)
+      for corr_name in ("surface", "video_behaviour", "video_constant", "image_behaviour"):
+        row = table[corr_name]
+        print(
+          f"{name:10s} pictures {corr_name:16s} pose {row['pose_deg']:.2f} deg (90th pct "
+          f"{row['pose_deg_p90']:.1f})  identity {row['identity_mm']:.2f} mm (mean face "
+          f"{table['identity_mm_mean_face']:.2f})  landmarks {row['landmark_iod_pct']:.2f} % IOD  "
+          f"re-render {row['rerender_ratio']:.2f} of the mean face's  warm {row['warm_s']:.1f} s",
+          flush=True,
+        )
     if args.speed:
       results["speed"][name] = speed(model, args.chunk, args.repeats)
       for row_name, row in results["speed"][name].items():
