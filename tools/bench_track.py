@@ -14,8 +14,8 @@ Reported: median pose error (degrees), identity vertex error (mm), median 2D lan
 correlation of the mouth channels with the truth, blink precision/recall, and the re-render check (mean
 colour error over the face region, fitted vs the mean face in the fitted pose and lighting).
 Pictures (--pictures N): photo mode's accuracy on N single synthetic pictures, landmarks in image mode,
-each fitted alone, with the surface points and with the landmarker's behaviour learned in video and in
-image mode (fit/find_points.py).
+each fitted alone, with the surface points and with the landmarker's behaviour learned on video
+(fit/find_points.py), whole or its constant offsets only.
 Speed: frames/s of the fit of one 64-frame chunk (landmarks given), cold (with compilation) and warm
 (median of repeats), and, with --video, `Tracker.video` end to end (landmarks + fit) cold and warm.
 """
@@ -122,9 +122,9 @@ def pictures(model, count: int, first_seed: int = 2001, max_angle: float = 30.0)
   """Single pictures (photo mode's accuracy): `count` one-frame synthetic clips (each its own identity,
   pose, size, place, lighting and background), landmarks in image mode (the detector's crop), each fitted
   alone as `Tracker.image` fits a photo, with three correspondences: the surface points (learned weights
-  only), the landmarker's behaviour learned in video mode, the same with only its constant offsets (no
-  pose dependence), and learned in image mode. Medians over the pictures where a face was found; the head
-  turns up to ±max_angle degrees in yaw and pitch."""
+  only; photo mode before), the landmarker's behaviour learned in video mode (photo mode now), and the same
+  with only its constant offsets (no pose dependence). Medians over the pictures where a face was found;
+  the head turns up to ±max_angle degrees in yaw and pitch."""
   import dataclasses
 
   from a2e_jax import vision
@@ -149,7 +149,6 @@ def pictures(model, count: int, first_seed: int = 2001, max_angle: float = 30.0)
     "video_constant": dataclasses.replace(
       video, offsets=video.offsets * (np.arange(video.offsets.shape[-1]) == 0)
     ),
-    "image_behaviour": mesh_correspondence(model, mode="image"),
   }
   config = solve.FitConfig(bounded_exp=model.name == "builtin", landmark_noise=LANDMARK_NOISE)
   rows = {"pictures": count, "found": int(found.sum()), "max_angle": max_angle}
@@ -315,7 +314,7 @@ def main(argv=None) -> dict:
       table = pictures(model, args.pictures, max_angle=args.max_angle)
       results.setdefault("pictures", {})[name] = table
       print(f"{name:10s} {table['found']} of {table['pictures']} pictures with a face found", flush=True)
-      for corr_name in ("surface", "video_behaviour", "video_constant", "image_behaviour"):
+      for corr_name in ("surface", "video_behaviour", "video_constant"):
         row = table[corr_name]
         print(
           f"{name:10s} pictures {corr_name:16s} pose {row['pose_deg']:.2f} deg (90th pct "

@@ -47,24 +47,15 @@ RIDGE = 1e-3
 VERSION = 3
 
 
-def mesh_correspondence(model, landmarker=None, cache: bool = True, mode: str = "video") -> Correspondence:
-  """The 468-point correspondence of `model` (cached) with the landmarker's behaviour in `mode`: "video"
-  (the crop follows the previous frame's points) or "image" (the detector's crop, for photos). Both modes
-  share the surface places."""
+def mesh_correspondence(model, landmarker=None, cache: bool = True) -> Correspondence:
+  """The 468-point correspondence of `model` (cached)."""
   from a2e_jax.core.paths import cache_dir
 
-  if mode not in MODES:
-    raise ValueError(f"landmarker mode {mode!r}, not one of {MODES}")
-  prefix = "mediapipe468" if mode == "video" else f"mediapipe468-{mode}"
-  path = os.path.join(cache_dir(), "fit", f"{prefix}-{model.name}-{_key(model)}.npz")
+  path = os.path.join(cache_dir(), "fit", f"mediapipe468-{model.name}-{_key(model)}.npz")
   if cache and os.path.exists(path):
     with np.load(path) as data:
       return Correspondence(**{k: data[k] for k in FIELDS}, name="mediapipe468")
-  if mode == "video":
-    places = solve_correspondence(model, landmarker)
-  else:
-    places = mesh_correspondence(model, landmarker, cache)
-  corr = learn_behaviour(model, places, landmarker, mode)
+  corr = learn_behaviour(model, solve_correspondence(model, landmarker), landmarker)
   if cache:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = path + ".tmp.npz"
@@ -74,7 +65,6 @@ def mesh_correspondence(model, landmarker=None, cache: bool = True, mode: str = 
 
 
 FIELDS = ("triangles", "bary", "weights", "offsets", "exp_delta")
-MODES = ("video", "image")
 
 
 def _key(model) -> str:
@@ -139,9 +129,8 @@ def solve_correspondence(model, landmarker=None) -> Correspondence:
   return Correspondence(triangles.astype(np.int32), bary.astype(np.float32), weights, name="mediapipe468")
 
 
-def learn_behaviour(model, corr: Correspondence, landmarker=None, mode: str = "video") -> Correspondence:
-  """`corr` with the landmarker's offsets, expression corrections and weights learned on synthetic clips,
-  run through the landmarker as a video (`mode` "video") or as separate pictures ("image")."""
+def learn_behaviour(model, corr: Correspondence, landmarker=None) -> Correspondence:
+  """`corr` with the landmarker's offsets, expression corrections and weights learned on synthetic clips."""
   import dataclasses
 
   from a2e_jax import vision
@@ -153,7 +142,7 @@ def learn_behaviour(model, corr: Correspondence, landmarker=None, mode: str = "v
   design, target, channels = [], [], None
   for seed in TRAIN_SEEDS:
     truth = synthetic.clip(model, TRAIN_FRAMES, seed=seed)
-    faces = landmarker.video(truth.frames) if mode == "video" else landmarker.images(truth.frames)
+    faces = landmarker.video(truth.frames)
     if channels is None:  # the channels the clips move (the same generator for every seed)
       spread = truth.exp.std(0)
       channels = np.argsort(-spread)[: min(MAX_CHANNELS, int((spread > 1e-6).sum()))]

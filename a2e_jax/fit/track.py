@@ -114,11 +114,6 @@ class Tracker:
     self.chunk = -(-chunk // ways) * ways
     self.landmarker = landmarker or vision.Landmarker(eyes=True, batch=16)
     self.corr = mesh_correspondence(model)
-    # The landmarker's behaviour is learned in video mode (fit/find_points.py), where the crop follows the
-    # previous frame's points; a photo goes through the detector's crop, and there the learned offsets
-    # made single-picture fits worse (12 synthetic pictures: median pose error 8.5 deg with them, 4.5 deg
-    # without), so photos use the surface points (with the learned weights).
-    self.photo_corr = dataclasses.replace(self.corr, offsets=None, exp_delta=None)
 
   def image(self, image_hw3, name: str = "image") -> Track:
     """Fits one picture [H,W,3] uint8; raises NoFace when there is none."""
@@ -129,7 +124,10 @@ class Tracker:
         "~45 degrees)"
       )
     points = np.asarray(faces.points[..., :2], np.float32) + 0.5
-    fit = solve.fit_clip(self.model, np.asarray(image_hw3)[None], points, self.photo_corr, self.config)
+    # The behaviour learned in video mode serves photos too: on single synthetic pictures with the head
+    # turned up to 30 deg it halves the surface points' pose error (BENCHMARKS.md), and the behaviour learned
+    # in image mode was no better.
+    fit = solve.fit_clip(self.model, np.asarray(image_hw3)[None], points, self.corr, self.config)
     from a2e_jax.vision import measures
 
     return Track(
