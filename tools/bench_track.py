@@ -283,7 +283,7 @@ def main(argv=None) -> dict:
     type=int,
     default=0,
     help="also fit N single synthetic pictures per model (photo mode: image-mode landmarks, no smoothing) "
-    "with the surface points and the landmarker's behaviour learned in video and in image mode",
+    "with the surface points and the landmarker's behaviour learned on video, whole or constant offsets only",
   )
   parser.add_argument("--max-angle", type=float, default=30.0, help="--pictures: largest yaw/pitch, degrees")
   parser.add_argument("--repeats", type=int, default=2)
