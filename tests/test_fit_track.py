@@ -123,3 +123,23 @@ def test_track_with_a_bfm_layout_model_writes_deep3d_mat(tmp_path, monkeypatch):
     assert np.abs(data["coeffs"]).max() > 0.05  # a fitted PCA expression, not zeros
     seq = read_sequence(str(out / "face.mat"))
     np.testing.assert_allclose(seq.coeffs, data["coeffs"], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_fitted_inner_lip_gap_follows_the_landmarks_on_the_real_video():
+  """Issue 13 on real video: the fitted model's inner-lip gap correlates >= 0.9 with the landmarks' own over
+  the talking head's first 136 frames: two full chunks (the first with the photometric stage, the second
+  warm-started) and an 8-frame one padded to the chunk, whose last real frame its padding once pulled away
+  (50 % IOD landmark error)."""
+  from conftest import require_shared
+
+  from a2e_jax.face.builtin import builtin_model
+  from a2e_jax.fit.quality import correlation, fitted_lip_gap
+  from a2e_jax.fit.track import Tracker
+
+  path = require_shared("video/talking_head_en_8s.mp4")
+  model = builtin_model()
+  track = Tracker(model).video(str(path), max_frames=136)
+  assert len(track.lip_gap) == 136 and track.found.all()
+  assert track.fit.landmark_error.max() < 0.05  # every frame on its landmarks, the last one too
+  assert correlation(fitted_lip_gap(model, track.fit), track.lip_gap) >= 0.9

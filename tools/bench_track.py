@@ -209,6 +209,7 @@ def video_speed(model, path: str, repeats: int, devices: int = 1) -> dict:
   """`Tracker.video` (decode + landmarks + fit) on `devices` of this process's devices, cold and warm."""
   import jax
 
+  from a2e_jax.fit.quality import correlation, fitted_lip_gap
   from a2e_jax.fit.track import Tracker
 
   mesh = None
@@ -226,6 +227,9 @@ def video_speed(model, path: str, repeats: int, devices: int = 1) -> dict:
   return {
     "frames": frames,
     "devices": devices,
+    # Issue 13's real-video check: the fitted inner-lip gap against the landmarks' own (fit/quality.py).
+    "lip_gap_r": correlation(fitted_lip_gap(model, track.fit), track.lip_gap),
+    "max_landmark_error": float(track.fit.landmark_error.max()),
     "cold_fps": frames / times[0],
     "warm_fps": frames / statistics.median(times[1:]),
     "seconds": times,
@@ -339,7 +343,9 @@ def main(argv=None) -> dict:
       print(
         f"video {args.video} on {devices} device(s): cold {row['cold_fps']:.2f} frames/s, warm "
         f"{row['warm_fps']:.2f} frames/s ({row['frames']} frames; "
-        f"CPU s {[round(c, 1) for c in row['cpu_seconds']]}; load {row['load']})",
+        f"CPU s {[round(c, 1) for c in row['cpu_seconds']]}; load {row['load']}); fitted inner-lip gap "
+        f"vs the landmarks' r {row['lip_gap_r']:.3f}, worst frame's landmark error "
+        f"{100 * row['max_landmark_error']:.1f} % IOD",
         flush=True,
       )
   if args.portraits:

@@ -36,6 +36,28 @@ def landmark_vertex_error(model, image_size, fit, true_landmarks_tl2) -> np.ndar
   return np.linalg.norm(px - true_landmarks_tl2, axis=-1).mean(1) / iod
 
 
+# The middle of the upper and lower inner lip in the Multi-PIE 68-point scheme (0-based).
+INNER_LIP_68 = (62, 66)
+
+
+def fitted_lip_gap(model, fit) -> np.ndarray:
+  """[T] the fitted model's inner-lip gap over its inter-ocular distance, both measured in the picture.
+
+  The model's own inner-lip vertices (its 68 landmarks' 62 and 66) and eye centres, projected through the
+  fit's pose and camera: the counterpart of Track.lip_gap (vision/measures: the landmarks' inner-lip points
+  13–14 over their IOD). Not the 468-point correspondence's points 13 and 14: both snap to the same
+  triangle at the mouth's seam (fit/find_points.py), so they stay together however far the jaw opens.
+  """
+  from a2e_jax.fit.solve import inter_ocular
+
+  camera = cam_lib.deep3d_camera(*fit.image_size)
+  verts = np.asarray(model.vertices(fit.id, fit.exp))[:, np.asarray(model.landmarks)]
+  posed = cam_lib.transform(verts, fit.pose[:, :3], fit.pose[:, 3:])
+  px = np.asarray(cam_lib.to_pixels(camera, cam_lib.project(camera, posed)))
+  upper, lower = INNER_LIP_68
+  return np.linalg.norm(px[:, upper] - px[:, lower], axis=-1) / np.asarray(inter_ocular(px))
+
+
 def correlation(a, b) -> float:
   """Pearson correlation of two [T] series (nan when either is constant)."""
   a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)

@@ -214,7 +214,11 @@ def _shard_frames(mesh, args, num: int):
 def _initial_params(model, pts, eyes, camera, lmk, conf, id_init, tex_init, start=None):
   """Frontal pose (or `start`'s), the face's scale and place from the landmarks' spread and centroid."""
   num = lmk.shape[0]
-  weights = conf / np.maximum(conf.sum(1, keepdims=True), 1e-6)
+  # A frame with no seen point (no face found, a chunk's padding) starts where its (interpolated or copied)
+  # points are: with no weight at all it would start at the picture's corner at a huge depth, and the pose
+  # smoothness would drag its real neighbours after it (the shared video's last frame: 50 % IOD error).
+  conf = np.where((conf > 0).any(1, keepdims=True), conf, 1.0)
+  weights = conf / conf.sum(1, keepdims=True)
   centroid = np.einsum("tl,tlc->tc", weights, lmk)
   spread = np.sqrt(np.einsum("tl,tl->t", weights, ((lmk - centroid[:, None]) ** 2).sum(-1)))
   mean_pts = np.asarray(pts.mean)

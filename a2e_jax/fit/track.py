@@ -139,13 +139,13 @@ class Tracker:
       0.0,
     )
 
-  def video(self, path: str, progress=None) -> Track:
-    """Fits a video file; raises NoFace when no frame shows one."""
+  def video(self, path: str, progress=None, max_frames: int | None = None) -> Track:
+    """Fits a video file, its first `max_frames` frames (all when None); raises NoFace if none has a face."""
     from a2e_jax.vision import measures
     from a2e_jax.vision.media import VideoFrames
 
     video = VideoFrames(path)
-    frames = np.concatenate(list(video.batches(256)))
+    frames = np.concatenate(list(video.batches(256)))[:max_frames]
     faces = self.landmarker.video(frames)
     found = np.asarray(faces.found, bool)
     if not found.any():
