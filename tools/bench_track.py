@@ -11,8 +11,10 @@ chunks of 64 frames like `a2e track` (the first chunk's photometric stage sets i
 Landmarks are either the true projections of the model's 68 landmark vertices plus 1 % IOD noise
 ("truth"), or the vision pipeline's 468 points through the model's found correspondence ("vision").
 Reported: median pose error (degrees), identity vertex error (mm), median 2D landmark-vertex error (% IOD),
-correlation of the mouth channels with the truth, blink precision/recall, and the re-render check (mean
-colour error over the face region, fitted vs the mean face in the fitted pose and lighting).
+correlation of the mouth channels with the truth, blink precision/recall (with "vision": of the eye-control
+track `a2e track` writes, from the iris network's eye contour, and of the fitted eyeBlink channels as
+`blink_channels_*`; with "truth": of the fitted channels), and the re-render check (mean colour error over
+the face region, fitted vs the mean face in the fitted pose and lighting).
 Pictures (--pictures N): photo mode's accuracy on N single synthetic pictures, landmarks in image mode,
 each fitted alone, with the surface points and with the landmarker's behaviour learned on video
 (fit/find_points.py), whole or its constant offsets only.
@@ -48,7 +50,7 @@ def accuracy(model, frames: int, source: str, chunk: int, seed: int = 1) -> dict
     from a2e_jax import vision
     from a2e_jax.fit.find_points import mesh_correspondence
 
-    faces = vision.Landmarker(eyes=False, batch=16).video(truth.frames)
+    faces = vision.Landmarker(eyes=True, batch=16).video(truth.frames)
     points = np.asarray(faces.points[..., :2]) + 0.5
     conf = np.repeat(np.asarray(faces.found, np.float32)[:, None], points.shape[1], 1)
     corr = mesh_correspondence(model)
@@ -97,7 +99,16 @@ def accuracy(model, frames: int, source: str, chunk: int, seed: int = 1) -> dict
       i = [k for k, c in enumerate(model.channel_names) if c in (name, name + "_L")][0]
       out[f"r_{name}"] = quality.correlation(fit.exp[:, i], truth.exp[:, i])
     blink = fit.exp[:, [model.channel_names.index("eyeBlink_L"), model.channel_names.index("eyeBlink_R")]]
-    out["blink_precision"], out["blink_recall"] = quality.event_precision_recall(
+    if source == "vision":  # the eye-control track `a2e track` writes (the iris network's eye contour)
+      from a2e_jax.fit.track import eye_track
+
+      out["blink_precision"], out["blink_recall"] = quality.event_precision_recall(
+        eye_track(faces)[:, :2].mean(1) > 0.5, truth.blink
+      )
+      key = "blink_channels"  # the fitted eyeBlink channels, for comparison
+    else:
+      key = "blink"
+    out[f"{key}_precision"], out[f"{key}_recall"] = quality.event_precision_recall(
       blink.mean(1) > 0.5, truth.blink
     )
   else:
