@@ -32,7 +32,9 @@ import time
 import numpy as np
 
 
-def accuracy(model, frames: int, source: str, chunk: int, seed: int = 1) -> dict:
+def accuracy(
+  model, frames: int, source: str, chunk: int, seed: int = 1, mouth: bool = False, sheet: str | None = None
+) -> dict:
   import dataclasses
 
   from a2e_jax.fit import correspondence as corr_lib
@@ -55,10 +57,10 @@ def accuracy(model, frames: int, source: str, chunk: int, seed: int = 1) -> dict
     conf = np.repeat(np.asarray(faces.found, np.float32)[:, None], points.shape[1], 1)
     corr = mesh_correspondence(model)
   config = solve.FitConfig(bounded_exp=bounded, smooth_exp=2.0, smooth_pose=200.0)
-  if source == "vision":
-    from a2e_jax.fit.track import LANDMARK_NOISE
+  if source == "vision":  # a2e track's video settings
+    from a2e_jax.fit.track import LANDMARK_NOISE, video_fit_config
 
-    config = dataclasses.replace(config, landmark_noise=LANDMARK_NOISE)
+    config = video_fit_config(dataclasses.replace(config, landmark_noise=LANDMARK_NOISE), mouth)
   fits, ident, tex = [], None, None
   start = time.perf_counter()
   for s in range(0, frames, chunk):
@@ -113,6 +115,8 @@ def accuracy(model, frames: int, source: str, chunk: int, seed: int = 1) -> dict
     )
   else:
     out["r_exp_first8"] = [quality.correlation(fit.exp[:, i], truth.exp[:, i]) for i in range(8)]
+  if sheet and bounded:
+    mouth_sheet(model, truth, fit, sheet)
   every = max(1, frames // 40)  # the re-render check on every k-th frame (rendering 512² frames is slow)
   sub = solve.FitResult(
     fit.id,
@@ -189,6 +193,34 @@ def pictures(model, count: int, first_seed: int = 2001, max_angle: float = 30.0)
     np.median([quality.identity_error_mm(model, np.zeros_like(t.id), t.id) for t in truths])
   )
   return rows
+
+
+def mouth_sheet(model, truth, fit, path: str, count: int = 8, side: int = 128) -> None:
+  """PNG of the mouth in `count` frames (the widest-open jaw and evenly spread ones): the input picture
+  (top) over the fitted face drawn into it (bottom), cropped around the true lips."""
+  from PIL import Image
+
+  from a2e_jax.fit.rendering import render_batches
+
+  jaw = truth.exp[:, model.channel_names.index("jawOpen")]
+  spread = np.linspace(0, len(jaw) - 1, count // 2)
+  picks = np.unique(np.concatenate([np.argsort(-jaw)[: count // 2], spread]).astype(int))[:count]
+  drawn = np.concatenate(
+    [
+      np.where(mask[..., None], images, truth.frames[picks][start : start + len(images)] / 255.0)
+      for start, images, mask in render_batches(
+        model, fit.exp[picks], fit.pose[picks], fit.id, fit.gamma[picks], fit.tex, fit.image_size
+      )
+    ]
+  )
+  rows = [[], []]
+  for k, t in enumerate(picks):
+    lips = truth.landmarks[t, 48:68]
+    centre, half = lips.mean(0), 0.9 * np.ptp(lips[:, 0])
+    box = tuple(int(v) for v in (centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half))
+    for row, image in zip(rows, (truth.frames[t], (np.clip(drawn[k], 0, 1) * 255 + 0.5).astype(np.uint8))):
+      row.append(np.asarray(Image.fromarray(image).crop(box).resize((side, side))))
+  Image.fromarray(np.concatenate([np.concatenate(r, 1) for r in rows], 0)).save(path)
 
 
 def speed(model, chunk: int, repeats: int) -> dict:
@@ -282,6 +314,10 @@ def main(argv=None) -> dict:
   parser.add_argument("--chunk", type=int, default=64)
   parser.add_argument("--models", nargs="*", default=["builtin", "bfm_shaped"])
   parser.add_argument("--landmarks", nargs="*", default=["truth"], choices=["truth", "vision"])
+  parser.add_argument(
+    "--mouth", action="store_true", help="vision: Tracker(mouth=True), each mouth fitted to its pixels"
+  )
+  parser.add_argument("--mouth-sheet", help="write a PNG of fitted vs input mouths (blendshape models)")
   parser.add_argument("--speed", action="store_true", help="also time the fit of one chunk")
   parser.add_argument("--video", help="also time `Tracker.video` on this file")
   parser.add_argument(
@@ -313,7 +349,7 @@ def main(argv=None) -> dict:
   for name in args.models:
     model = models[name]()
     for source in args.landmarks:
-      row = accuracy(model, args.frames, source, args.chunk)
+      row = accuracy(model, args.frames, source, args.chunk, mouth=args.mouth, sheet=args.mouth_sheet)
       results["accuracy"][f"{name}/{source}"] = row
       print(
         f"{name:10s} {source:6s} pose {row['pose_deg']:.2f} deg  identity {row['identity_mm']:.2f} mm "

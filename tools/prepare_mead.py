@@ -178,10 +178,11 @@ def _clips(root: str, layout: str):
 
 
 def track(root: str, coeff_root: str, layout: str = "mead", model: str = "builtin", view: str = "front",
-          redo: bool = False, progress: bool = True, tracker=None) -> dict:
+          redo: bool = False, progress: bool = True, tracker=None, fit_mouth: bool = False) -> dict:
   """Fits every clip's video under root (this process's block of them) into coefficient files under
   coeff_root; returns counts {"tracked", "skipped", "failed", "no_video"} of this process's clips.
-  `tracker` (a fit.track.Tracker of `model`) replaces the default one (tests: a lighter fit)."""
+  `tracker` (a fit.track.Tracker of `model`) replaces the default one (tests: a lighter fit); fit_mouth
+  fits every frame's mouth to its pixels too (Tracker(mouth=True))."""
   from a2e_jax.core.errors import UserError
   from a2e_jax.data.batching import process_items
   from a2e_jax.face.registry import resolve_model
@@ -207,7 +208,7 @@ def track(root: str, coeff_root: str, layout: str = "mead", model: str = "builti
   if tracker is None and (redo or not all(os.path.exists(dst) for _, dst in jobs[rows])):
     from a2e_jax.fit.track import Tracker
 
-    tracker = Tracker(face_model, mesh=batch.local_mesh())
+    tracker = Tracker(face_model, mesh=batch.local_mesh(), mouth=fit_mouth)
   outcome = batch.track_jobs(tracker, jobs, rows, redo=redo, progress=progress)
   for path in no_video:
     print(f"no video for {path} (looked for {layout} layout videos under {root})", file=sys.stderr)
@@ -320,13 +321,15 @@ def main(argv=None) -> int:
   parser.add_argument("--model", default="builtin", help="--track: face model (builtin, bfm, ict, a .npz)")
   parser.add_argument("--view", default="front", help="--track, MEAD: the camera view folder (default front)")
   parser.add_argument("--redo", action="store_true", help="--track: fit clips whose coefficients exist again")
+  parser.add_argument("--fit-mouth", action="store_true",
+                      help="--track: also fit every frame's mouth to its pixels (truer lips, slower)")
   parser.add_argument("--no-progress", action="store_true", help="--track: no progress bars")
   args = parser.parse_args(argv)
   try:
     tracked = {}
     if args.track:
       tracked = track(args.root, args.coeffs, args.layout, args.model, args.view, args.redo,
-                      not args.no_progress)
+                      not args.no_progress, fit_mouth=args.fit_mouth)
       import jax
 
       if jax.process_index() > 0:  # process 0 writes the manifest

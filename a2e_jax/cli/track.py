@@ -23,6 +23,12 @@ def register(subparsers) -> None:
     action="store_true",
     help="also write DIR/<name>.overlay.png|mp4: the fitted face drawn over the input",
   )
+  track.add_argument(
+    "--fit-mouth",
+    action="store_true",
+    help="videos: also fit every frame's mouth to its pixels (lip channels that follow the picture, not "
+    "only the landmarks; several times slower, for dataset preparation)",
+  )
   track.add_argument("--redo", action="store_true", help="fit files whose output exists again")
   track.add_argument("--no-progress", action="store_true", help="no progress bar")
   track.set_defaults(func=run_track)
@@ -75,7 +81,8 @@ def run_track(args) -> int:
   from a2e_jax.fit.track import Tracker
 
   os.makedirs(args.out, exist_ok=True)
-  tracker = Tracker(model, mesh=batch.local_mesh())  # a video's frames split over this process's devices
+  # A video's frames split over this process's devices.
+  tracker = Tracker(model, mesh=batch.local_mesh(), mouth=args.fit_mouth)
   outcome = batch.track_jobs(tracker, jobs, rows, redo=args.redo, overlay=args.overlay,
                              progress=not args.no_progress, stop_on_error=single)
   print(f"tracked {len(outcome.done)} file(s) into {args.out}"

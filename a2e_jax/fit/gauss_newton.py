@@ -141,8 +141,9 @@ def solve_landmarks(
       theta = theta - solve_frames(h_ff, g_f[..., None], mesh)[..., 0]
     else:
       c = jnp.einsum("trp,tr,trk->tpk", j_f, irls, j_i)
-      h_ii = jnp.einsum("trk,tr,trl->kl", j_i, irls, j_i) + (1.0 + config.gn_damping + lock) * jnp.eye(ki)
-      g_i = jnp.einsum("trk,tr,tr->k", j_i, irls, r) + ident
+      h_ii = jnp.einsum("trk,tr,trl->kl", j_i, irls, j_i)
+      h_ii += (config.id_weight + config.gn_damping + lock) * jnp.eye(ki)
+      g_i = jnp.einsum("trk,tr,tr->k", j_i, irls, r) + config.id_weight * ident
       inv = solve_frames(h_ff, jnp.concatenate([c, g_f[..., None]], -1), mesh)
       inv_c, inv_g = inv[..., :-1], inv[..., -1]  # [T,P,Ki], [T,P]
       schur = h_ii - jnp.einsum("tpk,tpl->kl", c, inv_c)

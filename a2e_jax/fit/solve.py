@@ -58,6 +58,7 @@ class FitConfig:
   photo_sigma: float = 0.15  # in colour units
   photo_weight: float = 30.0
   exp_weight: float = 1.0
+  id_weight: float = 1.0  # the identity prior id_weight·|id|²/2
   gamma_weight: float = 1.0
   smooth_exp: float = 0.0  # video: weight of squared first differences (per frame pair)
   smooth_pose: float = 0.0
@@ -69,6 +70,11 @@ class FitConfig:
   polish_steps: int = 100  # Adam steps after Gauss–Newton, for the expression's L1 prior
   refine_iterations: int = 6  # landmark steps of every frame after the photometric stage fixed the identity
   photo_frames: int = 8  # frames (evenly spread) that the photometric stage sees; identity is per clip
+  mouth_steps: int = 0  # Adam steps of every frame's expression against the pixels of a crop of its mouth
+  mouth_crop: int = 64  # side of that crop in pixels
+  mouth_margin: float = 1.6  # its side / the larger extent of the landmarks on the lips
+  mouth_weight: float = 30.0  # its photometric weight (as photo_weight)
+  mouth_groups: tuple = ("exp",)  # what that stage moves
   fix_identity: bool = False  # keep id_init/tex_init (a later chunk of a clip whose identity is known)
   gn_damping: float = 1e-3  # Levenberg–Marquardt: added to the diagonal, absolute and relative
   exp_weight_gn: float = 1.0  # Gaussian expression prior of the Gauss–Newton stage
@@ -166,6 +172,14 @@ def fit_clip(
   crops = _crop_boxes(lmk, conf, config)
   observed = _crop_frames(frames, jnp.asarray(crops), config.crop)
   crops = np.concatenate([to_canonical(crops[:, :2]), crops[:, 2:] * zoom], -1)
+  mouth = _mouth_part(model, corr) if config.mouth_steps else None
+  mouth_frames = (None, None)
+  if mouth is not None:  # the mouth stage's crops: around the landmarks on the lips
+    mouth, lips = mouth
+    box_config = dataclasses.replace(config, crop=config.mouth_crop, crop_margin=config.mouth_margin)
+    boxes = _crop_boxes(lmk[:, lips], conf[:, lips], box_config)
+    seen = _crop_frames(frames, jnp.asarray(boxes), config.mouth_crop)
+    mouth_frames = (seen, np.concatenate([to_canonical(boxes[:, :2]), boxes[:, 2:] * zoom], -1))
   lmk = to_canonical(lmk)
   pts = corr_lib.point_model(model, corr)
   eyes = corr_lib.point_model(model, corr_lib.multipie68(model))
@@ -174,9 +188,11 @@ def fit_clip(
   jmodel = jax.tree.map(jnp.asarray, model)
   frame_args = (init, observed, lmk, conf, crops)
   if mesh is not None:  # frames split over the mesh's devices, the shared identity and model replicated
-    frame_args = _shard_frames(mesh, frame_args, num)
+    split = _shard_frames(mesh, frame_args + (mouth_frames if mouth is not None else ()), num)
+    frame_args, mouth_frames = split[: len(frame_args)], split[len(frame_args) :] or mouth_frames
   params = _solve(
-    jmodel, pts.arrays(), jnp.asarray(corr.weights), *frame_args, face_tri, config=config, mesh=mesh
+    jmodel, pts.arrays(), jnp.asarray(corr.weights), *frame_args, face_tri, mouth, *mouth_frames,
+    config=config, mesh=mesh
   )
   params = jax.device_get(params)
   centre = init["anchor"] + init["scale"][:, None] * params["centre"]
@@ -262,6 +278,42 @@ def _crop_boxes(lmk, conf, config: FitConfig):
   return np.stack([centre[:, 0] - side / 2, centre[:, 1] - side / 2, side / config.crop], -1).astype(
     np.float32
   )
+
+
+def _mouth_part(model, corr):
+  """(sub-model, on_lips) for the mouth stage: the model cut down to the triangles inside the bounding box
+  of its "mouth" region (lips, the skin around them, teeth and the mouth's inside behind them), and [L]
+  bool, the correspondence's points on the lips; None when the model has no such regions."""
+  if "mouth" not in model.regions or "lips" not in model.regions:
+    return None
+  mean, tri = np.asarray(model.mean), np.asarray(model.triangles)
+  region = mean[np.asarray(model.regions["mouth"])]
+  inside = ((mean >= region.min(0)) & (mean <= region.max(0))).all(1)
+  tri = tri[inside[tri].all(1)]
+  keep = np.unique(tri)
+  new = np.full(len(mean), -1, np.int32)
+  new[keep] = np.arange(len(keep))
+
+  def cut(array):
+    return None if array is None else jnp.asarray(np.asarray(array)[keep])
+
+  part = dataclasses.replace(
+    model,
+    mean=cut(model.mean),
+    id_basis=cut(model.id_basis),
+    exp_basis=cut(model.exp_basis),
+    triangles=jnp.asarray(new[tri]),
+    landmarks=jnp.zeros(0, jnp.int32),
+    regions={},
+    uvs=None,
+    uv_triangles=None,
+    texture=None,
+    color_mean=cut(model.color_mean),
+    color_basis=cut(model.color_basis),
+  )
+  on_lips = np.zeros(len(mean), bool)
+  on_lips[np.asarray(model.regions["lips"])] = True
+  return part, on_lips[corr.vertices(model.triangles)].any(1)
 
 
 def _landmark_error(pts, id_k, exp_tk, pose_t6, camera, lmk, iod):
@@ -361,7 +413,10 @@ def _solve_albedo(frags, normals, gamma, observed, mask, model, weight):
 
 
 @functools.partial(jax.jit, static_argnames=("config", "mesh"))
-def _solve(model, pts_arrays, lmk_weights, init, observed, lmk, conf, crops, face_tri, *, config, mesh):
+def _solve(
+  model, pts_arrays, lmk_weights, init, observed, lmk, conf, crops, face_tri, mouth, mouth_seen, mouth_boxes,
+  *, config, mesh
+):
   camera = CANONICAL
   anchor, scale = init["anchor"], init["scale"]
   params = {k: init[k] for k in ("id", "tex", "exp", "rot", "centre", "depth", "gamma")}
@@ -381,7 +436,7 @@ def _solve(model, pts_arrays, lmk_weights, init, observed, lmk, conf, crops, fac
 
   def priors(p):
     num = p["exp"].shape[0]
-    energy = 0.5 * jnp.sum(p["id"] ** 2) + 0.5 * jnp.sum(p["tex"] ** 2)
+    energy = 0.5 * config.id_weight * jnp.sum(p["id"] ** 2) + 0.5 * jnp.sum(p["tex"] ** 2)
     if config.bounded_exp:
       energy += config.exp_weight * jnp.sum(jnp.abs(p["exp"]))
     else:
@@ -502,4 +557,22 @@ def _solve(model, pts_arrays, lmk_weights, init, observed, lmk, conf, crops, fac
     model, params, anchor, scale, crops, face_tri, camera, config.crop
   )
   params["gamma"] = _solve_lighting(frags, normals, albedo, observed, mask, model.triangles, mesh)
+  if mouth is not None:
+    every = jnp.ones(mouth.triangles.shape[0], bool)
+
+    def mouth_energy(p):
+      colour, mask, *_ = _render_crops(mouth, p, anchor, scale, mouth_boxes, every, camera, config.mouth_crop)
+      sq = jnp.sum((colour - mouth_seen) ** 2, -1)
+      per_frame = jnp.sum(_geman_mcclure(sq, config.photo_sigma) * mask, (1, 2)) / jnp.maximum(
+        jnp.sum(mask, (1, 2)), 1.0
+      )
+      return config.mouth_weight * jnp.sum(per_frame) / config.photo_sigma**2
+
+    params = run(
+      params,
+      lambda p, frac: landmark_energy(p, config.sigma_end, everything) + mouth_energy(p),
+      config.mouth_steps,
+      lambda k, frac: float(k in config.mouth_groups),
+    )
   return params
+

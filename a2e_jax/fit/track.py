@@ -34,6 +34,16 @@ GAZE_PER_RADIAN = 0.4
 LANDMARK_NOISE = 0.03
 # Gauss–Newton iterations of a video's later chunks (FitConfig.gn_iterations: 20 for a first chunk).
 LATER_GN_ITERATIONS = 8
+# The identity prior of a video's fit (FitConfig.id_weight): the landmarker's error is mostly a bias that
+# repeats frame after frame, not independent noise, so a chunk's frames carry far less evidence of the
+# identity than their number says. On a 64-frame synthetic clip of the built-in face through the landmarker
+# (weights 1, 64, 256, 1024): identity error 3.3, 2.7, 2.4, 2.2 mm (the mean face: 2.2), pose error 3.9,
+# 3.6, 3.4, 3.2 deg. Larger weights move towards the mean face, which on a real face (the landmarker's own
+# domain) gives up identity the landmarks do carry.
+VIDEO_ID_WEIGHT = 256.0
+# `Tracker(mouth=True)`: every frame's expression (and pose) also fitted to the pixels of a crop of its mouth
+# (FitConfig.mouth_steps): the lip channels follow the picture where the landmarker's lips do not.
+MOUTH_FIT = {"mouth_steps": 60, "mouth_weight": 3000.0, "mouth_groups": ("exp", "rot", "centre", "depth")}
 
 
 class NoFace(UserError):
@@ -97,10 +107,17 @@ class Tracker:
     config: solve.FitConfig for photos (video chunks derive theirs from it).
     chunk: frames per fitted chunk of a video (rounded up to a multiple of the mesh's devices).
     mesh: a jax Mesh of this process's devices that share each chunk's frames, or None for one device.
+    mouth: videos also fit every frame's mouth to its pixels (MOUTH_FIT; slower, see docs/fitting.md).
   """
 
   def __init__(
-    self, model, config: solve.FitConfig | None = None, chunk: int = 64, landmarker=None, mesh=None
+    self,
+    model,
+    config: solve.FitConfig | None = None,
+    chunk: int = 64,
+    landmarker=None,
+    mesh=None,
+    mouth: bool = False,
   ):
     from a2e_jax import vision
     from a2e_jax.fit.find_points import mesh_correspondence
@@ -110,6 +127,7 @@ class Tracker:
     bounded = "jawOpen" in model.channel_names
     self.config = config or solve.FitConfig(bounded_exp=bounded, landmark_noise=LANDMARK_NOISE)
     self.mesh = mesh
+    self.mouth = mouth
     ways = 1 if mesh is None else mesh.devices.size
     self.chunk = -(-chunk // ways) * ways
     self.landmarker = landmarker or vision.Landmarker(eyes=True, batch=16)
@@ -153,9 +171,7 @@ class Tracker:
     points = _fill_missing(np.asarray(faces.points[..., :2], np.float32) + 0.5, found)
     fits = []
     ident = tex = None
-    video_config = dataclasses.replace(
-      self.config, smooth_exp=self.config.smooth_exp or 2.0, smooth_pose=self.config.smooth_pose or 200.0
-    )
+    video_config = video_fit_config(self.config, self.mouth)
     # A later chunk keeps the clip's identity and starts from the previous chunk's last head pose and
     # expression, so fewer landmark iterations bring it to the same place (docs/fitting.md).
     later_config = dataclasses.replace(video_config, fix_identity=True, gn_iterations=LATER_GN_ITERATIONS)
@@ -191,6 +207,17 @@ class Tracker:
     )
     lip_gap = np.asarray(measures.measures(faces.points)["lip_gap"], np.float32)
     return Track(fit, found, points, eye_track(faces), lip_gap, float(video.fps))
+
+
+def video_fit_config(config: solve.FitConfig, mouth: bool = False) -> solve.FitConfig:
+  """A video chunk's FitConfig from the photo one: smoothness, the video identity prior, and MOUTH_FIT."""
+  config = dataclasses.replace(
+    config,
+    smooth_exp=config.smooth_exp or 2.0,
+    smooth_pose=config.smooth_pose or 200.0,
+    id_weight=VIDEO_ID_WEIGHT,
+  )
+  return dataclasses.replace(config, **MOUTH_FIT) if mouth else config
 
 
 def _cut(fit: solve.FitResult, count: int) -> solve.FitResult:
