@@ -209,18 +209,25 @@ def test_bfm_shaped_model_clip():
   assert fitted.mean() <= 0.5 * mean_face.mean()
 
 
+@pytest.fixture(scope="module")
+def landmarked_clip():
+  """(truth, faces, points [T,468,2], confidence [T,468]) of a 32-frame clip through the vision pipeline."""
+  from a2e_jax import vision
+
+  truth = synthetic.clip(builtin_model(), 32, seed=8)
+  faces = vision.Landmarker(eyes=True, batch=16).video(truth.frames)
+  points = np.asarray(faces.points[..., :2]) + 0.5
+  conf = np.repeat(np.asarray(faces.found, np.float32)[:, None], points.shape[1], 1)
+  return truth, faces, points, conf
+
+
 @pytest.mark.slow
-def test_builtin_face_through_the_landmarker():
+def test_builtin_face_through_the_landmarker(landmarked_clip):
   """The vision pipeline's 468 points through the found correspondence: the landmarker's learned behaviour
   on the model (fit/find_points.py) cuts the pose error of fixed surface points by a third or more. The
   issue's targets (pose <= 3 deg, mouth channels r >= 0.9) are not met this way yet: BENCHMARKS.md."""
-  from a2e_jax import vision
-
   model = builtin_model()
-  truth = synthetic.clip(model, 32, seed=8)
-  faces = vision.Landmarker(eyes=False, batch=16).video(truth.frames)
-  points = np.asarray(faces.points[..., :2]) + 0.5
-  conf = np.repeat(np.asarray(faces.found, np.float32)[:, None], points.shape[1], 1)
+  truth, _, points, conf = landmarked_clip
   learned = find_points.mesh_correspondence(model)
   fixed = dataclasses.replace(learned, offsets=None, exp_delta=None)
   from a2e_jax.fit.track import LANDMARK_NOISE
@@ -278,3 +285,30 @@ def test_later_chunk_started_from_the_previous_one_needs_fewer_iterations():
   assert errors["warm"] <= max(1.1 * errors["cold"], errors["cold"] + 0.1) and errors["warm"] <= 3.0, errors
   assert np.median(warm.landmark_error) <= 1.1 * np.median(cold.landmark_error)
   assert _channel(model, warm.exp, truth.exp[16:], "jawOpen") >= 0.8
+
+
+@pytest.mark.slow
+def test_mouth_fitted_to_its_pixels_through_the_landmarker(landmarked_clip):
+  """Through the landmarker the mouth channels do not come out of the landmarks (its lips scatter); fitting
+  every frame's mouth to its pixels (Tracker(mouth=True)) makes jawOpen and the lips follow the truth
+  better (not to the issue's r >= 0.9: BENCHMARKS.md). And the eye-control track (the iris network's eye
+  contour) finds the blinks."""
+  from a2e_jax.fit import track
+
+  model = builtin_model()
+  truth, faces, points, conf = landmarked_clip
+  corr = find_points.mesh_correspondence(model)
+  base = solve.FitConfig(photo_steps=0, landmark_noise=track.LANDMARK_NOISE)
+  names = model.channel_names
+  channels = [names.index(n if n in names else n + "_L") for n in synthetic.MOUTH_CHANNELS]
+  r = {}
+  for mouth in (False, True):
+    config = track.video_fit_config(base, mouth)
+    fit = solve.fit_clip(model, truth.frames, points, corr, config, confidence_tl=conf)
+    r[mouth] = np.array([quality.correlation(fit.exp[:, i], truth.exp[:, i]) for i in channels])
+  # Measured (2026-12-03): mean r over jawOpen and the six lip channels -0.18 from the landmarks alone,
+  # 0.36 with the mouth's pixels (median 0.57); the 200-frame figures are in BENCHMARKS.md.
+  assert r[True].mean() >= r[False].mean() + 0.3 and np.median(r[True]) >= 0.4, r
+  assert truth.blink.any()
+  eye = track.eye_track(faces)
+  assert min(quality.event_precision_recall(eye[:, :2].mean(1) > 0.5, truth.blink)) >= 0.9
