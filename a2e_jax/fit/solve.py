@@ -15,7 +15,9 @@ one frame. The energy (a MAP estimate, divided by the number of frames):
   smoothness  for video: squared first differences of expression, pose and lighting between frames
 The optimizer is Adam (optax) with a learning rate per parameter group, in two stages: landmarks only
 (rigid first, then shape and expression), then landmarks + pixels. Lighting starts from its closed-form
-least-squares solution (colour is linear in the 27 SH coefficients).
+least-squares solution (colour is linear in the 27 SH coefficients). Optionally (FitConfig.mouth_steps)
+every frame's expression and pose then meet the pixels of a crop of its mouth too, rendered from the
+mouth's part of the mesh only (docs/fitting.md).
 
 Pose is parametrized as angles, the pixel where the head's origin projects (in IOD units from a start
 guess) and the log view depth, which keeps the steps well scaled for a face of any size anywhere in the
