@@ -22,20 +22,21 @@ from a2e_jax.render import camera as cam_lib
 def solve_frames(a_tpp, b_tpk, mesh=None):
   """[T,P,K] solutions x_t of the per-frame systems a_t x_t = b_t ([T,P,P], [T,P,K]).
 
-  On one device, one batched LAPACK call. With the frames split over a mesh, each device loops over its own
-  frames with one unbatched call per frame: jaxlib 0.10's CPU LAPACK kernels hand a batch out to the
-  intra-op thread pool and block until it is done, and with several (fake CPU) devices doing that at once
-  every pool thread waits on work that no thread is left to run (a hang, seen in ParallelBatchMap's
-  BlockingCounter with 8 devices on 2 cores). A batch that does not split over the devices (a few key
-  frames) is looped over whole.
+  On CPU each device loops over its own frames with one unbatched LAPACK call per frame: jaxlib 0.10's CPU
+  LAPACK kernels hand a batch out to the intra-op thread pool from a thread of that same pool and block
+  until it is done, so when the pool's threads all do that at once (several fake CPU devices, or two
+  independent solves of one program run side by side on a 2-core machine) every thread waits on work that
+  no thread is left to run — a hang, seen in ParallelBatchMap's BlockingCounter with 8 devices and once
+  with 1. The loop costs about 2 ms per 64 frames of the built-in face's systems. On accelerators, one
+  batched call. A batch that does not split over the devices (a few key frames) is looped over whole.
   """
-  if mesh is None:
+  if jax.default_backend() != "cpu":
     return jnp.linalg.solve(a_tpp, b_tpk)
 
   def each(a, b):
     return jax.lax.map(lambda ab: jnp.linalg.solve(*ab), (a, b))
 
-  if a_tpp.shape[0] % mesh.devices.size:
+  if mesh is None or a_tpp.shape[0] % mesh.devices.size:
     return each(a_tpp, b_tpk)
   frames = PartitionSpec(tuple(mesh.axis_names))
   return jax.shard_map(each, mesh=mesh, in_specs=(frames, frames), out_specs=frames)(a_tpp, b_tpk)
@@ -85,6 +86,7 @@ def solve_landmarks(
     forward-mode directions instead of one per coefficient."""
     r = rigid_residual(rigid, shape, *frame)
     j_rigid = jax.jacfwd(rigid_residual)(rigid, shape, *frame)
+
     # A landmark's residual depends on its own point only: moving every point along one axis at once gives
     # each point's column of its [2,3] block.
     def along(axis_3):
