@@ -134,11 +134,6 @@ def test_track_with_a_bfm_layout_model_writes_deep3d_mat(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-  strict=True,
-  reason="issue 13 not met on main: the video identity prior (fit.track.VIDEO_ID_WEIGHT 256, cc27ec5) takes "
-  "this r from 0.912 to 0.795 (id_weight 64: 0.812, 1: 0.912; --fit-mouth: 0.327), BENCHMARKS.md",
-)
 def test_fitted_inner_lip_gap_follows_the_landmarks_on_the_real_video():
   """Issue 13 on real video: the fitted model's inner-lip gap correlates >= 0.9 with the landmarks' own over
   the talking head's first 136 frames: two full chunks (the first with the photometric stage, the second

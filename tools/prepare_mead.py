@@ -322,7 +322,8 @@ def main(argv=None) -> int:
   parser.add_argument("--view", default="front", help="--track, MEAD: the camera view folder (default front)")
   parser.add_argument("--redo", action="store_true", help="--track: fit clips whose coefficients exist again")
   parser.add_argument("--fit-mouth", action="store_true",
-                      help="--track: also fit every frame's mouth to its pixels (truer lips, slower)")
+                      help="--track: also fit every frame's mouth to its pixels (experimental: truer lips on "
+                      "our synthetic renders, not yet on real video, docs/fitting.md; slower)")
   parser.add_argument("--no-progress", action="store_true", help="--track: no progress bars")
   args = parser.parse_args(argv)
   try:

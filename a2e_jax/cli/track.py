@@ -26,8 +26,8 @@ def register(subparsers) -> None:
   track.add_argument(
     "--fit-mouth",
     action="store_true",
-    help="videos: also fit every frame's mouth to its pixels (lip channels that follow the picture, not "
-    "only the landmarks; several times slower, for dataset preparation)",
+    help="videos: also fit every frame's mouth to its pixels (experimental: it helps on our synthetic "
+    "renders but not yet on real video, docs/fitting.md; several times slower)",
   )
   track.add_argument("--redo", action="store_true", help="fit files whose output exists again")
   track.add_argument("--no-progress", action="store_true", help="no progress bar")
