@@ -81,20 +81,6 @@ def test_generator_rejects_a_distance_that_is_not_positive():
     Generator(None, emotion_distance=0.0)
 
 
-def test_the_bundled_weights_gate_loads_from_their_card():
-  from a2e_jax.infer.weights import load_weights
-
-  weights = load_weights(None)
-  if "ood" not in weights.card.get("emotion_calibration", {}):
-    pytest.skip("the bundled weights have no familiar-voice gate (docs/generate.md: it did not separate "
-                "unheard voices for them)")
-  stats, limit = familiarity.load_gate(weights.source, weights.card)
-  assert stats is not None and limit == weights.card["emotion_calibration"]["ood"]["distance"] > 0
-  dims = stats.precision_dd.shape[0]
-  assert stats.means_ed.shape == (len(schema.EMOTIONS), dims) and stats.precision_dd.shape == (dims, dims)
-  np.testing.assert_allclose(stats.precision_dd, stats.precision_dd.T, rtol=1e-4, atol=1e-6)
-
-
 @pytest.mark.slow
 def test_auto_reads_neutral_far_from_the_training_latents_and_follows_near_them():
   """A random network's latent of a clip; statistics centred on that latent keep auto's reading (the
