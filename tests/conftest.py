@@ -3,6 +3,7 @@
 import importlib.util
 import os
 import pathlib
+import socket
 
 import pytest
 
@@ -36,3 +37,10 @@ def require_shared(relative: str) -> pathlib.Path:
   if not path.exists():
     pytest.skip(f"optional test data {path} is absent (see ../shared/*/README.md)")
   return path
+
+
+def free_port() -> int:
+  """A TCP port on localhost that is free now (for a jax.distributed coordinator in a test)."""
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]

@@ -3,26 +3,19 @@ equal those of 1 process x 8 devices."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+from conftest import REPO, free_port
 
 WORKER = str(REPO / "tests" / "eval_worker.py")
-
-
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("localhost", 0))
-    return s.getsockname()[1]
 
 
 @pytest.mark.slow
 def test_two_processes_give_the_one_process_metrics(tmp_path):
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-  port = _free_port()
+  port = free_port()
 
   def worker(num, process, name):
     return subprocess.Popen([sys.executable, WORKER, str(num), str(process), str(port), str(tmp_path / name)],

@@ -3,14 +3,13 @@
 every file."""
 
 import os
-import socket
 import subprocess
 import sys
 
 import jax
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, free_port
 from PIL import Image
 
 from a2e_jax.face.builtin import builtin_model
@@ -42,12 +41,6 @@ def test_frames_over_eight_devices_fit_as_on_one():
   assert np.abs(one.exp).max() > 0.1  # a fitted clip, not a trivial one
 
 
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("localhost", 0))
-    return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_two_processes_split_a_folder(tmp_path):
   """Three pictures, two `a2e track` processes joined by jax.distributed: process 0 takes the first two, 1 the
@@ -59,7 +52,7 @@ def test_two_processes_split_a_folder(tmp_path):
     truth = synthetic.clip(model, 1, seed=seed, size=320, face_px=(150, 180), max_angle=10.0, batch=1)
     Image.fromarray(truth.frames[0]).save(folder / f"face{i}.png")
   out = tmp_path / "out"
-  port = _free_port()
+  port = free_port()
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
   env.update(PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu", A2E_COORDINATOR_ADDRESS=f"localhost:{port}",
              A2E_NUM_PROCESSES="2", XLA_FLAGS="--xla_force_host_platform_device_count=1")

@@ -2,7 +2,6 @@
 together they produce exactly the global batches of a one-process run."""
 
 import os
-import socket
 import subprocess
 import sys
 
@@ -10,7 +9,7 @@ import fake_clips
 import jax
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, free_port
 
 from a2e_jax.data import align, pipeline
 
@@ -20,14 +19,8 @@ WORKER = REPO / "tests" / "pipeline_worker.py"
 STEPS, GLOBAL_BATCH, ROWS = 3, 16, 8
 
 
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("localhost", 0))
-    return s.getsockname()[1]
-
-
 def test_two_processes_match_one(tmp_path):
-  port = _free_port()
+  port = free_port()
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
   outs = [tmp_path / f"process{i}.npz" for i in range(2)]
   procs = [

@@ -5,7 +5,6 @@ uninterrupted run within float tolerance."""
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ import time
 import jax
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, free_port
 
 from a2e_jax.core import run_dir
 from a2e_jax.train import checkpoint, summary
@@ -22,12 +21,6 @@ STANDIN = str(REPO / "tests" / "train_standin.py")
 ARGS = ["--config.train.steps=12", "--config.checkpoint.every=4", "--config.eval.every=0",
         "--config.summary.tensorboard=False"]
 POD_MESH = ["--config.mesh.data=2", "--config.mesh.fsdp=2", "--config.mesh.model=2"]
-
-
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("localhost", 0))
-    return s.getsockname()[1]
 
 
 def _train(workdir, devices: int, *extra, process=None):
@@ -58,7 +51,7 @@ def _params(workdir):
 @pytest.mark.slow
 def test_pod_run_killed_resumes_on_one_process_and_on_one_device(tmp_path):
   pod, reference = tmp_path / "pod", tmp_path / "reference"
-  port = _free_port()
+  port = free_port()
   slow = "--config.standin.step_seconds=0.5"
   workers = [_train(pod, 4, slow, *POD_MESH, process=(i, 2, port)) for i in range(2)]
   uninterrupted = _train(reference, 8, *POD_MESH)
