@@ -34,14 +34,6 @@ GAZE_PER_RADIAN = 0.4
 LANDMARK_NOISE = 0.03
 # Gauss–Newton iterations of a video's later chunks (FitConfig.gn_iterations: 20 for a first chunk).
 LATER_GN_ITERATIONS = 8
-# The identity prior of a video's fit (FitConfig.id_weight). On a 64-frame synthetic clip of the built-in
-# face through the landmarker a stronger prior helps (weights 1, 64, 256, 1024: identity error 3.3, 2.7,
-# 2.4, 2.2 mm, the mean face 2.2; pose error 3.9, 3.6, 3.4, 3.2 deg), because there the landmarker's error
-# is a bias that repeats frame after frame. On the real talking head it costs the mouth: the fitted
-# inner-lip gap follows the landmarks' with r 0.912 at weight 1, 0.812 at 64 and 0.795 at 256 (first 136
-# frames), since a face held near the mean cannot take the subject's lips. Real faces are the landmarker's
-# domain and the job, so video keeps the plain prior.
-VIDEO_ID_WEIGHT = 1.0
 # `Tracker(mouth=True)`: every frame's expression (and pose) also fitted to the pixels of a crop of its mouth
 # (FitConfig.mouth_steps): the lip channels follow the picture where the landmarker's lips do not.
 MOUTH_FIT = {"mouth_steps": 60, "mouth_weight": 3000.0, "mouth_groups": ("exp", "rot", "centre", "depth")}
@@ -210,13 +202,17 @@ class Tracker:
     return Track(fit, found, points, eye_track(faces), lip_gap, float(video.fps))
 
 
+# A video keeps the photo's identity prior (FitConfig.id_weight, 1). On a 64-frame synthetic clip of the
+# built-in face through the landmarker a stronger prior helps (weights 1, 64, 256, 1024: identity error 3.3,
+# 2.7, 2.4, 2.2 mm, the mean face 2.2; pose error 3.9, 3.6, 3.4, 3.2 deg), because there the landmarker's
+# error is a bias that repeats frame after frame. On the real talking head it costs the mouth: the fitted
+# inner-lip gap follows the landmarks' with r 0.912 at weight 1, 0.812 at 64 and 0.795 at 256 (first 136
+# frames), since a face held near the mean cannot take the subject's lips. Real faces are the landmarker's
+# domain and the job, so no stronger prior for video.
 def video_fit_config(config: solve.FitConfig, mouth: bool = False) -> solve.FitConfig:
-  """A video chunk's FitConfig from the photo one: smoothness, the video identity prior, and MOUTH_FIT."""
+  """A video chunk's FitConfig from the photo one: smoothness, and MOUTH_FIT."""
   config = dataclasses.replace(
-    config,
-    smooth_exp=config.smooth_exp or 2.0,
-    smooth_pose=config.smooth_pose or 200.0,
-    id_weight=VIDEO_ID_WEIGHT,
+    config, smooth_exp=config.smooth_exp or 2.0, smooth_pose=config.smooth_pose or 200.0
   )
   return dataclasses.replace(config, **MOUTH_FIT) if mouth else config
 
