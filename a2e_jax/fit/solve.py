@@ -487,10 +487,16 @@ def _solve(
   def sigma_at(frac):
     return config.sigma_start * (config.sigma_end / config.sigma_start) ** jnp.minimum(frac * 1.5, 1.0)
 
+  # The landmarks do not see the albedo or the lighting: a landmark stage that let them move would only pull
+  # them towards their priors, and so wipe out a later chunk's albedo kept from the first (tex_init).
+  still = ("gamma", "tex") + (("id",) if config.fix_identity else ())
+
   def landmark_gates(k, frac):
+    if k in still:
+      return 0.0
     if k in shape_groups:
       return (frac >= config.rigid_fraction).astype(jnp.float32)
-    return 0.0 if k == "gamma" else 1.0
+    return 1.0
 
   def landmarks_gn(p, sub, iterations, **kw):
     return gauss_newton.solve_landmarks(
@@ -517,14 +523,14 @@ def _solve(
       params,
       lambda p, frac: landmark_energy(p, config.sigma_end, everything),
       config.polish_steps,
-      lambda k, frac: 0.0 if k == "gamma" or (fixed and k == "id") else 1.0,
+      lambda k, frac: 0.0 if k in still else 1.0,
     )
   else:
     params = run(
       params,
       lambda p, frac: landmark_energy(p, sigma_at(frac), everything),
       config.landmark_steps,
-      lambda k, frac: 0.0 if fixed and k == "id" else landmark_gates(k, frac),
+      landmark_gates,
     )
   if config.photo_steps and not fixed:
     # The photometric stage on a few frames: it sets the clip's identity and albedo.
