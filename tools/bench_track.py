@@ -14,7 +14,11 @@ Reported: median pose error (degrees), identity vertex error (mm), median 2D lan
 correlation of the mouth channels with the truth, blink precision/recall (with "vision": of the eye-control
 track `a2e track` writes, from the iris network's eye contour, and of the fitted eyeBlink channels as
 `blink_channels_*`; with "truth": of the fitted channels), and the re-render check (mean colour error over
-the face region, fitted vs the mean face in the fitted pose and lighting).
+the face region, fitted vs the mean face in the fitted pose and lighting). Why they are what they are: the
+mean angle error (a bias, not noise), the fitted face's size and depth against the truth's (the size-depth
+ambiguity) and its identity error after the best rescaling, and with "vision" the landmarker's own error
+against the correspondence's modelled places at the true coefficients, per region (oval, brows, eyes,
+lips, interior) as error, bias (mean over frames) and noise (spread over frames), and by head turn.
 Pictures (--pictures N): photo mode's accuracy on N single synthetic pictures, landmarks in image mode,
 each fitted alone, with the surface points and with the landmarker's behaviour learned on video
 (fit/find_points.py), whole or its constant offsets only.
@@ -93,7 +97,20 @@ def accuracy(
     "landmark_iod_pct": float(
       100 * np.median(quality.landmark_vertex_error(model, fit.image_size, fit, truth.landmarks))
     ),
+    # The mean angle error (pitch, yaw, roll): a bias that repeats frame after frame, not noise.
+    "pose_bias_deg": np.rad2deg(np.mean(fit.pose[:, :3] - truth.pose[:, :3], 0)).tolist(),
+    **quality.size_and_depth(model, fit, truth),
   }
+  if source == "vision":  # what the landmark term cannot explain: the landmarker against its modelled places
+    seen = np.asarray(faces.found, bool)
+    residuals = quality.landmarker_residuals(model, corr, truth, points, fit.image_size)[seen]
+    out["landmarker"] = quality.bias_and_noise(residuals, quality.mesh_regions())
+    yaw = np.abs(np.rad2deg(truth.pose[seen, 1]))
+    out["landmarker_by_yaw"] = {
+      f"{lo}-{hi}": float(np.median(np.linalg.norm(residuals[(yaw >= lo) & (yaw < hi)], axis=-1)))
+      for lo, hi in ((0, 10), (10, 20), (20, 90))
+      if ((yaw >= lo) & (yaw < hi)).any()
+    }
   if bounded:
     from a2e_jax.fit.synthetic import MOUTH_CHANNELS
 
@@ -361,6 +378,24 @@ def main(argv=None) -> dict:
         k: round(v, 3) for k, v in row.items() if k.startswith(("r_", "blink")) and not isinstance(v, list)
       }
       print("  ", extra or [round(v, 3) for v in row.get("r_exp_first8", [])], flush=True)
+      print(
+        f"   pose bias (pitch, yaw, roll) {np.round(row['pose_bias_deg'], 2).tolist()} deg; face size across "
+        f"{row['face_size']:.3f} of the truth at {row['depth_ratio']:.3f} of its depth; identity "
+        f"{row['identity_mm_rescaled']:.2f} mm after the best rescaling",
+        flush=True,
+      )
+      for region, e in row.get("landmarker", {}).items():
+        print(
+          f"   landmarker {region:9s} error {100 * e['error']:.2f}  bias {100 * e['bias']:.2f}  noise "
+          f"{100 * e['noise']:.2f} % IOD",
+          flush=True,
+        )
+      if "landmarker_by_yaw" in row:
+        print(
+          "   landmarker error by |yaw| (deg: % IOD)",
+          {k: round(100 * v, 2) for k, v in row["landmarker_by_yaw"].items()},
+          flush=True,
+        )
     if args.pictures:
       table = pictures(model, args.pictures, max_angle=args.max_angle)
       results.setdefault("pictures", {})[name] = table

@@ -107,3 +107,70 @@ def rerender_errors(model, frames_thw3, face_mask_thw, fit, batch: int = 8) -> t
         errors.append(np.abs(shown - frames[t]).sum(-1)[region].mean())
     out.append(np.asarray(errors))
   return out[0], out[1]
+
+
+def mesh_regions() -> dict[str, np.ndarray]:
+  """Index arrays of the 468-point mesh's regions: the face oval (a silhouette on a turned head), brows,
+  eyes, lips, and the interior (every other point: nose, cheeks, forehead)."""
+  from a2e_jax.fit.find_points import lip_points
+  from a2e_jax.vision.overlay import CONTOURS
+
+  regions = {
+    "oval": np.unique(CONTOURS[0]),
+    "brows": np.unique(np.concatenate(CONTOURS[1:5])),
+    "eyes": np.unique(np.concatenate(CONTOURS[5:9])),
+    "lips": lip_points(),
+  }
+  regions["interior"] = np.setdiff1d(np.arange(468), np.concatenate(list(regions.values())))
+  return regions
+
+
+def landmarker_residuals(model, corr, truth, points_tl2, image_size) -> np.ndarray:
+  """[T,L,2] the landmarker's points minus the correspondence's modelled places (its surface points with
+  the learned behaviour, fit/find_points.py) at the true identity, expression and pose, / the true IOD.
+
+  What the fit cannot explain whatever it does: the floor of the landmark term on a synthetic clip.
+  truth: synthetic.Truth; points_tl2: [T,L,2] the landmarker's pixels (centres at +0.5).
+  """
+  from a2e_jax.fit import correspondence as corr_lib
+  from a2e_jax.fit.solve import inter_ocular
+
+  camera = cam_lib.deep3d_camera(*image_size)
+  pts = corr_lib.point_model(model, corr).points(truth.id, truth.exp, truth.pose[:, :3])
+  posed = cam_lib.transform(pts, truth.pose[:, :3], truth.pose[:, 3:])
+  px = np.asarray(cam_lib.to_pixels(camera, cam_lib.project(camera, posed)))
+  return (np.asarray(points_tl2) - px) / np.asarray(inter_ocular(truth.landmarks))[:, None, None]
+
+
+def bias_and_noise(residuals_tl2, groups: dict) -> dict:
+  """Per group of points: medians over its points of the error |r| (over frames too), of the bias |mean
+  over frames of r| (what repeats frame after frame, and so what a clip's one identity can absorb) and of
+  the noise (the length of r's standard deviation over frames)."""
+  r = np.asarray(residuals_tl2)
+  out = {}
+  for name, idx in groups.items():
+    out[name] = {
+      "error": float(np.median(np.linalg.norm(r[:, idx], axis=-1))),
+      "bias": float(np.median(np.linalg.norm(r[:, idx].mean(0), axis=-1))),
+      "noise": float(np.median(np.linalg.norm(r[:, idx].std(0), axis=-1))),
+    }
+  return out
+
+
+def size_and_depth(model, fit, truth) -> dict:
+  """How a fit trades the face's size against its distance: the fitted face region's size across (x, y)
+  relative to the true one, the median ratio of fitted to true view depth, and the identity vertex error
+  (mm) left after scaling the fitted face region about its centre by the best single factor."""
+  face = np.asarray(model.regions.get("face", np.arange(model.mean.shape[0])))
+  true = np.asarray(model.vertices(np.asarray(truth.id, np.float32)))[face]
+  fitted = np.asarray(model.vertices(np.asarray(fit.id, np.float32)))[face]
+  true, fitted = true - true.mean(0), fitted - fitted.mean(0)
+  across = float(np.sqrt((fitted[:, :2] ** 2).sum() / (true[:, :2] ** 2).sum()))
+  best = (true * fitted).sum() / (fitted**2).sum()
+  camera = cam_lib.deep3d_camera(*fit.image_size)
+  depth = (camera.distance - fit.pose[:, 5]) / (camera.distance - truth.pose[: len(fit.pose), 5])
+  return {
+    "face_size": across,
+    "depth_ratio": float(np.median(depth)),
+    "identity_mm_rescaled": float(np.linalg.norm(best * fitted - true, axis=-1).mean() * MM_PER_UNIT),
+  }
