@@ -110,6 +110,58 @@ def test_skin_is_the_landmarks_part_of_the_mesh():
   assert on_skin[np.asarray(model.landmarks)].mean() > 0.9
 
 
+def test_opening_expression_opens_the_inner_lips():
+  """The open-mouth renders' expression (find_points.opening_expression): the model's inner-lip gap (68
+  landmarks 62-66) opens to OPEN_GAP mouth widths, with blendshape channels in [0, 1], the jaw leading."""
+  model = builtin_model()
+  exp = find_points.opening_expression(model)
+  assert exp.min() >= 0 and exp.max() <= 1
+  assert model.channel_names[int(np.argmax(exp))] == "jawOpen"
+  lmk = np.asarray(model.vertices(None, exp[None]))[0][np.asarray(model.landmarks)]
+  width = np.linalg.norm(lmk[54] - lmk[48])
+  np.testing.assert_allclose(lmk[62, 1] - lmk[66, 1], find_points.OPEN_GAP * width, rtol=0.15)
+
+
+def test_found_points_cache_key_follows_the_algorithm_and_the_model(monkeypatch):
+  """A cached correspondence is read only for the same model arrays, search settings and algorithm
+  (find_points.VERSION): a changed algorithm or model never gets a stale file."""
+  model = builtin_model()
+  key = find_points._key(model)
+  assert find_points._key(model) == key
+  monkeypatch.setattr(find_points, "VERSION", find_points.VERSION + 1)
+  assert find_points._key(model) != key
+  monkeypatch.undo()
+  monkeypatch.setattr(find_points, "OPEN_GAP", find_points.OPEN_GAP + 0.1)
+  assert find_points._key(model) != key
+  monkeypatch.undo()
+  other = dataclasses.replace(model, exp_basis=np.asarray(model.exp_basis) * 1.01)
+  assert find_points._key(other) != key
+
+
+# MediaPipe's inner lip contours, corner (78) to corner (308): the upper and the lower lip.
+INNER_UPPER = (191, 80, 81, 82, 13, 312, 311, 310, 415)
+INNER_LOWER = (95, 88, 178, 87, 14, 317, 402, 318, 324)
+
+
+@pytest.mark.slow
+def test_found_inner_lip_points_land_on_their_own_lip():
+  """The found correspondence's upper inner-lip points lie on the upper lip and the lower ones on the lower
+  lip, not on one triangle at the lips' seam: with the jaw open the points 13-14 open as far as the
+  model's own inner lip (its 68 landmarks 62-66) and every upper point is above its lower partner."""
+  model = builtin_model()
+  corr = find_points.mesh_correspondence(model)
+  exp = np.zeros((1, model.num_exp), np.float32)
+  exp[0, model.channel_names.index("jawOpen")] = 0.5
+  verts = np.asarray(model.vertices(None, exp))
+  points = np.asarray(corr_lib.surface_points(verts, model.triangles, corr))[0]
+  lmk = verts[0][np.asarray(model.landmarks)]
+  model_gap = lmk[62, 1] - lmk[66, 1]
+  assert model_gap > 0.1  # model units: the jaw is open
+  gap = points[list(INNER_UPPER), 1] - points[list(INNER_LOWER), 1]
+  assert 0.75 * model_gap <= points[13, 1] - points[14, 1] <= 1.25 * model_gap
+  assert gap.min() > 0.2 * model_gap, gap
+
+
 @pytest.mark.slow
 def test_face_masks_are_the_face_regions_pixels():
   """Against an independent reference: the model rendered white on its face-region vertices, black

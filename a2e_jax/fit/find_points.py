@@ -6,7 +6,11 @@ Where: the model's mean face (neutral expression) is rendered in 15 known poses,
 measures its 468 points in every render, each point is triangulated from the views (a linear least-squares
 solve per point with the known cameras), and the 3D point is moved to the closest spot on the model's skin
 (the connected part of the mesh that holds its landmark vertices, so no point lands on an eyeball or a
-tooth).
+tooth). The lips' 40 points are placed the same way from a second set of renders with the mouth open
+(`opening_expression`) and snapped onto the open mesh: on a closed mouth the upper and lower inner lip
+meet at a seam, and the inner contour's points snapped onto whichever lip's triangle was nearest there
+(on the built-in face points 13 and 14 shared one triangle of the lower lip), so the fit could not see the
+landmarks' inner-lip opening. With the mouth open each inner-lip point lands on its own lip's edge.
 
 How the landmarker behaves there: MediaPipe's mesh places its points by its own idea of a face, so on a
 face model that is not a real face they are not fixed places on the skin. Measured on the built-in face,
@@ -23,8 +27,9 @@ offsets the fitted inner-lip gap of the shared talking-head video followed the l
 (0.36 with the offsets alone), with the lips on the surface 0.925, while the synthetic pose error is the
 same either way (3.3°).
 
-The result is cached per model under <cache>/fit/ (keyed by the mesh, the landmark weights and VERSION);
-it takes a few minutes on a 2-core CPU.
+The result is cached per model under <cache>/fit/ (keyed by the mesh, the landmark network's weights and
+VERSION, which changes with the algorithm so that no stale file is read); it takes a few minutes on a
+2-core CPU.
 """
 
 import hashlib
@@ -44,7 +49,10 @@ TRAIN_SEEDS = (1001, 1002, 1003, 1004)
 TRAIN_FRAMES = 64
 MAX_CHANNELS = 16
 RIDGE = 1e-3
-VERSION = 3
+# The open-mouth renders that place the lips' points: the inner-lip gap in mouth widths.
+OPEN_GAP = 0.3
+# Part of the cache key: bumped whenever the found points change (4: the lips from open-mouth renders).
+VERSION = 4
 
 
 def mesh_correspondence(model, landmarker=None, cache: bool = True) -> Correspondence:
@@ -68,14 +76,17 @@ FIELDS = ("triangles", "bary", "weights", "offsets", "exp_delta")
 
 
 def _key(model) -> str:
+  """The cache key: what the found points depend on — the model's arrays the renders, the open mouth and the
+  training clips use, the landmark network, the search's settings and VERSION (the algorithm)."""
   digest = hashlib.sha256()
-  for array in (model.mean, model.triangles):
+  for array in (model.mean, model.triangles, model.landmarks, model.id_basis, model.exp_basis):
     digest.update(np.ascontiguousarray(np.asarray(array)).tobytes())
   from importlib import resources
 
   weights = resources.files("a2e_jax") / "assets" / "mediapipe" / "face_landmark.npz"
   digest.update(str(weights.stat().st_size if hasattr(weights, "stat") else 0).encode())
-  digest.update(str(VERSION).encode())
+  settings = (VIEW_YAW, VIEW_PITCH, SIZE, FACE_PIXELS, TRAIN_SEEDS, TRAIN_FRAMES, MAX_CHANNELS, RIDGE, OPEN_GAP)
+  digest.update(repr((settings, VERSION)).encode())
   return digest.hexdigest()[:16]
 
 
@@ -100,33 +111,65 @@ def view_poses(model) -> tuple[np.ndarray, object]:
 
 
 def solve_correspondence(model, landmarker=None) -> Correspondence:
-  """Renders, measures, triangulates and snaps (see module doc)."""
+  """Renders, measures, triangulates and snaps (see module doc): the lips' points from renders with the
+  mouth open (`opening_expression`), snapped onto the open mesh, the rest from the neutral face."""
   from a2e_jax import vision
   from a2e_jax.render import camera as cam_lib
   from a2e_jax.render.pipeline import FaceRenderer
 
   poses, camera = view_poses(model)
-  renderer = FaceRenderer(model, size=SIZE, batch=len(poses), background=(0.45, 0.45, 0.45), antialias=True)
-  images, _ = renderer.render(np.zeros((len(poses), model.num_exp), np.float32), poses)
+  views = len(poses)
+  exp = np.zeros((2 * views, model.num_exp), np.float32)
+  exp[views:] = opening_expression(model)
+  renderer = FaceRenderer(model, size=SIZE, batch=2 * views, background=(0.45, 0.45, 0.45), antialias=True)
+  images, _ = renderer.render(exp, np.concatenate([poses, poses]))
   images = (np.clip(np.asarray(images), 0, 1) * 255 + 0.5).astype(np.uint8)
-  landmarker = landmarker or vision.Landmarker(eyes=False, batch=len(poses))
+  landmarker = landmarker or vision.Landmarker(eyes=False, batch=2 * views)
   faces = landmarker.images(images)
-  if faces.found.sum() < 3:
+  found = np.asarray(faces.found, bool).reshape(2, views)
+  if found.sum(1).min() < 3:
     raise RuntimeError(
-      f"the landmarker found model {model.name!r} in only {int(faces.found.sum())} of "
-      f"{len(poses)} renders; cannot place the 468 points"
+      f"the landmarker found model {model.name!r} in only {found[0].sum()} of {views} renders of its neutral "
+      f"face and {found[1].sum()} of its open mouth; cannot place the 468 points"
     )
-  # The landmarker puts pixel centres at integers; ours are at +0.5.
-  observed = np.asarray(faces.points[faces.found, :, :2], np.float64) + 0.5  # [V,P,2]
-  rot = np.asarray(cam_lib.rotation_matrix(poses[faces.found, :3]), np.float64)
-  trans = poses[faces.found, 3:].astype(np.float64)
-  points = _triangulate(observed, rot, trans, camera)
-  residual = _reprojection_rms(points, observed, rot, trans, camera)
-  triangles, bary = _snap(
-    points, np.asarray(model.mean, np.float64), np.asarray(model.triangles), skin_triangles(model)
-  )
-  weights = (1.0 / (1.0 + (residual / (2 * np.median(residual))) ** 2)).astype(np.float32)
-  return Correspondence(triangles.astype(np.int32), bary.astype(np.float32), weights, name="mediapipe468")
+  tri = np.asarray(model.triangles)
+  skin = skin_triangles(model)
+  lips = lip_points()
+  triangles, bary, residual = [], [], []
+  for seen, exp_k, points_idx in ((found[0], exp[0], None), (found[1], exp[views], lips)):
+    rows = np.flatnonzero(seen) + (0 if points_idx is None else views)
+    # The landmarker puts pixel centres at integers; ours are at +0.5.
+    observed = np.asarray(faces.points[rows, :, :2], np.float64) + 0.5  # [V,P,2]
+    rot = np.asarray(cam_lib.rotation_matrix(poses[seen, :3]), np.float64)
+    trans = poses[seen, 3:].astype(np.float64)
+    points = _triangulate(observed, rot, trans, camera)
+    verts = np.asarray(model.vertices(None, exp_k[None]), np.float64)[0]
+    t, b = _snap(points, verts, tri, skin)
+    triangles.append(t)
+    bary.append(b)
+    residual.append(_reprojection_rms(points, observed, rot, trans, camera))
+  for part in (triangles, bary, residual):  # the lips' points from the open mouth
+    part[0][lips] = part[1][lips]
+  weights = (1.0 / (1.0 + (residual[0] / (2 * np.median(residual[0]))) ** 2)).astype(np.float32)
+  return Correspondence(triangles[0].astype(np.int32), bary[0].astype(np.float32), weights, name="mediapipe468")
+
+
+def opening_expression(model) -> np.ndarray:
+  """[Ke] the expression of the open-mouth renders: along the gradient of the inner-lip gap (the vertical
+  distance of the 68 landmarks' 62 and 66) in the expression coefficients, its positive part for a
+  blendshape model (channels in [0, 1]), scaled so that the gap opens OPEN_GAP mouth widths (48–54)."""
+  basis = np.asarray(model.exp_basis, np.float64)
+  mean = np.asarray(model.mean, np.float64)
+  lmk = np.asarray(model.landmarks)
+  direction = basis[lmk[62], 1] - basis[lmk[66], 1]  # d(gap)/d(exp); +y is up
+  if "jawOpen" in model.channel_names:  # blendshapes, as fit/track.py decides
+    direction = np.maximum(direction, 0.0)
+  norm = np.linalg.norm(direction)
+  if norm < 1e-12:
+    raise RuntimeError(f"no expression of model {model.name!r} opens its inner lips (landmarks 62, 66)")
+  width = np.linalg.norm(mean[lmk[54]] - mean[lmk[48]])
+  gap = mean[lmk[62], 1] - mean[lmk[66], 1]
+  return (direction / norm * (OPEN_GAP * width - gap) / norm).astype(np.float32)
 
 
 def learn_behaviour(model, corr: Correspondence, landmarker=None) -> Correspondence:
