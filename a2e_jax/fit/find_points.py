@@ -85,7 +85,17 @@ def _key(model) -> str:
 
   weights = resources.files("a2e_jax") / "assets" / "mediapipe" / "face_landmark.npz"
   digest.update(str(weights.stat().st_size if hasattr(weights, "stat") else 0).encode())
-  settings = (VIEW_YAW, VIEW_PITCH, SIZE, FACE_PIXELS, TRAIN_SEEDS, TRAIN_FRAMES, MAX_CHANNELS, RIDGE, OPEN_GAP)
+  settings = (
+    VIEW_YAW,
+    VIEW_PITCH,
+    SIZE,
+    FACE_PIXELS,
+    TRAIN_SEEDS,
+    TRAIN_FRAMES,
+    MAX_CHANNELS,
+    RIDGE,
+    OPEN_GAP,
+  )
   digest.update(repr((settings, VERSION)).encode())
   return digest.hexdigest()[:16]
 
@@ -151,7 +161,9 @@ def solve_correspondence(model, landmarker=None) -> Correspondence:
   for part in (triangles, bary, residual):  # the lips' points from the open mouth
     part[0][lips] = part[1][lips]
   weights = (1.0 / (1.0 + (residual[0] / (2 * np.median(residual[0]))) ** 2)).astype(np.float32)
-  return Correspondence(triangles[0].astype(np.int32), bary[0].astype(np.float32), weights, name="mediapipe468")
+  return Correspondence(
+    triangles[0].astype(np.int32), bary[0].astype(np.float32), weights, name="mediapipe468"
+  )
 
 
 def opening_expression(model) -> np.ndarray:
