@@ -133,7 +133,7 @@ def accuracy(
   else:
     out["r_exp_first8"] = [quality.correlation(fit.exp[:, i], truth.exp[:, i]) for i in range(8)]
   if sheet and bounded:
-    mouth_sheet(model, truth, fit, sheet)
+    mouth_sheet(model, truth, fit, sheet, points if source == "vision" else None)
   every = max(1, frames // 40)  # the re-render check on every k-th frame (rendering 512² frames is slow)
   sub = solve.FitResult(
     fit.id,
@@ -212,12 +212,15 @@ def pictures(model, count: int, first_seed: int = 2001, max_angle: float = 30.0)
   return rows
 
 
-def mouth_sheet(model, truth, fit, path: str, count: int = 8, side: int = 128) -> None:
+def mouth_sheet(model, truth, fit, path: str, points=None, count: int = 8, side: int = 128) -> None:
   """PNG of the mouth in `count` frames (the widest-open jaw and evenly spread ones): the input picture
-  (top) over the fitted face drawn into it (bottom), cropped around the true lips."""
-  from PIL import Image
+  (top), with the landmarker's lip contours `points` [T,468,2] drawn on it if given (middle: inner upper lip
+  red, inner lower lip blue, outer lips green), and the fitted face drawn into it (bottom), cropped around
+  the true lips."""
+  from PIL import Image, ImageDraw
 
   from a2e_jax.fit.rendering import render_batches
+  from a2e_jax.vision.overlay import CONTOURS
 
   jaw = truth.exp[:, model.channel_names.index("jawOpen")]
   spread = np.linspace(0, len(jaw) - 1, count // 2)
@@ -230,13 +233,26 @@ def mouth_sheet(model, truth, fit, path: str, count: int = 8, side: int = 128) -
       )
     ]
   )
-  rows = [[], []]
+  lips = CONTOURS[-4:]  # outer lower, outer upper, inner lower, inner upper
+  colours = ((60, 255, 90), (60, 255, 90), (60, 120, 255), (255, 60, 60))
+  rows = [[] for _ in range(2 if points is None else 3)]
   for k, t in enumerate(picks):
-    lips = truth.landmarks[t, 48:68]
-    centre, half = lips.mean(0), 0.9 * np.ptp(lips[:, 0])
+    lips_68 = truth.landmarks[t, 48:68]
+    centre, half = lips_68.mean(0), 0.9 * np.ptp(lips_68[:, 0])
     box = tuple(int(v) for v in (centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half))
-    for row, image in zip(rows, (truth.frames[t], (np.clip(drawn[k], 0, 1) * 255 + 0.5).astype(np.uint8))):
-      row.append(np.asarray(Image.fromarray(image).crop(box).resize((side, side))))
+    crops = [Image.fromarray(truth.frames[t]).crop(box).resize((side, side))]
+    if points is not None:
+      marked = crops[0].copy()
+      pen = ImageDraw.Draw(marked)
+      scale = side / (box[2] - box[0])
+      for contour, colour in zip(lips, colours):
+        xy = (np.asarray(points[t])[list(contour)] - box[:2]) * scale
+        pen.line([tuple(p) for p in xy], fill=colour, width=1)
+      crops.append(marked)
+    fitted = Image.fromarray((np.clip(drawn[k], 0, 1) * 255 + 0.5).astype(np.uint8))
+    crops.append(fitted.crop(box).resize((side, side)))
+    for row, crop in zip(rows, crops):
+      row.append(np.asarray(crop))
   Image.fromarray(np.concatenate([np.concatenate(r, 1) for r in rows], 0)).save(path)
 
 

@@ -45,8 +45,9 @@ def fitted_lip_gap(model, fit) -> np.ndarray:
 
   The model's own inner-lip vertices (its 68 landmarks' 62 and 66) and eye centres, projected through the
   fit's pose and camera: the counterpart of Track.lip_gap (vision/measures: the landmarks' inner-lip points
-  13–14 over their IOD). Not the 468-point correspondence's points 13 and 14: both snap to the same
-  triangle at the mouth's seam (fit/find_points.py), so they stay together however far the jaw opens.
+  13–14 over their IOD). The model's own vertices rather than the 468-point correspondence's points 13 and
+  14, so the measure does not depend on where the correspondence search put them (before VERSION 4 both
+  sat on one triangle at the mouth's seam and stayed together however far the jaw opened).
   """
   from a2e_jax.fit.solve import inter_ocular
 
