@@ -120,6 +120,14 @@ def test_opening_expression_opens_the_inner_lips():
   lmk = np.asarray(model.vertices(None, exp[None]))[0][np.asarray(model.landmarks)]
   width = np.linalg.norm(lmk[54] - lmk[48])
   np.testing.assert_allclose(lmk[62, 1] - lmk[66, 1], find_points.OPEN_GAP * width, rtol=0.15)
+  # Read as a PCA model (no channel names: coefficients of either sign) the gradient is taken whole.
+  pca = dataclasses.replace(model, channel_names=())
+  exp = find_points.opening_expression(pca)
+  assert exp.min() < 0
+  lmk = np.asarray(pca.vertices(None, exp[None]))[0][np.asarray(model.landmarks)]
+  np.testing.assert_allclose(lmk[62, 1] - lmk[66, 1], find_points.OPEN_GAP * width, rtol=0.15)
+  # A model whose modes move both lips alike has no open mouth: its lips' points come from the neutral face.
+  assert find_points.opening_expression(synthetic.bfm_shaped_model()) is None
 
 
 def test_found_points_cache_key_follows_the_algorithm_and_the_model(monkeypatch):

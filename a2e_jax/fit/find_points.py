@@ -129,47 +129,52 @@ def solve_correspondence(model, landmarker=None) -> Correspondence:
 
   poses, camera = view_poses(model)
   views = len(poses)
-  exp = np.zeros((2 * views, model.num_exp), np.float32)
-  exp[views:] = opening_expression(model)
-  renderer = FaceRenderer(model, size=SIZE, batch=2 * views, background=(0.45, 0.45, 0.45), antialias=True)
-  images, _ = renderer.render(exp, np.concatenate([poses, poses]))
+  opening = opening_expression(model)
+  faces_exp = [np.zeros(model.num_exp, np.float32)] + ([] if opening is None else [opening])
+  exp = np.repeat(np.stack(faces_exp), views, 0)  # [S·V,Ke]: every face in every view
+  renderer = FaceRenderer(model, size=SIZE, batch=len(exp), background=(0.45, 0.45, 0.45), antialias=True)
+  images, _ = renderer.render(exp, np.tile(poses, (len(faces_exp), 1)))
   images = (np.clip(np.asarray(images), 0, 1) * 255 + 0.5).astype(np.uint8)
-  landmarker = landmarker or vision.Landmarker(eyes=False, batch=2 * views)
+  landmarker = landmarker or vision.Landmarker(eyes=False, batch=len(exp))
   faces = landmarker.images(images)
-  found = np.asarray(faces.found, bool).reshape(2, views)
+  found = np.asarray(faces.found, bool).reshape(len(faces_exp), views)
   if found.sum(1).min() < 3:
     raise RuntimeError(
-      f"the landmarker found model {model.name!r} in only {found[0].sum()} of {views} renders of its neutral "
-      f"face and {found[1].sum()} of its open mouth; cannot place the 468 points"
+      f"the landmarker found model {model.name!r} in only {found.sum(1).tolist()} of {views} renders of "
+      "its neutral face (and open mouth); cannot place the 468 points"
     )
   tri = np.asarray(model.triangles)
   skin = skin_triangles(model)
-  lips = lip_points()
   triangles, bary, residual = [], [], []
-  for seen, exp_k, points_idx in ((found[0], exp[0], None), (found[1], exp[views], lips)):
-    rows = np.flatnonzero(seen) + (0 if points_idx is None else views)
+  for k, seen in enumerate(found):
     # The landmarker puts pixel centres at integers; ours are at +0.5.
-    observed = np.asarray(faces.points[rows, :, :2], np.float64) + 0.5  # [V,P,2]
+    observed = np.asarray(faces.points[k * views + np.flatnonzero(seen), :, :2], np.float64) + 0.5  # [V,P,2]
     rot = np.asarray(cam_lib.rotation_matrix(poses[seen, :3]), np.float64)
     trans = poses[seen, 3:].astype(np.float64)
     points = _triangulate(observed, rot, trans, camera)
-    verts = np.asarray(model.vertices(None, exp_k[None]), np.float64)[0]
+    verts = np.asarray(model.vertices(None, faces_exp[k][None]), np.float64)[0]
     t, b = _snap(points, verts, tri, skin)
     triangles.append(t)
     bary.append(b)
     residual.append(_reprojection_rms(points, observed, rot, trans, camera))
-  for part in (triangles, bary, residual):  # the lips' points from the open mouth
-    part[0][lips] = part[1][lips]
+  lips = lip_points()
+  for part in (triangles, bary, residual):  # the lips' points from the open mouth (the last face)
+    part[0][lips] = part[-1][lips]
   weights = (1.0 / (1.0 + (residual[0] / (2 * np.median(residual[0]))) ** 2)).astype(np.float32)
   return Correspondence(
     triangles[0].astype(np.int32), bary[0].astype(np.float32), weights, name="mediapipe468"
   )
 
 
-def opening_expression(model) -> np.ndarray:
+def opening_expression(model) -> np.ndarray | None:
   """[Ke] the expression of the open-mouth renders: along the gradient of the inner-lip gap (the vertical
   distance of the 68 landmarks' 62 and 66) in the expression coefficients, its positive part for a
-  blendshape model (channels in [0, 1]), scaled so that the gap opens OPEN_GAP mouth widths (48–54)."""
+  blendshape model (channels in [0, 1]), scaled so that the gap opens OPEN_GAP mouth widths (48–54).
+
+  None when the neutral face's lips are that far apart already, or when no expression parts them (a
+  model whose modes move both lips alike, such as synthetic.bfm_shaped_model's smooth fields): then the
+  neutral renders place the lips' points too.
+  """
   basis = np.asarray(model.exp_basis, np.float64)
   mean = np.asarray(model.mean, np.float64)
   lmk = np.asarray(model.landmarks)
@@ -177,11 +182,11 @@ def opening_expression(model) -> np.ndarray:
   if "jawOpen" in model.channel_names:  # blendshapes, as fit/track.py decides
     direction = np.maximum(direction, 0.0)
   norm = np.linalg.norm(direction)
-  if norm < 1e-12:
-    raise RuntimeError(f"no expression of model {model.name!r} opens its inner lips (landmarks 62, 66)")
   width = np.linalg.norm(mean[lmk[54]] - mean[lmk[48]])
-  gap = mean[lmk[62], 1] - mean[lmk[66], 1]
-  return (direction / norm * (OPEN_GAP * width - gap) / norm).astype(np.float32)
+  wanted = OPEN_GAP * width - (mean[lmk[62], 1] - mean[lmk[66], 1])
+  if wanted <= 0 or norm < 1e-6 * width:
+    return None
+  return (direction / norm * wanted / norm).astype(np.float32)
 
 
 def learn_behaviour(model, corr: Correspondence, landmarker=None) -> Correspondence:
