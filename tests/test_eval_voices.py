@@ -43,6 +43,7 @@ def test_calibration_fits_a_temperature_and_a_threshold(eval_voices):
   assert stats is None and "ood" not in report  # no training clips given: no familiar-voice gate
   assert 0.05 <= report["temperature"] <= 100
   assert report["threshold"] in confidence.THRESHOLD_GRID
+  assert report["neutral_offset"] in confidence.OFFSET_GRID
   figures = report["ece"]["espeak"]
   # The temperature rescales the logits: it moves the confidence, never which class is read.
   assert figures["after"]["chunk_accuracy"] == figures["before"]["chunk_accuracy"]

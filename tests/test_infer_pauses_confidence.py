@@ -78,6 +78,29 @@ def test_fitted_threshold_is_the_highest_that_keeps_the_heard_emotions():
   assert confidence.card_threshold({}) == confidence.DEFAULT_THRESHOLD
 
 
+def test_neutral_offset_is_the_largest_that_keeps_the_heard_emotions():
+  # 20 angry clips of 2 chunks each, angry logit 1.1, 1.6, .. 10.6 against neutral 0 (the rest far below);
+  # 4 neutral clips that a new voice might bring: a weak "contempt" reading (logit 1.0).
+  sure = 1.1 + 0.5 * np.arange(20)
+  logits = np.full((48, 8), -10.0)
+  logits[:, 0] = 0.0
+  logits[:40, 1] = np.repeat(sure, 2)
+  logits[40:, 2] = 1.0
+  owner = np.repeat(np.arange(24), 2)
+  labels = np.array([1] * 20 + [0] * 4)
+  # At threshold 0.5 an angry clip is kept while its logit beats the offset: an offset up to 1.0 keeps all
+  # 20, up to 1.5 loses the first (5 %), 1.75 the second.
+  assert confidence.fit_neutral_offset(logits, owner, labels, 1.0, 0.5, tolerance=0.0) == 1.0
+  offset = confidence.fit_neutral_offset(logits, owner, labels, 1.0, 0.5, tolerance=0.06)
+  assert offset == 1.5
+  neutral_clips = confidence.clip_means(confidence.calibrated_probs(logits[40:], 1.0, offset), owner[40:])
+  plain = confidence.clip_means(confidence.calibrated_probs(logits[40:], 1.0), owner[40:])
+  np.testing.assert_allclose(confidence.trust(plain, 0.5), 1.0)  # without it they read contempt
+  np.testing.assert_allclose(confidence.trust(neutral_clips, 0.5), 0.0)  # with it, neutral
+  assert confidence.card_neutral_offset({"emotion_calibration": {"neutral_offset": 1.5}}) == 1.5
+  assert confidence.card_neutral_offset({}) == 0.0
+
+
 def test_auto_and_speech_keys():
   assert controls.parse_emotion("auto").fallback and controls.parse_emotion("auto").is_speech
   assert not controls.parse_emotion("speech").fallback

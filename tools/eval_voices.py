@@ -25,8 +25,9 @@ silent stretches (|lip gap - the reference rest's| <= 2 mm) and within 3 frames 
 minimising the negative log-likelihood of the emotion head's chunk logits on those engines' clips, with
 the expected calibration error (15 bins) before and after on every engine, and auto's threshold
 (confidence.fit_threshold: the highest that keeps the emotion of those clips within 3 points of following
-every reading). Calibrate on engines the weights trained on (their card's data.engines): their clips are
-then taken from groups held out of training. Then the same lip and emotion figures on
+every reading), then the offset on the neutral logit (confidence.fit_neutral_offset: the largest that
+keeps them within 5 points). Calibrate on engines the weights trained on (their card's data.engines):
+their clips are then taken from groups held out of training. Then the same lip and emotion figures on
 ../shared/audio/real_speech_en_stereo_8s.wav.
 Writes JSON (--out) and prints a table.
 """
@@ -211,14 +212,16 @@ def chunk_logits(generator, clips, latents: bool = False):
 
 def clip_readings(probs_ne, labels_n, owner_n):
   """([c,E] each clip's mean chunk probabilities, [c] its emotion): what auto's smoothing sees on a clip."""
-  clips = np.unique(owner_n)
-  return (np.stack([probs_ne[owner_n == i].mean(0) for i in clips]),
-          np.array([labels_n[owner_n == i][0] for i in clips]))
+  from a2e_jax.infer import confidence
+
+  return (confidence.clip_means(probs_ne, owner_n),
+          np.array([labels_n[owner_n == i][0] for i in np.unique(owner_n)]))
 
 
-def calibration(generator, sets, calibrate, train_sets=None, quantile=None) -> tuple:
+def calibration(generator, sets, calibrate, train_sets=None, quantile=None, offset=None) -> tuple:
   """(report, LatentStats or None): the temperature fitted on the chunk logits of the `calibrate` engines,
-  and auto's threshold on their clip readings (confidence.fit_threshold); ECE before and after everywhere.
+  auto's threshold on their clip readings (confidence.fit_threshold) and the neutral-logit offset
+  (confidence.fit_neutral_offset, unless `offset` is given); ECE before and after everywhere.
   With `train_sets` ({engine: training-group clips}), the familiar-voice gate too: latent statistics of
   those clips (familiarity.fit_stats) and the `quantile` of the `calibrate` engines' held-out clips'
   distances as its limit, with every engine's distances."""
@@ -231,7 +234,12 @@ def calibration(generator, sets, calibrate, train_sets=None, quantile=None) -> t
   readings = [clip_readings(confidence.calibrated_probs(z, temperature), y, owner) for z, y, owner in fit]
   threshold = confidence.fit_threshold(np.concatenate([r[0] for r in readings]),
                                        np.concatenate([r[1] for r in readings]))
-  report = {"temperature": temperature, "threshold": threshold, "fitted_on": list(calibrate), "ece": {}}
+  if offset is None:  # clip ids made unique across the engines, so each clip averages only its own chunks
+    offset = confidence.fit_neutral_offset(np.concatenate([f[0] for f in fit]),
+                                           np.concatenate([f[2] + 100000 * k for k, f in enumerate(fit)]),
+                                           np.concatenate([r[1] for r in readings]), temperature, threshold)
+  report = {"temperature": temperature, "threshold": threshold, "neutral_offset": offset,
+            "fitted_on": list(calibrate), "ece": {}}
   stats = None
   if train_sets:
     train = [chunk_logits(generator, clips, latents=True) for clips in train_sets.values()]
@@ -252,7 +260,7 @@ def calibration(generator, sets, calibrate, train_sets=None, quantile=None) -> t
         "familiar_emotional": float(np.mean(d[labels != 0] <= limit)) if (labels != 0).any() else None}
   for engine, (z, y, owner, _) in logits.items():
     figures = {}
-    for label, t in (("before", 1.0), ("after", temperature)):
+    for label, t in (("before", 1.0), ("after", temperature)):  # the temperature's calibration alone
       probs = confidence.calibrated_probs(z, t)
       clip_probs, clip_labels = clip_readings(probs, y, owner)
       figures[label] = {"chunk_ece": confidence.expected_calibration_error(probs, y),
@@ -262,7 +270,7 @@ def calibration(generator, sets, calibrate, train_sets=None, quantile=None) -> t
     report["ece"][engine] = figures
   report["auto_on_clips"] = {}
   for engine, (z, y, owner, means) in logits.items():
-    clip_probs, labels = clip_readings(confidence.calibrated_probs(z, temperature), y, owner)
+    clip_probs, labels = clip_readings(confidence.calibrated_probs(z, temperature, offset), y, owner)
     familiar = np.ones(len(labels)) if stats is None else familiarity.trust(stats.distance(means), limit)
     report["auto_on_clips"][engine] = auto_figures(clip_probs, labels, threshold, familiar)
   return report, stats
@@ -420,6 +428,8 @@ def main(argv=None) -> int:
   parser.add_argument("--calibrate", help="engines whose clips fit the emotion temperature and auto's "
                       "threshold, e.g. espeak,flite (held-out groups of the engines the weights trained on)")
   parser.add_argument("--threshold", type=float, help="auto's confidence threshold (default: the card's)")
+  parser.add_argument("--neutral-offset", type=float, help="auto's offset on the neutral logit (default: "
+                      "fitted with --calibrate, else the card's; 0: none)")
   parser.add_argument("--ood-groups", type=int, default=12, help="training groups per --calibrate engine "
                       "(x22 clips) whose emotion latents give the familiar-voice gate's statistics; "
                       "0: no gate")
@@ -468,7 +478,7 @@ def main(argv=None) -> int:
   stats = None
   if args.calibrate:
     raw = Generator(weights, emotion_threshold=0.0, pause_threshold=0.0)
-    raw.temperature = 1.0
+    raw.temperature, raw.neutral_offset = 1.0, 0.0
     calibrate = [e.strip() for e in args.calibrate.split(",")]
     train_sets = {e: clip_set(e, args.ood_groups, train=True) for e in calibrate} if args.ood_groups else None
     quantile = familiarity.DEFAULT_QUANTILE if args.ood_quantile is None else args.ood_quantile
@@ -480,7 +490,8 @@ def main(argv=None) -> int:
       from a2e_jax.audio import io
 
       scored["real"] = [{"wav": io.load_audio(args.real_speech), "emotion": 0}]
-    results["calibration"], stats = calibration(raw, scored, calibrate, train_sets, quantile)
+    results["calibration"], stats = calibration(raw, scored, calibrate, train_sets, quantile,
+                                                args.neutral_offset)
     if args.calibrate_only:
       os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
       with open(args.out, "w") as f:
@@ -488,24 +499,29 @@ def main(argv=None) -> int:
       print(json.dumps({k: v for k, v in results["calibration"].items() if k != "ece"}, indent=1))
       return 0
     weights.card["emotion_calibration"] = {k: results["calibration"][k] for k in
-                                           ("temperature", "threshold", "fitted_on", "ece", "ood")
+                                           ("temperature", "threshold", "neutral_offset", "fitted_on",
+                                            "ece", "ood")
                                            if k in results["calibration"]}
   threshold = confidence.card_threshold(weights.card) if args.threshold is None else args.threshold
   before = Generator(weights, emotion_threshold=0.0, pause_threshold=0.0)
-  before.temperature = 1.0
+  before.temperature, before.neutral_offset = 1.0, 0.0
   after = Generator(weights, emotion_threshold=threshold, emotion_distance=args.distance)
+  if args.neutral_offset is not None:
+    after.neutral_offset = args.neutral_offset
   if stats is not None:  # fitted just now, not yet beside the weights
     after.familiar = stats
     fitted = results["calibration"]["ood"]["distance"]
     after.emotion_distance = fitted if args.distance is None else args.distance
   results["distance"] = after.emotion_distance if after.familiar is not None else None
   results["temperature"], results["threshold"] = after.temperature, threshold
+  results["neutral_offset"] = after.neutral_offset
   settings = [("before", before, "speech"), ("after", after, None)]
   if args.ablations:
     gate_only = Generator(weights, emotion_threshold=0.0)
     auto_only = Generator(weights, emotion_threshold=threshold, pause_threshold=0.0,
                           emotion_distance=args.distance)
     auto_only.familiar, auto_only.emotion_distance = after.familiar, after.emotion_distance
+    auto_only.neutral_offset = after.neutral_offset
     settings[1:1] = [("gate", gate_only, "speech"), ("auto", auto_only, None)]
   classifier = get_classifier(args.classifier, 20)
   for engine, clips in sets.items():

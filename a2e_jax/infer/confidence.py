@@ -8,6 +8,10 @@ is the worst default. So the default request trusts the speech only as far as th
   1. calibration: logits / T, with the temperature T fitted on held-out clips (voices the network never
      trained on) by minimising the negative log-likelihood (`fit_temperature`); the weights' model card
      holds T (`emotion_calibration.temperature`) with the expected calibration error before and after;
+     optionally plus an offset on the neutral logit (`fit_neutral_offset`, the card's
+     `emotion_calibration.neutral_offset`): a prior shift towards neutral, as large as the voices the
+     network knows allow, for voices it does not (docs/generate.md: on a held-out engine it is what moved
+     neutral renditions to neutral where temperature, threshold and the familiar-voice gate did not);
   2. smoothing: the calibrated probabilities are averaged over the same window as the emotion latent
      (±5 s around each chunk), so one odd chunk neither triggers nor cancels an emotion;
   3. fallback: where the smoothed reading is neutral, or its probability is below `threshold`, the
@@ -25,11 +29,16 @@ import numpy as np
 DEFAULT_THRESHOLD = 0.3
 SOFT = 0.05
 THRESHOLD_GRID = tuple(round(0.2 + 0.05 * k, 2) for k in range(16))  # 0.2 .. 0.95, for fit_threshold
+OFFSET_GRID = tuple(0.25 * k for k in range(25))  # 0 .. 6 on the neutral logit, for fit_neutral_offset
 
 
-def calibrated_probs(logits_ne: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-  """[n,E] softmax(logits / temperature) in float64."""
+def calibrated_probs(logits_ne: np.ndarray, temperature: float = 1.0, neutral_offset: float = 0.0,
+                     neutral: int = 0) -> np.ndarray:
+  """[n,E] softmax(logits / temperature + neutral_offset on the neutral class) in float64."""
   z = np.asarray(logits_ne, np.float64) / float(temperature)
+  if neutral_offset:
+    z = z.copy()
+    z[..., neutral] += float(neutral_offset)
   z = np.exp(z - z.max(axis=-1, keepdims=True))
   return z / z.sum(axis=-1, keepdims=True)
 
@@ -66,6 +75,39 @@ def fit_threshold(probs_ne: np.ndarray, labels_n: np.ndarray, tolerance: float =
     kept = (trust(probs_ne[emotional], threshold) >= 0.5) & right
     if kept.mean() >= right.mean() - tolerance:
       best = threshold
+  return float(best)
+
+
+def card_neutral_offset(card: dict) -> float:
+  """The weights' fitted neutral-logit offset (their card's emotion_calibration.neutral_offset), else 0."""
+  return float(card.get("emotion_calibration", {}).get("neutral_offset", 0.0))
+
+
+def clip_means(probs_ne: np.ndarray, owner_n: np.ndarray) -> np.ndarray:
+  """[c,E] the mean of each clip's chunk rows (`owner_n` [n]: the clip of each row, sorted ids)."""
+  return np.stack([probs_ne[owner_n == i].mean(axis=0) for i in np.unique(owner_n)])
+
+
+def fit_neutral_offset(logits_ne: np.ndarray, owner_n: np.ndarray, labels_c: np.ndarray, temperature: float,
+                       threshold: float, tolerance: float = 0.05, grid=OFFSET_GRID) -> float:
+  """The largest offset of `grid` on the neutral logit at which `auto` (at `threshold`) keeps the emotion
+  of the emotional clips (trust >= 0.5 and the clip reading right) at most `tolerance` less often than
+  following every reading without the offset does. `logits_ne` are chunk logits of held-out clips of the
+  voices the network knows, `owner_n` each chunk's clip, `labels_c` each clip's emotion (clip readings
+  average the chunks, as the smoothing does). The default tolerance is issue 14's margin: `auto`'s emotion
+  accuracy within 5 points."""
+  labels_c = np.asarray(labels_c)
+  emotional = labels_c != 0
+  if not emotional.any():
+    raise ValueError("fit_neutral_offset needs emotional renditions")
+  plain = clip_means(calibrated_probs(logits_ne, temperature), owner_n)[emotional]
+  floor = np.mean(plain.argmax(axis=-1) == labels_c[emotional]) - tolerance
+  best = min(grid)
+  for offset in sorted(grid):
+    probs = clip_means(calibrated_probs(logits_ne, temperature, offset), owner_n)[emotional]
+    kept = (trust(probs, threshold) >= 0.5) & (probs.argmax(axis=-1) == labels_c[emotional])
+    if kept.mean() >= floor:
+      best = offset
   return float(best)
 
 

@@ -123,8 +123,9 @@ class Generator:
     if emotion_threshold is None:
       emotion_threshold = confidence.card_threshold(weights.card)
     self.emotion_threshold, self.pause_threshold = float(emotion_threshold), float(pause_threshold)
-    # Temperature of the emotion classifier fitted on voices the network never heard (tools/eval_voices.py).
+    # Temperature (and neutral-logit offset) of the emotion classifier, fitted by tools/eval_voices.py.
     self.temperature = float(weights.card.get("emotion_calibration", {}).get("temperature", 1.0))
+    self.neutral_offset = confidence.card_neutral_offset(weights.card)
     self.familiar, limit = familiarity.load_gate(weights.source, weights.card)
     self.emotion_distance = limit if emotion_distance is None else float(emotion_distance)
     self._opening = pauses.opening_channels(weights.channel_names)
@@ -176,7 +177,7 @@ class Generator:
     speech_nd = auto_nd = None
     if speech_q.any() or auto_q.any():
       pooled_nd, logits_ne = self.network.emotion_pass(chunks())
-      probs_ne = confidence.calibrated_probs(logits_ne, self.temperature)
+      probs_ne = confidence.calibrated_probs(logits_ne, self.temperature, self.neutral_offset)
       speech_nd = self._smoothed(pooled_nd, starts, length)
       info["speech_emotion"] = probs_ne.mean(axis=0)
       if auto_q.any():
