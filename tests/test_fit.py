@@ -151,6 +151,43 @@ INNER_UPPER = (191, 80, 81, 82, 13, 312, 311, 310, 415)
 INNER_LOWER = (95, 88, 178, 87, 14, 317, 402, 318, 324)
 
 
+def test_concurrent_callers_search_the_points_once(tmp_path, monkeypatch):
+  """Two callers asking for an uncached correspondence at once: one searches, the other waits for its file
+  and reads it (the cache's lock), so the minutes-long search is not repeated and no file is half-written."""
+  import threading
+  import time
+
+  monkeypatch.setenv("A2E_CACHE_DIR", str(tmp_path))
+  model = builtin_model()
+  searches = []
+  points = 468
+
+  def slow_search(model, landmarker=None):
+    searches.append(1)
+    time.sleep(0.5)
+    return corr_lib.Correspondence(np.zeros((points,), np.int32), np.full((points, 3), 1 / 3, np.float32),
+                                   np.ones((points,), np.float32), name="mediapipe468",
+                                   offsets=np.zeros((points, 3, 1), np.float32),
+                                   exp_delta=np.zeros((points, 3, model.num_exp), np.float32))
+
+  monkeypatch.setattr(find_points, "solve_correspondence", slow_search)
+  monkeypatch.setattr(find_points, "learn_behaviour", lambda model, corr, landmarker=None: corr)
+  results = [None, None]
+
+  def ask(i):
+    results[i] = find_points.mesh_correspondence(model)
+
+  threads = [threading.Thread(target=ask, args=(i,)) for i in range(2)]
+  for thread in threads:
+    thread.start()
+  for thread in threads:
+    thread.join()
+  assert len(searches) == 1
+  np.testing.assert_array_equal(results[0].bary, results[1].bary)
+  assert [p.name for p in (tmp_path / "fit").iterdir() if p.suffix == ".npz"] == [
+    f"mediapipe468-builtin-{find_points._key(model)}.npz"]
+
+
 @pytest.mark.slow
 def test_found_inner_lip_points_land_on_their_own_lip():
   """The found correspondence's upper inner-lip points lie on the upper lip and the lower ones on the lower

@@ -32,6 +32,7 @@ VERSION, which changes with the algorithm so that no stale file is read); it tak
 2-core CPU.
 """
 
+import contextlib
 import hashlib
 import os
 
@@ -59,17 +60,37 @@ def mesh_correspondence(model, landmarker=None, cache: bool = True) -> Correspon
   """The 468-point correspondence of `model` (cached)."""
   from a2e_jax.core.paths import cache_dir
 
+  if not cache:
+    return learn_behaviour(model, solve_correspondence(model, landmarker), landmarker)
   path = os.path.join(cache_dir(), "fit", f"mediapipe468-{model.name}-{_key(model)}.npz")
-  if cache and os.path.exists(path):
-    with np.load(path) as data:
-      return Correspondence(**{k: data[k] for k in FIELDS}, name="mediapipe468")
-  corr = learn_behaviour(model, solve_correspondence(model, landmarker), landmarker)
-  if cache:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp.npz"
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  # Minutes of work: when several processes ask at once (pytest workers, a pod's hosts on a shared disk),
+  # one finds the points and the others wait for its file instead of repeating the search.
+  with _exclusive(path + ".lock"):
+    if os.path.exists(path):
+      with np.load(path) as data:
+        return Correspondence(**{k: data[k] for k in FIELDS}, name="mediapipe468")
+    corr = learn_behaviour(model, solve_correspondence(model, landmarker), landmarker)
+    tmp = f"{path}.{os.getpid()}.tmp.npz"
     np.savez(tmp, **{k: getattr(corr, k) for k in FIELDS})
     os.replace(tmp, path)
   return corr
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: str):
+  """Holds an exclusive advisory lock on `lock_path` (fcntl.flock; no lock where fcntl is missing)."""
+  try:
+    import fcntl
+  except ImportError:  # Windows: no cross-process lock; at worst two processes both do the search
+    yield
+    return
+  with open(lock_path, "a") as handle:
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 FIELDS = ("triangles", "bary", "weights", "offsets", "exp_delta")
