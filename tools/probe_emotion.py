@@ -48,11 +48,11 @@ def low_pass(wav, hz):
 
 
 def high_shelf(wav, db, corner_hz=2000.0):
-  """A first-order-shaped shelf: gain rising from 0 to `db` dB around `corner_hz` (zero phase)."""
-  spectrum = np.fft.rfft(wav)
-  hz = np.fft.rfftfreq(wav.size, 1.0 / SAMPLE_RATE)
-  shelf_db = db / (1.0 + (corner_hz / np.maximum(hz, 1.0)) ** 2)
-  return np.fft.irfft(spectrum * 10.0 ** (shelf_db / 20.0), wav.size)
+  """The corpus's own shelf (data/synth/dsp.equalize, as synth/emotion.py colours its voices): `db` dB above
+  `corner_hz`."""
+  from a2e_jax.data.synth import dsp
+
+  return dsp.equalize(np.asarray(wav, np.float64), SAMPLE_RATE, (("highshelf", corner_hz, db),))
 
 
 def transforms() -> dict:
