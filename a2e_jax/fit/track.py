@@ -10,6 +10,7 @@ prior (the neighbours), and `found` marks them.
 """
 
 import dataclasses
+import itertools
 
 import numpy as np
 
@@ -156,7 +157,9 @@ class Tracker:
     from a2e_jax.vision.media import VideoFrames
 
     video = VideoFrames(path)
-    frames = np.concatenate(list(video.batches(256)))[:max_frames]
+    # Only the batches that hold the first max_frames frames are decoded.
+    batches = itertools.islice(video.batches(256), None if max_frames is None else -(-max_frames // 256))
+    frames = np.concatenate(list(batches))[:max_frames]
     faces = self.landmarker.video(frames)
     found = np.asarray(faces.found, bool)
     if not found.any():
