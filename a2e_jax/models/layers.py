@@ -203,3 +203,27 @@ def masked_mean(x_bt_, mask_bt):
   """Mean over time of x [B,T,...] where mask [B,T] is 1; [B,...] (0 for an all-padding row)."""
   m = mask_bt.astype(x_bt_.dtype).reshape(mask_bt.shape + (1,) * (x_bt_.ndim - 2))
   return (x_bt_ * m).sum(1) / jnp.maximum(m.sum(1), 1.0)
+
+
+LOUD_WITHIN = 2.4  # mel units (12.5 dB each, audio/features.py): frames within 30 dB of a chunk's loudest
+
+
+def level_and_tilt_removed(mel_btfw, mask_bt):
+  """mel [B,T,16,80] less each chunk's level and spectral tilt; [B,T,16,80].
+
+  A chunk's level and tilt are the least-squares line over the 80 bands of its mean log-mel spectrum, the
+  mean taken over its loud mel frames (within 30 dB of its loudest, so pauses do not set the level). A
+  recording's gain and microphone or mastering colour add such a line to every frame; they say nothing
+  about the speaker's emotion, yet a network that hears them reads a loud, bright voice as angry.
+  """
+  frame_level_btf = mel_btfw.mean(-1)
+  valid_bt1 = (mask_bt > 0)[..., None]
+  loudest_b = jnp.where(valid_bt1, frame_level_btf, -jnp.inf).max((1, 2))
+  loud_btf = valid_bt1 & (frame_level_btf >= loudest_b[:, None, None] - LOUD_WITHIN)
+  weight_btf = loud_btf.astype(mel_btfw.dtype)
+  spectrum_bw = (mel_btfw * weight_btf[..., None]).sum((1, 2)) / jnp.maximum(weight_btf.sum((1, 2)), 1.0)[:, None]
+  x_w = jnp.linspace(-1.0, 1.0, mel_btfw.shape[-1], dtype=mel_btfw.dtype)
+  level_b = spectrum_bw.mean(-1)
+  tilt_b = (spectrum_bw * x_w).sum(-1) / (x_w * x_w).sum()
+  line_bw = level_b[:, None] + tilt_b[:, None] * x_w
+  return mel_btfw - line_bw[:, None, None, :]
