@@ -110,6 +110,8 @@ def test_engine_speaker_ids_and_catalogue_are_stable():
   assert plain.pitch_st == 0 and plain.tempo == 1 and plain.vtl == 1  # the voice as the engine makes it
   with pytest.raises(ValueError, match="flite03"):
     voices.parse_speaker("robot7")
+  espeak = voices.parse_speaker("spk07")  # espeak's code is 0: its speakers keep the seeds k they always had
+  assert espeak.engine == "espeak" and espeak.seed_key == 7
 
 
 @pytest.mark.slow

@@ -72,9 +72,8 @@ def clip_set(engine: str, groups: int, preset: str = "wide", seed: int = 0, trai
   clips = []
   for speaker, sentence, _ in picks:
     person = voices.parse_speaker(speaker)
-    key = person.seed_key if isinstance(person, voices.EngineSpeaker) else person.index
     for emotion, intensity in corpus.STYLES[:1] if neutral_only else corpus.STYLES:
-      clip_seed = [seed, key, sentence, schema.EMOTIONS.index(emotion), intensity]
+      clip_seed = [seed, person.seed_key, sentence, schema.EMOTIONS.index(emotion), intensity]
       wav, _, seq = synthesize_utterance(SENTENCES[sentence], person, emotion, intensity, clip_seed)
       clips.append({"wav": wav, "coeffs": seq.coeffs, "beta0": seq.beta0, "eye": seq.eye,
                     "emotion": schema.EMOTIONS.index(emotion), "intensity": intensity,

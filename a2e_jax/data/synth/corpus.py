@@ -127,8 +127,8 @@ def _render_group(task):
   out_dir, seed, speaker_spec, sentence_index, split, augment_config = task
   person = voices.parse_speaker(speaker_spec)
   speaker = person.id
-  # espeak speaker k keeps the seeds it always had; other engines' speakers draw from 1000 e + k.
-  speaker_index = person.seed_key if isinstance(person, voices.EngineSpeaker) else person.index
+  # espeak speaker k keeps the seeds it always had (espeak's code is 0); other engines' draw from 1000 e + k.
+  speaker_index = person.seed_key
   sentence = sentence_id(sentence_index)
   group_rng = np.random.default_rng([seed, speaker_index, sentence_index, 0xA06])
   channel = None
@@ -231,7 +231,7 @@ def build_corpus(out_dir: str, preset: str = "default", seed: int = 0, workers: 
     "format": CORPUS_FORMAT, "version": CORPUS_VERSION, "preset": preset, "seed": seed,
     "preset_settings": dataclasses.asdict(config), "clips": len(records), "audio_hours": seconds / 3600,
     "splits": counts, "styles": [list(s) for s in STYLES],
-    "speakers": {name: {"voice": person.voice, "engine": getattr(person, "engine", "espeak")}
+    "speakers": {name: {"voice": person.voice, "engine": person.engine}
                  for name, person in used_speakers},
     "engines": usable, "engines_missing": missing,
     "sentences": {sentence_id(s): SENTENCES[s] for s in sorted({s for _, s, _ in groups})},

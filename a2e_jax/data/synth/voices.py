@@ -11,6 +11,7 @@ shelf) and one broad formant-region peak or dip, the two cues that most separate
 """
 
 import dataclasses
+from typing import ClassVar
 
 import numpy as np
 
@@ -22,30 +23,29 @@ ACCENTS = ("en-us", "en", "en-gb-x-rp", "en-gb-scotland", "en-us-nyc", "en-029",
 VARIANTS = ("m1", "f1", "m2", "f2", "m3", "f3", "m4", "f4", "m5", "f5", "m6", "Annie", "m7", "steph", "paul",
             "linda")  # fmt: skip
 MAX_SPEAKERS = len(ACCENTS) * len(VARIANTS)
+# A stable number per engine, for speakers' seeds: speaker k of engine e draws from [0x5EED, 1000 e + k].
+ENGINE_CODES = {"espeak": 0, "flite": 1, "festival": 2, "hibari": 3, "piper": 4}
 
 
-@dataclasses.dataclass(frozen=True)
-class Speaker:
-  """One synthetic person.
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Person:
+  """What every synthetic person has, whichever engine speaks for it: a catalogue place, a voice's level
+  and timbre, and a face.
 
   Attributes:
-    index: catalogue position k (id "spk{k:02d}").
-    voice: espeak-ng voice name, "accent+variant".
-    pitch, pitch_range: espeak pitch level and range (0..100, 50 = the variant's own).
-    rate: speaking rate in words per minute.
+    index: catalogue position k among its engine's speakers.
+    voice: the engine's voice ("accent+variant" for espeak-ng).
     gain_db: level offset of this speaker's voice.
     tilt_db: high-shelf gain above 2 kHz (brighter > 0, darker < 0).
     formant_hz, formant_db: a broad peak/dip in the formant region (the timbre's colour).
     articulation: scale of this speaker's mouth movements (some people mumble, some articulate widely).
     expressivity: scale of this speaker's emotional facial expressions.
     beta0: [53] resting expression offset in ICT_CHANNELS order (the identity signal).
+  A subclass names its `engine` (a key of ENGINE_CODES).
   """
 
   index: int
   voice: str
-  pitch: float
-  pitch_range: float
-  rate: float
   gain_db: float
   tilt_db: float
   formant_hz: float
@@ -55,16 +55,46 @@ class Speaker:
   beta0: np.ndarray = dataclasses.field(repr=False, compare=False)
 
   @property
-  def id(self) -> str:
-    return speaker_id(self.index)
+  def seed_key(self) -> int:
+    """1000 e + k, the key of this speaker's random draws (espeak's code is 0: speaker k draws from k)."""
+    return 1000 * ENGINE_CODES[self.engine] + self.index
 
   def timbre_bands(self):
     """EQ bands (kind, freq_hz, gain_db, q) that colour this speaker's voice."""
     return (("highshelf", 2000.0, self.tilt_db), ("peak", self.formant_hz, self.formant_db, 1.2))
 
 
-def speaker_id(index: int) -> str:
-  return f"spk{index:02d}"
+def _personal_traits(rng: np.random.Generator, spread: float = 1.0) -> dict:
+  """Person's level, timbre and face drawn from `rng`, in a fixed order; `spread` scales the timbre's
+  tilt and formant gain (0: the voice's own colour)."""
+  return dict(
+    gain_db=float(rng.uniform(-2, 2)),
+    tilt_db=float(spread * rng.uniform(-4, 4)),
+    formant_hz=float(rng.uniform(600, 3000)),
+    formant_db=float(spread * rng.uniform(-4, 4)),
+    articulation=float(rng.uniform(0.85, 1.15)),
+    expressivity=float(rng.uniform(0.85, 1.15)),
+    beta0=expressions.resting_offset(rng),
+  )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Speaker(Person):
+  """One synthetic person of espeak-ng (id "spk{k:02d}").
+
+  Attributes (besides `Person`'s):
+    pitch, pitch_range: espeak pitch level and range (0..100, 50 = the variant's own).
+    rate: speaking rate in words per minute.
+  """
+
+  engine: ClassVar[str] = "espeak"
+  pitch: float
+  pitch_range: float
+  rate: float
+
+  @property
+  def id(self) -> str:
+    return f"spk{self.index:02d}"
 
 
 def make_speaker(index: int) -> Speaker:
@@ -81,57 +111,30 @@ def make_speaker(index: int) -> Speaker:
     pitch=float(rng.uniform(40, 60)),
     pitch_range=float(rng.uniform(40, 60)),
     rate=float(rng.uniform(150, 185)),
-    gain_db=float(rng.uniform(-2, 2)),
-    tilt_db=float(rng.uniform(-4, 4)),
-    formant_hz=float(rng.uniform(600, 3000)),
-    formant_db=float(rng.uniform(-4, 4)),
-    articulation=float(rng.uniform(0.85, 1.15)),
-    expressivity=float(rng.uniform(0.85, 1.15)),
-    beta0=expressions.resting_offset(rng),
+    **_personal_traits(rng),
   )
 
 
-# A stable number per engine, for speakers' seeds: speaker k of engine e draws from [0x5EED, 1000 e + k].
-ENGINE_CODES = {"espeak": 0, "flite": 1, "festival": 2, "hibari": 3, "piper": 4}
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EngineSpeaker(Person):
+  """A speaker of another engine (id "{engine}{k:02d}"): one of its voices (voice k mod the engine's
+  voices) with personal warps.
 
-
-@dataclasses.dataclass(frozen=True)
-class EngineSpeaker:
-  """A speaker of another engine: one of its voices with personal warps.
-
-  Attributes:
-    engine, index: the engine's name and the catalogue position k (id "{engine}{k:02d}").
-    voice: the engine's voice (voice k mod the engine's voices).
+  Attributes (besides `Person`'s):
+    engine: the engine's name.
     pitch_st: F0 shift in semitones; range_scale: F0 excursions' scale; tempo: speaking-rate factor;
     vtl: formant scale (a shorter vocal tract > 1).
-    gain_db, tilt_db, formant_hz, formant_db, articulation, expressivity, beta0: as for `Speaker`.
   """
 
   engine: str
-  index: int
-  voice: str
   pitch_st: float
   range_scale: float
   tempo: float
   vtl: float
-  gain_db: float
-  tilt_db: float
-  formant_hz: float
-  formant_db: float
-  articulation: float
-  expressivity: float
-  beta0: np.ndarray = dataclasses.field(repr=False, compare=False)
 
   @property
   def id(self) -> str:
     return f"{self.engine}{self.index:02d}"
-
-  @property
-  def seed_key(self) -> int:
-    return 1000 * ENGINE_CODES[self.engine] + self.index
-
-  def timbre_bands(self):
-    return (("highshelf", 2000.0, self.tilt_db), ("peak", self.formant_hz, self.formant_db, 1.2))
 
 
 def make_engine_speaker(engine: str, index: int, engine_voices: tuple) -> EngineSpeaker:
@@ -150,13 +153,7 @@ def make_engine_speaker(engine: str, index: int, engine_voices: tuple) -> Engine
     range_scale=float(1 + spread * rng.uniform(-0.2, 0.2)),
     tempo=float(1 + spread * rng.uniform(-0.1, 0.1)),
     vtl=float(1 + spread * rng.uniform(-0.08, 0.08)),
-    gain_db=float(rng.uniform(-2, 2)),
-    tilt_db=float(spread * rng.uniform(-4, 4)),
-    formant_hz=float(rng.uniform(600, 3000)),
-    formant_db=float(spread * rng.uniform(-4, 4)),
-    articulation=float(rng.uniform(0.85, 1.15)),
-    expressivity=float(rng.uniform(0.85, 1.15)),
-    beta0=expressions.resting_offset(rng),
+    **_personal_traits(rng, spread),
   )
 
 
