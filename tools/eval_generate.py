@@ -182,14 +182,6 @@ def jaw_opening_mm(face, coeffs_tk) -> np.ndarray:
   return _vertical_gap_mm(face, coeffs_tk, NOSE_TIP, CHIN)
 
 
-def rms_envelope(wav, frames: int) -> np.ndarray:
-  """[frames] RMS of each 25 fps frame's 640 samples."""
-  from a2e_jax.core import schema
-
-  return np.sqrt((np.asarray(wav[:frames * schema.SAMPLES_PER_FRAME], np.float64).reshape(frames, -1) ** 2)
-                 .mean(axis=1))
-
-
 def _lagged_correlation(follower_t, leader_t, lag: int) -> float:
   """Pearson correlation of follower[t + lag] with leader[t]."""
   if lag < 0:
@@ -202,13 +194,14 @@ def real_speech(generator, face, path=REAL_SPEECH):
   from a2e_jax.audio import io
   from a2e_jax.core import schema
   from a2e_jax.eval import metrics
+  from a2e_jax.infer import pauses
 
   if not os.path.isfile(path):
     return {"skipped": f"{path} is absent"}
   wav = io.load_audio(path)
   result = generator(wav, schema.SAMPLE_RATE, blink="rate=20", seed=0)
   frames = result.seq.num_frames
-  rms = rms_envelope(wav, frames)
+  rms = pauses.frame_rms(wav, frames)
   gap, jaw = lip_gap_mm(face, result.coeffs), jaw_opening_mm(face, result.coeffs)
   blink = [generator.channel_names.index(n) for n in ("eyeBlink_L", "eyeBlink_R")]
   counts = metrics.blink_counts(result.coeffs[:, blink].mean(1), result.seq.eye[:, :2].mean(1))
@@ -235,6 +228,7 @@ def corpus_envelope(generator, face, corpus_dir, splits, clips_per_split=48):
 
   from a2e_jax.core import schema
   from a2e_jax.formats.sequence import load_npz
+  from a2e_jax.infer import pauses
 
   manifest = os.path.join(corpus_dir or "", "manifest.jsonl")
   if not corpus_dir or not os.path.isfile(manifest):
@@ -249,10 +243,10 @@ def corpus_envelope(generator, face, corpus_dir, splits, clips_per_split=48):
     rows = []
     for record in chosen:
       wav, rate = soundfile.read(os.path.join(corpus_dir, record["audio"]), dtype="float32")
-      assert rate == schema.SAMPLE_RATE, record["audio"]  # rms_envelope counts 640 samples a frame
+      assert rate == schema.SAMPLE_RATE, record["audio"]  # frame_rms counts 640 samples a frame
       truth = load_npz(os.path.join(corpus_dir, record["coeffs"]))[0].coeffs
       made = generator(wav, rate, blink="none", seed=0).coeffs[:len(truth)]
-      rms = rms_envelope(wav, len(made))
+      rms = pauses.frame_rms(wav, len(made))
       rows.append([_lagged_correlation(measure(face, c[:len(made)]), rms, 0)
                    for c in (truth, made) for measure in (jaw_opening_mm, lip_gap_mm)])
     mean = np.mean(rows, axis=0)
@@ -279,6 +273,13 @@ def quality(weights, data_cfg, splits=("val_speaker", "val_sentence"), max_clips
     "corpus_envelope": corpus_envelope(generator, face, corpus_dir, splits),
     "chunk_frames": generator.chunk, "overlap_frames": generator.overlap,
   }
+
+
+def write_json(path: str, results: dict) -> None:
+  """Writes `results` to `path` as indented JSON, making its folder."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path, "w") as f:
+    json.dump(results, f, indent=2)
 
 
 def table(results: dict) -> str:
@@ -326,9 +327,7 @@ def main(argv=None) -> int:
     return 0
   results = quality(load_weights(args.checkpoint), data_cfg, max_clips=args.max_clips,
                     classifier_path=args.classifier, chunk_frames=args.chunk_frames, corpus_dir=args.corpus)
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  with open(args.out, "w") as f:
-    json.dump(results, f, indent=2)
+  write_json(args.out, results)
   print(table(results))
   return 0
 

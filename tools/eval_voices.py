@@ -96,12 +96,6 @@ def generate_clip(generator, wav, beta0_k, eye_t4, emotion=None, intensity=None)
   return np.concatenate(list(blocks)), info
 
 
-def silent_frames(wav, frames: int) -> np.ndarray:
-  from a2e_jax.infer import pauses
-
-  return pauses.silent_stretches(pauses.frame_rms(wav, frames), pauses.DEFAULT_THRESHOLD, pauses.MIN_FRAMES)
-
-
 def _runs(mask_t):
   edges = np.flatnonzero(np.diff(np.concatenate([[0], mask_t.astype(int), [0]])))
   return list(zip(edges[0::2], edges[1::2]))
@@ -122,6 +116,17 @@ def rest_figures(face, coeffs_tk, beta0_k, silent_t) -> dict:
           "speech_frames": int((~silent_t).sum())}
 
 
+def rest_rates(sums: dict) -> dict:
+  """The shares and means of `rest_figures`' sums (over one clip or many)."""
+  return {
+    "rest_in_silence": sums["rest_ok"] / max(sums["silent_frames"], 1),
+    "rest_after_3_frames": sums["pause_settled_ok"] / max(sums["pause_settled_frames"], 1),
+    "silent_frames": sums["silent_frames"],
+    "lip_gap_silent_mm": sums["gap_silent_sum"] / max(sums["silent_frames"], 1),
+    "lip_gap_speech_mm": sums["gap_speech_sum"] / max(sums["speech_frames"], 1),
+  }
+
+
 def neutral_reads(generators, clips) -> dict:
   """{setting: share of the neutral `clips` that auto reads as neutral (trust < 0.5)} (None: no auto)."""
   out = {}
@@ -136,12 +141,12 @@ def neutral_reads(generators, clips) -> dict:
 
 def evaluate_engine(generators, clips, face, classifier) -> dict:
   """{setting: figures} over `clips` for each (name, Generator, emotion request) in `generators`."""
-  from eval_generate import jaw_opening_mm, rms_envelope
+  from eval_generate import jaw_opening_mm
 
   from a2e_jax.core import schema
   from a2e_jax.eval import metrics
   from a2e_jax.eval.evaluate import MM2_PER_UNIT2, swap_targets
-
+  from a2e_jax.infer import pauses
 
   lips = np.asarray(face.region("lips"))
   out = {}
@@ -153,14 +158,15 @@ def evaluate_engine(generators, clips, face, classifier) -> dict:
       truth = clip["coeffs"]
       pred, info = generate_clip(generator, clip["wav"], clip["beta0"], clip["eye"], request)
       n = len(pred)
-      silent = silent_frames(clip["wav"], n)
+      rms = pauses.frame_rms(clip["wav"], n)
+      silent = pauses.silent_stretches(rms)
       err = metrics.lve_frames(metrics.region_vertices(face, lips, pred),
                                metrics.region_vertices(face, lips, truth[:n]))
       lve.append(err)
       lve_speech.append(err[~silent])
       for key, value in rest_figures(face, pred, clip["beta0"], silent).items():
         rest[key] = rest.get(key, 0) + value
-      corr.append(np.corrcoef(jaw_opening_mm(face, pred), rms_envelope(clip["wav"], n))[0, 1])
+      corr.append(np.corrcoef(jaw_opening_mm(face, pred), rms)[0, 1])
       if clip["emotion"] == schema.NEUTRAL:
         neutral_fallback.append(info.get("emotion_trust", 1.0) < 0.5)
       made.append((pred, clip["beta0"]))
@@ -182,11 +188,7 @@ def evaluate_engine(generators, clips, face, classifier) -> dict:
       "neutral_read_rate_face": float(np.mean(read[~emotional] == schema.NEUTRAL)),
       "emotion_accuracy": float(np.mean(read[emotional] == labels[emotional])),
       "override_accuracy": float(np.mean(read_swap == targets)),
-      "rest_in_silence": rest["rest_ok"] / max(rest["silent_frames"], 1),
-      "rest_after_3_frames": rest["pause_settled_ok"] / max(rest["pause_settled_frames"], 1),
-      "silent_frames": rest["silent_frames"],
-      "lip_gap_silent_mm": rest["gap_silent_sum"] / max(rest["silent_frames"], 1),
-      "lip_gap_speech_mm": rest["gap_speech_sum"] / max(rest["speech_frames"], 1),
+      **rest_rates(rest),
       "jaw_envelope_correlation": float(np.nanmean(corr)),
     }
   return out
@@ -294,10 +296,11 @@ def auto_figures(clip_probs, labels, threshold, familiar) -> dict:
 
 
 def real_speech(generators, face, path: str) -> dict:
-  from eval_generate import jaw_opening_mm, lip_gap_mm, rms_envelope
+  from eval_generate import jaw_opening_mm, lip_gap_mm
 
   from a2e_jax.audio import io
   from a2e_jax.core import schema
+  from a2e_jax.infer import pauses
 
   if not os.path.isfile(path):
     return {"skipped": f"{path} is absent"}
@@ -306,18 +309,14 @@ def real_speech(generators, face, path: str) -> dict:
   for name, generator, request in generators:
     result = generator(wav, schema.SAMPLE_RATE, emotion=request, blink="rate=20", seed=0)
     n = result.seq.num_frames
-    silent = silent_frames(wav, n)
-    rms = rms_envelope(wav, n)
+    rms = pauses.frame_rms(wav, n)
+    silent = pauses.silent_stretches(rms)
     figures = rest_figures(face, result.coeffs, np.zeros(result.coeffs.shape[1]), silent)
     heard = int(np.argmax(result.speech_emotion))
     smile = [result.seq.channel_names.index(c) for c in ("mouthSmile_L", "mouthSmile_R")]
     brow = [result.seq.channel_names.index(c) for c in ("browDown_L", "browDown_R")]
     out[name] = {
-      "rest_in_silence": figures["rest_ok"] / max(figures["silent_frames"], 1),
-      "rest_after_3_frames": figures["pause_settled_ok"] / max(figures["pause_settled_frames"], 1),
-      "silent_frames": figures["silent_frames"],
-      "lip_gap_silent_mm": figures["gap_silent_sum"] / max(figures["silent_frames"], 1),
-      "lip_gap_speech_mm": figures["gap_speech_sum"] / max(figures["speech_frames"], 1),
+      **rest_rates(figures),
       "jaw_envelope_correlation": float(np.corrcoef(jaw_opening_mm(face, result.coeffs), rms)[0, 1]),
       "lip_envelope_correlation": float(np.corrcoef(lip_gap_mm(face, result.coeffs), rms)[0, 1]),
       "heard": schema.EMOTIONS[heard], "heard_probability": float(result.speech_emotion[heard]),
@@ -452,6 +451,8 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   sys.path.insert(0, os.path.join(REPO, "tools"))
   sys.path.insert(0, REPO)
+  from eval_generate import write_json
+
   from a2e_jax.data.synth import engines
   from a2e_jax.face.registry import resolve_model
   from a2e_jax.infer import confidence, familiarity
@@ -462,8 +463,7 @@ def main(argv=None) -> int:
   if args.alignment:
     result = alignment_error()
     print(json.dumps(result, indent=1))
-    with open(args.out, "w") as f:
-      json.dump(result, f, indent=1)
+    write_json(args.out, result)
     return 0
   usable, missing = engines.available_engines([e.strip() for e in args.engines.split(",") if e.strip()])
   for name, why in missing.items():
@@ -492,9 +492,7 @@ def main(argv=None) -> int:
     results["calibration"], stats = calibration(raw, scored, calibrate, train_sets, quantile,
                                                 args.neutral_offset)
     if args.calibrate_only:
-      os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-      with open(args.out, "w") as f:
-        json.dump(results, f, indent=2)
+      write_json(args.out, results)
       print(json.dumps({k: v for k, v in results["calibration"].items() if k != "ece"}, indent=1))
       return 0
     weights.card["emotion_calibration"] = {k: results["calibration"][k] for k in
@@ -539,9 +537,7 @@ def main(argv=None) -> int:
       familiarity.save_stats(folder, stats)
     path = write_card(folder, results, fitted, command)
     print(f"wrote the figures into {path}")
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  with open(args.out, "w") as f:
-    json.dump(results, f, indent=2)
+  write_json(args.out, results)
   print(table(results))
   return 0
 
