@@ -1,8 +1,9 @@
-"""The emotion encoder's "relative" input: each chunk without its level and spectral tilt."""
+"""The emotion encoder's "relative" input: each chunk less its spectral envelope (level, tilt, colour)."""
 
 import jax
 import numpy as np
 import pytest
+import scipy.fft
 
 from a2e_jax.core import schema
 from a2e_jax.models import a2enet, layers
@@ -21,28 +22,29 @@ def _mel(seed=0):
 
 
 def _reference(mel, mask):
-  """float64 numpy: the line fitted with np.polyfit to the mean spectrum of each chunk's loud frames."""
+  """float64 numpy/scipy: the mean spectrum of each chunk's loud frames, low-passed by zeroing its
+  orthonormal DCT-II coefficients from ENVELOPE_TERMS on."""
   out = np.empty(mel.shape, np.float64)
-  x = np.linspace(-1.0, 1.0, mel.shape[-1])
   for b in range(mel.shape[0]):
     frames = mel[b][mask[b] > 0].reshape(-1, mel.shape[-1]).astype(np.float64)
     level = frames.mean(-1)
     spectrum = frames[level >= level.max() - layers.LOUD_WITHIN].mean(0)
-    slope, intercept = np.polyfit(x, spectrum, 1)
-    out[b] = mel[b] - (intercept + slope * x)
+    coefficients = scipy.fft.dct(spectrum, type=2, norm="ortho")
+    coefficients[layers.ENVELOPE_TERMS:] = 0.0
+    out[b] = mel[b] - scipy.fft.idct(coefficients, type=2, norm="ortho")
   return out
 
 
-def test_level_and_tilt_removed_matches_a_float64_line_fit():
+def test_envelope_removed_matches_a_float64_dct_low_pass():
   mel, mask = _mel()
-  got = np.asarray(layers.level_and_tilt_removed(mel, mask))
+  got = np.asarray(layers.envelope_removed(mel, mask))
   np.testing.assert_allclose(got, _reference(mel, mask), atol=2e-5)
 
 
 def test_the_pause_does_not_set_the_level():
   mel, mask = _mel()
   mean_all = mel[0].mean()
-  got = np.asarray(layers.level_and_tilt_removed(mel, mask))
+  got = np.asarray(layers.envelope_removed(mel, mask))
   # Loud frames end centred; had the pause counted, they would sit above zero by its share.
   loud = np.ones(schema.MEL_WINDOW, bool)
   loud[5:9] = False
@@ -65,8 +67,9 @@ def encoders():
 @pytest.mark.parametrize("mode,invariant", [("relative", True), ("absolute", False)])
 def test_gain_and_colour_change_the_reading_only_of_the_absolute_input(encoders, mode, invariant):
   mel, mask = _mel(1)
-  x = np.linspace(-1.0, 1.0, schema.MEL_BANDS, dtype=np.float32)
-  louder_brighter = mel + 1.1 + 0.6 * x  # +14 dB and brighter, as the real clip is against the corpus
+  phase = np.pi * (np.arange(schema.MEL_BANDS) + 0.5) / schema.MEL_BANDS
+  brighter = -0.6 * np.cos(phase) + 0.2 * np.cos(3 * phase)
+  louder_brighter = mel + 1.1 + brighter.astype(np.float32)  # +14 dB and brighter, like the real clip
   before = np.asarray(encoders[mode](encoders[mode + "_params"], mel, mask))
   after = np.asarray(encoders[mode](encoders[mode + "_params"], louder_brighter, mask))
   same = np.allclose(before, after, atol=1e-4)

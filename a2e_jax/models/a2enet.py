@@ -54,7 +54,7 @@ def model_config(size: str = "base") -> ml_collections.ConfigDict:
     remat=False,  # recompute each Transformer block in the backward pass: less memory, more compute
     emotion_override_rate=0.3,  # training: fraction of clips decoded from the label embedding instead
     use_emotion=True,  # False: the ablation without the emotion branch (emotion input is zero)
-    emotion_input="absolute",  # "relative": the emotion encoder hears each chunk without its level and tilt
+    emotion_input="absolute",  # "relative": the emotion encoder hears each chunk less its spectral envelope
   ))
 
 
@@ -106,7 +106,7 @@ class A2ENet(nn.Module):
   def encode_emotion(self, mel_btfw, mask_bt, train: bool = False):
     """mel [B,T,16,80], mask [B,T] -> (emotion_btd, emotion_bd, logits_be, intensity_b)."""
     if self.config.get("emotion_input", "absolute") == "relative":
-      mel_btfw = layers.level_and_tilt_removed(mel_btfw, mask_bt)
+      mel_btfw = layers.envelope_removed(mel_btfw, mask_bt)
     return self.emotion_encoder(mel_btfw, mask_bt, train)
 
   def emotion_embedding(self, label_b, intensity_b):

@@ -205,25 +205,33 @@ def masked_mean(x_bt_, mask_bt):
   return (x_bt_ * m).sum(1) / jnp.maximum(m.sum(1), 1.0)
 
 
+
 LOUD_WITHIN = 2.4  # mel units (12.5 dB each, audio/features.py): frames within 30 dB of a chunk's loudest
+ENVELOPE_TERMS = 8  # cosines over the 80 bands: level, tilt and shapes as broad as 20 bands and broader
 
 
-def level_and_tilt_removed(mel_btfw, mask_bt):
-  """mel [B,T,16,80] less each chunk's level and spectral tilt; [B,T,16,80].
+def envelope_basis(bands: int, terms: int = ENVELOPE_TERMS) -> np.ndarray:
+  """[bands, terms] orthonormal DCT-II cosines over the mel bands (column 0 the constant)."""
+  w = np.arange(bands) + 0.5
+  basis = np.cos(np.pi * np.outer(w, np.arange(terms)) / bands)
+  return basis / np.linalg.norm(basis, axis=0)
 
-  A chunk's level and tilt are the least-squares line over the 80 bands of its mean log-mel spectrum, the
-  mean taken over its loud mel frames (within 30 dB of its loudest, so pauses do not set the level). A
-  recording's gain and microphone or mastering colour add such a line to every frame; they say nothing
-  about the speaker's emotion, yet a network that hears them reads a loud, bright voice as angry.
+
+def envelope_removed(mel_btfw, mask_bt):
+  """mel [B,T,16,80] less each chunk's spectral envelope; [B,T,16,80].
+
+  The envelope is the projection on the first ENVELOPE_TERMS cosines over the bands of the chunk's mean
+  log-mel spectrum, the mean taken over its loud mel frames (within 30 dB of its loudest, so pauses do not
+  set it). A recording's gain and its microphone's or mastering's colour add such a smooth curve to every
+  frame; they say nothing about the speaker's emotion, yet a network that hears them reads a loud, bright
+  recording as angry. What changes from frame to frame (pitch, energy, timing) is kept.
   """
   frame_level_btf = mel_btfw.mean(-1)
   valid_bt1 = (mask_bt > 0)[..., None]
   loudest_b = jnp.where(valid_bt1, frame_level_btf, -jnp.inf).max((1, 2))
   loud_btf = valid_bt1 & (frame_level_btf >= loudest_b[:, None, None] - LOUD_WITHIN)
-  weight_btf = loud_btf.astype(mel_btfw.dtype)
-  spectrum_bw = (mel_btfw * weight_btf[..., None]).sum((1, 2)) / jnp.maximum(weight_btf.sum((1, 2)), 1.0)[:, None]
-  x_w = jnp.linspace(-1.0, 1.0, mel_btfw.shape[-1], dtype=mel_btfw.dtype)
-  level_b = spectrum_bw.mean(-1)
-  tilt_b = (spectrum_bw * x_w).sum(-1) / (x_w * x_w).sum()
-  line_bw = level_b[:, None] + tilt_b[:, None] * x_w
-  return mel_btfw - line_bw[:, None, None, :]
+  b, t, f, w = mel_btfw.shape
+  spectrum_bw = masked_mean(mel_btfw.reshape(b, t * f, w), loud_btf.reshape(b, t * f))
+  basis_wk = jnp.asarray(envelope_basis(w), mel_btfw.dtype)
+  envelope_bw = (spectrum_bw @ basis_wk) @ basis_wk.T
+  return mel_btfw - envelope_bw[:, None, None, :]
