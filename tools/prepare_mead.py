@@ -204,12 +204,8 @@ def track(root: str, coeff_root: str, layout: str = "mead", model: str = "builti
       no_video.append(path)
     else:
       jobs.append((video, tracked_file(coeff_root, rel, layout)))
-  rows = process_items(len(jobs))
-  if tracker is None and (redo or not all(os.path.exists(dst) for _, dst in jobs[rows])):
-    from a2e_jax.fit.track import Tracker
-
-    tracker = Tracker(face_model, mesh=batch.local_mesh(), mouth=fit_mouth)
-  outcome = batch.track_jobs(tracker, jobs, rows, redo=redo, progress=progress)
+  outcome = batch.track_jobs(face_model, jobs, process_items(len(jobs)), mouth=fit_mouth, tracker=tracker,
+                             redo=redo, progress=progress)
   for path in no_video:
     print(f"no video for {path} (looked for {layout} layout videos under {root})", file=sys.stderr)
   _wait_for_all_processes()

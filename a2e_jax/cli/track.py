@@ -78,12 +78,8 @@ def run_track(args) -> int:
     print(f"skipping {done} file(s) already tracked in {args.out} (--redo to fit them again)")
   if done == len(jobs[rows]) and not args.redo:
     return 0
-  from a2e_jax.fit.track import Tracker
-
   os.makedirs(args.out, exist_ok=True)
-  # A video's frames split over this process's devices.
-  tracker = Tracker(model, mesh=batch.local_mesh(), mouth=args.fit_mouth)
-  outcome = batch.track_jobs(tracker, jobs, rows, redo=args.redo, overlay=args.overlay,
+  outcome = batch.track_jobs(model, jobs, rows, mouth=args.fit_mouth, redo=args.redo, overlay=args.overlay,
                              progress=not args.no_progress, stop_on_error=single)
   print(f"tracked {len(outcome.done)} file(s) into {args.out}"
         + (f"; {len(outcome.failed)} failed (listed above)" if outcome.failed else ""))

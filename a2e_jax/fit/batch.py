@@ -67,10 +67,12 @@ def track_file(tracker, path: str, out_npz: str, overlay: bool = False, progress
   outputs.write_npz(out_npz, tracker.model, track)  # last: its presence marks the job as done
 
 
-def track_jobs(tracker, jobs, rows=slice(None), redo: bool = False, overlay: bool = False,
-               progress: bool = False, stop_on_error: bool = False) -> Outcome:
-  """Runs jobs[rows] ([(input, output .npz)]); a UserError (no face, unreadable file) fails only its job,
-  reported on stderr, unless stop_on_error."""
+def track_jobs(model, jobs, rows=slice(None), *, mouth: bool = False, tracker=None, redo: bool = False,
+               overlay: bool = False, progress: bool = False, stop_on_error: bool = False) -> Outcome:
+  """Runs jobs[rows] ([(input, output .npz)]) with a fit.track.Tracker of `model` (Tracker(mouth=mouth)
+  splitting a video's frames over this process's devices, made only when a job is left to do) or the
+  `tracker` given; a UserError (no face, unreadable file) fails only its job, reported on stderr, unless
+  stop_on_error."""
   from tqdm import tqdm
 
   todo, outcome = [], Outcome([], [], [])
@@ -79,6 +81,10 @@ def track_jobs(tracker, jobs, rows=slice(None), redo: bool = False, overlay: boo
       todo.append((src, dst))
     else:
       outcome.skipped.append(src)
+  if todo and tracker is None:
+    from a2e_jax.fit.track import Tracker
+
+    tracker = Tracker(model, mesh=local_mesh(), mouth=mouth)
   with tqdm(total=len(todo), unit="file", disable=not progress or len(todo) <= 1) as bar:
     for src, dst in todo:
       try:
