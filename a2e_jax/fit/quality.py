@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from a2e_jax.fit.rendering import render_batches
+from a2e_jax.fit.rendering import landmark_pixels, render_batches
 from a2e_jax.render import camera as cam_lib
 
 MM_PER_UNIT = 100.0  # 1 model unit = 10 cm
@@ -16,22 +16,23 @@ def pose_error_deg(pose_a, pose_b) -> np.ndarray:
   return np.rad2deg(np.arccos(np.clip(cos, -1, 1)))
 
 
+def _face_vertices(model, id_k) -> np.ndarray:
+  """[V,3] the neutral face-region vertices (all, if the model has no face region) of identity id_k [Ki]."""
+  face = np.asarray(model.regions.get("face", np.arange(model.mean.shape[0])))
+  return np.asarray(model.vertices(np.asarray(id_k, np.float32)))[face]
+
+
 def identity_error_mm(model, id_a, id_b) -> float:
   """Mean distance between the two identities' neutral face-region vertices, in mm."""
-  face = np.asarray(model.regions.get("face", np.arange(model.mean.shape[0])))
-  a = np.asarray(model.vertices(np.asarray(id_a, np.float32)))[face]
-  b = np.asarray(model.vertices(np.asarray(id_b, np.float32)))[face]
-  return float(np.linalg.norm(a - b, axis=-1).mean() * MM_PER_UNIT)
+  return float(np.linalg.norm(_face_vertices(model, id_a) - _face_vertices(model, id_b), axis=-1).mean()
+               * MM_PER_UNIT)
 
 
 def landmark_vertex_error(model, image_size, fit, true_landmarks_tl2) -> np.ndarray:
   """[T] mean distance between the fitted 68 landmark vertices' projections and the true ones, / IOD."""
   from a2e_jax.fit.solve import inter_ocular
 
-  camera = cam_lib.deep3d_camera(*image_size)
-  verts = np.asarray(model.vertices(fit.id, fit.exp))[:, np.asarray(model.landmarks)]
-  posed = cam_lib.transform(verts, fit.pose[:, :3], fit.pose[:, 3:])
-  px = np.asarray(cam_lib.to_pixels(camera, cam_lib.project(camera, posed)))
+  px = landmark_pixels(model, fit.id, fit.exp, fit.pose, cam_lib.deep3d_camera(*image_size))
   iod = np.asarray(inter_ocular(true_landmarks_tl2))
   return np.linalg.norm(px - true_landmarks_tl2, axis=-1).mean(1) / iod
 
@@ -51,10 +52,7 @@ def fitted_lip_gap(model, fit) -> np.ndarray:
   """
   from a2e_jax.fit.solve import inter_ocular
 
-  camera = cam_lib.deep3d_camera(*fit.image_size)
-  verts = np.asarray(model.vertices(fit.id, fit.exp))[:, np.asarray(model.landmarks)]
-  posed = cam_lib.transform(verts, fit.pose[:, :3], fit.pose[:, 3:])
-  px = np.asarray(cam_lib.to_pixels(camera, cam_lib.project(camera, posed)))
+  px = landmark_pixels(model, fit.id, fit.exp, fit.pose, cam_lib.deep3d_camera(*fit.image_size))
   upper, lower = INNER_LIP_68
   return np.linalg.norm(px[:, upper] - px[:, lower], axis=-1) / np.asarray(inter_ocular(px))
 
@@ -162,9 +160,7 @@ def size_and_depth(model, fit, truth) -> dict:
   """How a fit trades the face's size against its distance: the fitted face region's size across (x, y)
   relative to the true one, the median ratio of fitted to true view depth, and the identity vertex error
   (mm) left after scaling the fitted face region about its centre by the best single factor."""
-  face = np.asarray(model.regions.get("face", np.arange(model.mean.shape[0])))
-  true = np.asarray(model.vertices(np.asarray(truth.id, np.float32)))[face]
-  fitted = np.asarray(model.vertices(np.asarray(fit.id, np.float32)))[face]
+  true, fitted = _face_vertices(model, truth.id), _face_vertices(model, fit.id)
   true, fitted = true - true.mean(0), fitted - fitted.mean(0)
   across = float(np.sqrt((fitted[:, :2] ** 2).sum() / (true[:, :2] ** 2).sum()))
   best = (true * fitted).sum() / (fitted**2).sum()

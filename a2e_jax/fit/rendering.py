@@ -29,6 +29,14 @@ def render_batches(model, exp_tk, pose_t6, id_k, gamma_t27, tex_k, size, batch: 
     yield start, np.asarray(images)[: stop - start], np.asarray(mask)[: stop - start]
 
 
+def landmark_pixels(model, id_k, exp_tk, pose_t6, camera) -> np.ndarray:
+  """[T,68,2] the model's 68 landmark vertices at identity id_k [Ki] and expressions exp_tk [T,Ke], posed by
+  pose_t6 [T,6] and projected to `camera`'s pixels."""
+  verts = np.asarray(model.vertices(id_k, exp_tk))[:, np.asarray(model.landmarks)]
+  posed = cam_lib.transform(verts, pose_t6[:, :3], pose_t6[:, 3:])
+  return np.asarray(cam_lib.to_pixels(camera, cam_lib.project(camera, posed)))
+
+
 def face_triangles(model):
   """[F] bool, triangles whose corners all lie in the model's "face" region (all, if it has none): the part
   of the head the photometric fit sees (hair, ears, neck and the back of the head are not a face model's to

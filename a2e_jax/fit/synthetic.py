@@ -16,7 +16,7 @@ import io
 import numpy as np
 
 from a2e_jax.face.model import MorphableModel
-from a2e_jax.fit.rendering import face_masks, render_batches
+from a2e_jax.fit.rendering import face_masks, landmark_pixels, render_batches
 from a2e_jax.render import camera as cam_lib
 from a2e_jax.render import shading
 
@@ -190,9 +190,7 @@ def clip(
     for image, m in zip(images, mask):
       frames.append(degrade(np.where(m[..., None], image, bg), rng))
       masks.append(m)
-  verts = np.asarray(model.vertices(ident, exp))[:, np.asarray(model.landmarks)]
-  posed = cam_lib.transform(verts, pose[:, :3], pose[:, 3:])
-  landmarks = np.asarray(cam_lib.to_pixels(camera, cam_lib.project(camera, posed)), np.float32)
+  landmarks = landmark_pixels(model, ident, exp, pose, camera).astype(np.float32)
   face = face_masks(model, exp, pose, ident, (size, size), batch)
   return Truth(np.stack(frames), landmarks, np.stack(masks), face, ident, tex, exp, pose, gamma, blink)
 
