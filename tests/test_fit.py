@@ -416,8 +416,7 @@ def test_mouth_fitted_to_its_pixels_through_the_landmarker(landmarked_clip):
   truth, faces, points, conf = landmarked_clip
   corr = find_points.mesh_correspondence(model)
   base = solve.FitConfig(photo_steps=0, landmark_noise=track.LANDMARK_NOISE)
-  names = model.channel_names
-  channels = [names.index(n if n in names else n + "_L") for n in synthetic.MOUTH_CHANNELS]
+  channels = synthetic.mouth_channels(model.channel_names)
   r = {}
   for mouth in (False, True):
     config = track.video_fit_config(base, mouth)

@@ -112,10 +112,7 @@ def accuracy(
       if ((yaw >= lo) & (yaw < hi)).any()
     }
   if bounded:
-    from a2e_jax.fit.synthetic import MOUTH_CHANNELS
-
-    for name in MOUTH_CHANNELS:
-      i = [k for k, c in enumerate(model.channel_names) if c in (name, name + "_L")][0]
+    for name, i in zip(synthetic.MOUTH_CHANNELS, synthetic.mouth_channels(model.channel_names)):
       out[f"r_{name}"] = quality.correlation(fit.exp[:, i], truth.exp[:, i])
     blink = fit.exp[:, [model.channel_names.index("eyeBlink_L"), model.channel_names.index("eyeBlink_R")]]
     if source == "vision":  # the eye-control track `a2e track` writes (the iris network's eye contour)

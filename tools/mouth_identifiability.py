@@ -80,10 +80,10 @@ def geometry(model, corr, channels) -> dict:
   it is most alike and that cosine."""
   from a2e_jax.fit import correspondence as corr_lib
   from a2e_jax.fit import find_points
+  from a2e_jax.fit.solve import inter_ocular
 
   pts = corr_lib.point_model(model, corr)
-  lmk = np.asarray(model.mean)[np.asarray(model.landmarks)]
-  iod = np.linalg.norm(lmk[42:48].mean(0) - lmk[36:42].mean(0))
+  iod = float(inter_ocular(np.asarray(model.mean)[np.asarray(model.landmarks)]))
   jac = np.asarray(pts.exp_basis)[find_points.lip_points()][:, :2][..., channels]  # [40,2,C] frontal
   jac = jac.reshape(-1, len(channels)) / iod
   gram = jac.T @ jac
@@ -109,8 +109,7 @@ def main(argv=None) -> dict:
 
   model = builtin_model()
   corr = mesh_correspondence(model)
-  names = model.channel_names
-  channels = [names.index(c if c in names else c + "_L") for c in synthetic.MOUTH_CHANNELS]
+  channels = synthetic.mouth_channels(model.channel_names)
   truth = synthetic.clip(model, args.frames, seed=args.seed)
   faces = vision.Landmarker(eyes=False, batch=16).video(truth.frames)
   seen = np.asarray(faces.found, bool)

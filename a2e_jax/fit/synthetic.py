@@ -26,6 +26,12 @@ LIP_CHANNELS = ("mouthFunnel", "mouthPucker", "mouthSmile", "mouthLowerDown", "m
 MOUTH_CHANNELS = ("jawOpen",) + LIP_CHANNELS
 
 
+def mouth_channels(channel_names) -> list[int]:
+  """The index in `channel_names` of each of MOUTH_CHANNELS: the channel, or the left one of its left/right
+  pair (the clips move the two alike)."""
+  return [channel_names.index(c if c in channel_names else c + "_L") for c in MOUTH_CHANNELS]
+
+
 @dataclasses.dataclass
 class Truth:
   """A rendered clip and what made it.
