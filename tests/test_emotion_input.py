@@ -75,3 +75,11 @@ def test_gain_and_colour_change_the_reading_only_of_the_absolute_input(encoders,
   same = np.allclose(before, after, atol=1e-4)
   assert same == invariant
   assert np.isfinite(after).all()
+
+
+def test_an_unknown_emotion_input_is_named():
+  config = a2enet.model_config("tiny")
+  config.emotion_input = "relativ"
+  module = a2enet.A2ENet(config)
+  with pytest.raises(ValueError, match="emotion_input='relativ'; choose one of absolute, relative"):
+    jax.eval_shape(module.init, jax.random.key(0), a2enet.example_view(config))

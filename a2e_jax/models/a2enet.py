@@ -27,6 +27,9 @@ SIZES = {
 }
 
 
+EMOTION_INPUTS = ("absolute", "relative")  # what the emotion encoder hears: the log-mel, or less its envelope
+
+
 def model_config(size: str = "base") -> ml_collections.ConfigDict:
   """The model's ConfigDict for `size` in SIZES (tiny ≈ 1 M parameters, base ≈ 12 M, large ≈ 70 M)."""
   if size not in SIZES:
@@ -105,7 +108,10 @@ class A2ENet(nn.Module):
 
   def encode_emotion(self, mel_btfw, mask_bt, train: bool = False):
     """mel [B,T,16,80], mask [B,T] -> (emotion_btd, emotion_bd, logits_be, intensity_b)."""
-    if self.config.get("emotion_input", "absolute") == "relative":
+    emotion_input = self.config.get("emotion_input", "absolute")
+    if emotion_input not in EMOTION_INPUTS:
+      raise ValueError(f"model.emotion_input={emotion_input!r}; choose one of {', '.join(EMOTION_INPUTS)}")
+    if emotion_input == "relative":
       mel_btfw = layers.envelope_removed(mel_btfw, mask_bt)
     return self.emotion_encoder(mel_btfw, mask_bt, train)
 

@@ -62,6 +62,9 @@ def a2enet_task(config) -> Task:
   """A2ENet (`config.model`) with `compute_losses` (`config.loss`) on `config.data` (`config.input`)."""
   if config.input not in INPUTS:
     raise UserError(f"config input={config.input!r}; choose one of {', '.join(INPUTS)}")
+  if config.model.get("emotion_input", "absolute") not in a2enet.EMOTION_INPUTS:
+    raise UserError(f"config model.emotion_input={config.model.emotion_input!r}; choose one of "
+                    f"{', '.join(a2enet.EMOTION_INPUTS)}")
   pipeline.check_data_config(config.data)  # before a dataset is built or a batch shaped
   names = channels.layout_channels(config.model.channel_layout, config.model.num_coeffs)
   module = a2enet.A2ENet(config.model)
