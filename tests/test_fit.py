@@ -381,6 +381,40 @@ def test_pictures_of_any_size_share_one_compiled_fit():
 
 
 @pytest.mark.slow
+def test_pixels_measure_and_remove_a_per_clip_landmark_bias():
+  """Landmarks off their points by the same offsets in every frame (as the real landmarker's are on a clip,
+  docs/fitting.md): a fit to them is posed wrong. With the landmarks a loose prior in the photometric stage
+  (fit.track.PIXELS_DECIDE) the key frames' pose comes from the pixels, the offsets measured against that
+  solution are taken off every frame's landmarks, and a later chunk given them (`landmark_bias`) gains too."""
+  from a2e_jax.fit.track import PIXELS_DECIDE
+
+  model = builtin_model()
+  truth = synthetic.clip(model, 32, seed=9, size=256, face_px=(150, 200), max_angle=20.0)
+  rng = np.random.default_rng(4)
+  iod = np.asarray(solve.inter_ocular(truth.landmarks))[:, None, None]
+  offsets = rng.normal(0, 0.04, (68, 2)).astype(np.float32)  # IOD units, the same in every frame
+  lmk = _noisy(truth, rng) + offsets * iod
+  corr = corr_lib.multipie68(model)
+  plain = solve.FitConfig(smooth_exp=2.0, smooth_pose=200.0)
+  errors, fits = {}, {}
+  for name, config in (("plain", plain), ("pixels", dataclasses.replace(plain, **PIXELS_DECIDE))):
+    first = solve.fit_clip(model, truth.frames[:16], lmk[:16], corr, config)
+    later = dataclasses.replace(config, fix_identity=True)
+    second = solve.fit_clip(
+      model, truth.frames[16:], lmk[16:], corr, later, id_init=first.id, tex_init=first.tex,
+      landmark_bias=first.landmark_bias,
+    )
+    fits[name] = first
+    errors[name] = [np.median(quality.pose_error_deg(f.pose, truth.pose[s])) for f, s in
+                    ((first, slice(16)), (second, slice(16, 32)))]
+  assert fits["plain"].landmark_bias is None
+  found = fits["pixels"].landmark_bias  # canonical-picture pixels per IOD, as the offsets
+  assert np.corrcoef(found.ravel(), offsets.ravel())[0, 1] >= 0.7
+  for chunk in range(2):
+    assert errors["pixels"][chunk] <= 0.7 * errors["plain"][chunk], errors
+
+
+@pytest.mark.slow
 def test_later_chunk_started_from_the_previous_one_needs_fewer_iterations():
   """A video's later chunk (identity known) started from the previous chunk's last pose and expression
   reaches with 8 Gauss–Newton iterations what a cold start reaches with 20 (fit.track.LATER_GN_ITERATIONS)."""

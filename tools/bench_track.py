@@ -79,6 +79,7 @@ def accuracy(
       confidence_tl=conf[index],
       id_init=ident,
       tex_init=tex,
+      landmark_bias=None if ident is None else fits[-1].landmark_bias,
     )
     ident, tex = fit.id, fit.tex
     fits.append(fit)

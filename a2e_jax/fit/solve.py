@@ -72,6 +72,10 @@ class FitConfig:
   polish_steps: int = 100  # Adam steps after Gauss–Newton, for the expression's L1 prior
   refine_iterations: int = 6  # landmark steps of every frame after the photometric stage fixed the identity
   photo_frames: int = 8  # frames (evenly spread) that the photometric stage sees; identity is per clip
+  photo_landmark_weight: float = 1.0  # the landmark term's weight in the photometric stage
+  # Measure the landmarks' per-clip bias at the photometric stage's solution, take it off every frame's
+  # landmarks, and refit the identity and every frame to them (docs/fitting.md).
+  landmark_bias: bool = False
   mouth_steps: int = 0  # Adam steps of every frame's expression against the pixels of a crop of its mouth
   mouth_crop: int = 64  # side of that crop in pixels
   mouth_margin: float = 1.6  # its side / the larger extent of the landmarks on the lips
@@ -108,6 +112,7 @@ class FitResult:
   gamma: np.ndarray
   landmark_error: np.ndarray
   image_size: tuple
+  landmark_bias: np.ndarray | None = None
 
 
 def inter_ocular(points_tl2):
@@ -136,6 +141,7 @@ def fit_clip(
   tex_init=None,
   mesh=None,
   start=None,
+  landmark_bias=None,
 ) -> FitResult:
   """Fits `model` to a clip.
 
@@ -188,15 +194,20 @@ def fit_clip(
   init = _initial_params(model, pts, eyes, CANONICAL, lmk, conf, id_init, tex_init, start)
   face_tri = face_triangles(model)
   jmodel = jax.tree.map(jnp.asarray, model)
+  bias = np.zeros(lmk.shape[1:], np.float32) if landmark_bias is None else np.asarray(landmark_bias, np.float32)
+  # The lips keep their points: the landmarker's constant offsets at our model's mouth are not its offsets at
+  # a real one (constant lip offsets took the real talking head's lip-gap r from 0.94 to 0.21 and 0.46).
+  bias_points = (~_on_lips(model, corr)).astype(np.float32)
   frame_args = (init, observed, lmk, conf, crops)
   if mesh is not None:  # frames split over the mesh's devices, the shared identity and model replicated
     split = _shard_frames(mesh, frame_args + (mouth_frames if mouth is not None else ()), num)
     frame_args, mouth_frames = split[: len(frame_args)], split[len(frame_args) :] or mouth_frames
   params = _solve(
-    jmodel, pts.arrays(), jnp.asarray(corr.weights), *frame_args, face_tri, mouth, *mouth_frames,
-    config=config, mesh=mesh
+    jmodel, pts.arrays(), jnp.asarray(corr.weights), *frame_args, face_tri, mouth, *mouth_frames, bias,
+    bias_points, config=config, mesh=mesh
   )
   params = jax.device_get(params)
+  bias = params.pop("landmark_bias")
   centre = init["anchor"] + init["scale"][:, None] * params["centre"]
   trans = np.asarray(translation(CANONICAL, centre, params["depth"]))
   pose = np.concatenate([params["rot"], trans], -1).astype(np.float32)
@@ -209,6 +220,7 @@ def fit_clip(
     gamma=params["gamma"],
     landmark_error=err,
     image_size=(height, width),
+    landmark_bias=bias if config.landmark_bias else None,
   )
 
 
@@ -313,9 +325,16 @@ def _mouth_part(model, corr):
     color_mean=cut(model.color_mean),
     color_basis=cut(model.color_basis),
   )
-  on_lips = np.zeros(len(mean), bool)
+  return part, _on_lips(model, corr)
+
+
+def _on_lips(model, corr):
+  """[L] bool: the correspondence's points on the model's "lips" region (none when it has no such region)."""
+  if "lips" not in model.regions:
+    return np.zeros(len(corr.weights), bool)
+  on_lips = np.zeros(model.mean.shape[0], bool)
   on_lips[np.asarray(model.regions["lips"])] = True
-  return part, on_lips[corr.vertices(model.triangles)].any(1)
+  return on_lips[corr.vertices(model.triangles)].any(1)
 
 
 def _landmark_error(pts, id_k, exp_tk, pose_t6, camera, lmk, iod):
@@ -417,10 +436,11 @@ def _solve_albedo(frags, normals, gamma, observed, mask, model, weight):
 @functools.partial(jax.jit, static_argnames=("config", "mesh"))
 def _solve(
   model, pts_arrays, lmk_weights, init, observed, lmk, conf, crops, face_tri, mouth, mouth_seen, mouth_boxes,
-  *, config, mesh
+  bias, bias_points, *, config, mesh
 ):
   camera = CANONICAL
   anchor, scale = init["anchor"], init["scale"]
+  lmk = lmk - bias * scale[:, None, None]
   params = {k: init[k] for k in ("id", "tex", "exp", "rot", "centre", "depth", "gamma")}
   num = lmk.shape[0]
   rates = {
@@ -549,14 +569,34 @@ def _solve(
         sub["gamma"] = _solve_lighting(frags, normals, albedo, observed[keys], mask, model.triangles, mesh)
     sub = run(
       sub,
-      lambda p, frac: landmark_energy(p, config.sigma_end, keys) + photo_energy(p, keys),
+      lambda p, frac: config.photo_landmark_weight * landmark_energy(p, config.sigma_end, keys)
+      + photo_energy(p, keys),
       config.photo_steps,
       lambda k, frac: 1.0,
     )
     params = {k: params[k].at[keys].set(sub[k]) if k in per_frame else sub[k] for k in params}
     if num == len(keys):
-      return params
-    if config.refine_iterations:
+      return {**params, "landmark_bias": bias}
+    if config.landmark_bias:
+      # The key frames' pose, size and depth came from the pixels; what the landmarks still miss there is
+      # their bias on this clip (the mean over key frames, per point, in IOD units; not the lips').
+      px = _project_points(pts_arrays, sub, anchor[keys], scale[keys], camera)
+      seen = conf[keys][..., None]
+      found = jnp.sum(seen * (lmk[keys] - px) / scale[keys][:, None, None], 0) / jnp.maximum(
+        jnp.sum(seen, 0), 1e-6
+      )
+      found = found * bias_points[:, None]
+      lmk = lmk - found * scale[:, None, None]
+      bias = bias + found
+      # Every frame and the identity refitted to the corrected landmarks, and the expression's L1 polish.
+      params = landmarks_gn(params, everything, config.refine_iterations, rigid_first=False)
+      params = run(
+        params,
+        lambda p, frac: landmark_energy(p, config.sigma_end, everything),
+        config.polish_steps,
+        lambda k, frac: 0.0 if k in still else 1.0,
+      )
+    elif config.refine_iterations:
       params = landmarks_gn(
         params, everything, config.refine_iterations, fixed_identity=True, rigid_first=False
       )
@@ -582,5 +622,5 @@ def _solve(
       config.mouth_steps,
       lambda k, frac: float(k in config.mouth_groups),
     )
-  return params
+  return {**params, "landmark_bias": bias}
 

@@ -35,6 +35,11 @@ GAZE_PER_RADIAN = 0.4
 LANDMARK_NOISE = 0.03
 # Gauss–Newton iterations of a video's later chunks (FitConfig.gn_iterations: 20 for a first chunk).
 LATER_GN_ITERATIONS = 8
+# A video's key frames (the first chunk's photometric stage, 150 Adam steps) let the pixels decide the pose,
+# size and depth: the landmarks are a loose prior there (weight 0.01); the landmarks' bias on the clip,
+# measured against that solution, is taken off every frame's landmarks (except the lips'), and the identity
+# and every frame are refitted to them; later chunks take the same bias off (docs/fitting.md).
+PIXELS_DECIDE = {"photo_landmark_weight": 0.01, "photo_steps": 150, "landmark_bias": True}
 # `Tracker(mouth=True)`: every frame's expression (and pose) also fitted to the pixels of a crop of its mouth
 # (FitConfig.mouth_steps): the lip channels follow the picture where the landmarker's lips do not.
 MOUTH_FIT = {"mouth_steps": 60, "mouth_weight": 3000.0, "mouth_groups": ("exp", "rot", "centre", "depth")}
@@ -188,6 +193,7 @@ class Tracker:
         tex_init=tex,
         mesh=self.mesh,
         start=None if ident is None else (fits[-1].pose[-1, :3], fits[-1].exp[-1]),
+        landmark_bias=None if ident is None else fits[-1].landmark_bias,
       )
       ident, tex = fit.id, fit.tex
       fits.append(_cut(fit, stop - start))
@@ -215,7 +221,7 @@ class Tracker:
 def video_fit_config(config: solve.FitConfig, mouth: bool = False) -> solve.FitConfig:
   """A video chunk's FitConfig from the photo one: smoothness, and MOUTH_FIT."""
   config = dataclasses.replace(
-    config, smooth_exp=config.smooth_exp or 2.0, smooth_pose=config.smooth_pose or 200.0
+    config, smooth_exp=config.smooth_exp or 2.0, smooth_pose=config.smooth_pose or 200.0, **PIXELS_DECIDE
   )
   return dataclasses.replace(config, **MOUTH_FIT) if mouth else config
 
