@@ -389,7 +389,7 @@ def test_pixels_measure_and_remove_a_per_clip_landmark_bias():
   from a2e_jax.fit.track import PIXELS_DECIDE
 
   model = builtin_model()
-  truth = synthetic.clip(model, 32, seed=9, size=256, face_px=(150, 200), max_angle=20.0)
+  truth = synthetic.clip(model, 32, seed=9, size=256, face_px=(120, 150), max_angle=20.0)
   rng = np.random.default_rng(4)
   iod = np.asarray(solve.inter_ocular(truth.landmarks))[:, None, None]
   offsets = rng.normal(0, 0.04, (68, 2)).astype(np.float32)  # IOD units, the same in every frame

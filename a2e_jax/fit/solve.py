@@ -103,6 +103,8 @@ class FitResult:
     gamma: [T,27] SH lighting (Deep3DFaceRecon's layout, ambient 0.8 added by the shader).
     landmark_error: [T] median landmark reprojection error per frame, in IOD units.
     image_size: (H, W) of the frames (the camera is Deep3DFaceRecon's scaled to them).
+    landmark_bias: [L,2] the landmarks' per-clip bias (IOD units, canonical picture axes) the fit took off
+      them (config.landmark_bias), or None.
   """
 
   id: np.ndarray
@@ -160,6 +162,8 @@ def fit_clip(
       None for one device.
     start: (angles [3], expression [Ke]) every frame starts from (e.g. the previous chunk's last frame), or
       None for a frontal head with a neutral face.
+    landmark_bias: [L,2] the clip's landmark bias (IOD units) from an earlier chunk's fit
+      (FitResult.landmark_bias, config.landmark_bias), taken off this chunk's landmarks; None for none.
   """
   frames = np.asarray(frames_thw3)
   num, height, width = frames.shape[:3]
@@ -194,7 +198,9 @@ def fit_clip(
   init = _initial_params(model, pts, eyes, CANONICAL, lmk, conf, id_init, tex_init, start)
   face_tri = face_triangles(model)
   jmodel = jax.tree.map(jnp.asarray, model)
-  bias = np.zeros(lmk.shape[1:], np.float32) if landmark_bias is None else np.asarray(landmark_bias, np.float32)
+  bias = (
+    np.zeros(lmk.shape[1:], np.float32) if landmark_bias is None else np.asarray(landmark_bias, np.float32)
+  )
   # The lips keep their points: the landmarker's constant offsets at our model's mouth are not its offsets at
   # a real one (constant lip offsets took the real talking head's lip-gap r from 0.94 to 0.21 and 0.46).
   bias_points = (~_on_lips(model, corr)).astype(np.float32)
