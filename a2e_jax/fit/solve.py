@@ -542,15 +542,20 @@ def _solve(
     )
 
   everything = slice(None)
-  fixed = config.fix_identity
-  if config.optimizer == "gauss_newton":
-    params = landmarks_gn(params, everything, config.gn_iterations, fixed_identity=fixed)
-    params = run(
-      params,
-      lambda p, frac: landmark_energy(p, config.sigma_end, everything),
+
+  def landmarks_and_polish(p, iterations, **kw):
+    """Gauss–Newton on every frame's landmarks, then the Adam polish with the expression's L1 prior."""
+    p = landmarks_gn(p, everything, iterations, **kw)
+    return run(
+      p,
+      lambda q, frac: landmark_energy(q, config.sigma_end, everything),
       config.polish_steps,
       lambda k, frac: 0.0 if k in still else 1.0,
     )
+
+  fixed = config.fix_identity
+  if config.optimizer == "gauss_newton":
+    params = landmarks_and_polish(params, config.gn_iterations, fixed_identity=fixed)
   else:
     params = run(
       params,
@@ -595,13 +600,7 @@ def _solve(
       lmk = lmk - found * scale[:, None, None]
       bias = bias + found
       # Every frame and the identity refitted to the corrected landmarks, and the expression's L1 polish.
-      params = landmarks_gn(params, everything, config.refine_iterations, rigid_first=False)
-      params = run(
-        params,
-        lambda p, frac: landmark_energy(p, config.sigma_end, everything),
-        config.polish_steps,
-        lambda k, frac: 0.0 if k in still else 1.0,
-      )
+      params = landmarks_and_polish(params, config.refine_iterations, rigid_first=False)
     elif config.refine_iterations:
       params = landmarks_gn(
         params, everything, config.refine_iterations, fixed_identity=True, rigid_first=False
