@@ -205,7 +205,6 @@ def masked_mean(x_bt_, mask_bt):
   return (x_bt_ * m).sum(1) / jnp.maximum(m.sum(1), 1.0)
 
 
-
 LOUD_WITHIN = 2.4  # mel units (12.5 dB each, audio/features.py): frames within 30 dB of a chunk's loudest
 ENVELOPE_TERMS = 8  # cosines over the 80 bands: level, tilt and shapes as broad as 20 bands and broader
 
